@@ -1,0 +1,44 @@
+# Two commands: `make run` (set up, migrate, seed the demo, serve on :8000 with a Celery worker)
+# and `make test` (set up, run the whole suite). Both need only Python 3.11.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: setup run test lint messages bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# The dev server runs with DEBUG on unless you say otherwise; production uses docker compose.
+run: export DEBUG ?= 1
+run: setup
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py seed_demo
+	@echo "Serving http://127.0.0.1:8000 (web + Celery worker). Ctrl-C stops both."
+	$(VENV)/bin/honcho -f Procfile.dev start
+
+test: export SECRET_KEY ?= test-only-insecure-key
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+# Rebuild the translation catalogues after changing strings (needs GNU gettext).
+messages: export DEBUG ?= 1
+messages: setup
+	cd labeling && ../$(PY) ../manage.py makemessages -l zh_Hans --no-obsolete
+	cd labeling && ../$(PY) ../manage.py compilemessages -l zh_Hans
+
+bench: export SECRET_KEY ?= bench-only-insecure-key
+bench: setup
+	$(PY) bench/annotation_load.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache *.egg-info

@@ -1,0 +1,80 @@
+from django.contrib import admin
+
+from labeling import models
+
+
+class LabelInline(admin.TabularInline):
+    model = models.Label
+    extra = 0
+
+
+@admin.register(models.Campaign)
+class CampaignAdmin(admin.ModelAdmin):
+    list_display = ("name", "slug", "annotations_per_clip", "single_label_min_votes", "is_active")
+    prepopulated_fields = {"slug": ("name",)}
+    filter_horizontal = ("annotators",)
+    inlines = [LabelInline]
+
+
+@admin.register(models.Label)
+class LabelAdmin(admin.ModelAdmin):
+    list_display = ("campaign", "code", "name", "display_name", "is_rare")
+    list_filter = ("campaign", "is_rare")
+
+
+@admin.register(models.AnnotatorProfile)
+class AnnotatorProfileAdmin(admin.ModelAdmin):
+    list_display = ("user", "region", "cultural_background", "languages")
+    search_fields = ("user__username", "region", "cultural_background")
+
+
+@admin.register(models.Movie)
+class MovieAdmin(admin.ModelAdmin):
+    list_display = ("title", "campaign", "status", "duration_s")
+    list_filter = ("campaign", "status")
+    search_fields = ("title",)
+
+
+@admin.register(models.Clip)
+class ClipAdmin(admin.ModelAdmin):
+    list_display = ("number", "campaign", "movie", "status", "start_s", "end_s")
+    list_filter = ("campaign", "status")
+    search_fields = ("number", "movie__title")
+    list_select_related = ("campaign", "movie")
+
+
+@admin.register(models.Screening)
+class ScreeningAdmin(admin.ModelAdmin):
+    list_display = ("clip", "reviewer", "decision", "shows_face", "shows_emotion", "created_at")
+    list_filter = ("decision",)
+    list_select_related = ("clip", "reviewer")
+
+
+@admin.register(models.ClipReport)
+class ClipReportAdmin(admin.ModelAdmin):
+    list_display = ("clip", "reporter", "kind", "created_at")
+    list_filter = ("kind",)
+    list_select_related = ("clip", "reporter")
+
+
+@admin.register(models.Assignment)
+class AssignmentAdmin(admin.ModelAdmin):
+    list_display = ("clip", "annotator", "slot", "status", "leased_at", "expires_at")
+    list_filter = ("status",)
+    list_select_related = ("clip", "annotator")
+    raw_id_fields = ("clip", "annotator")
+
+
+@admin.register(models.Annotation)
+class AnnotationAdmin(admin.ModelAdmin):
+    """Raw labels are the dataset: admins read them here, nobody edits them."""
+
+    list_display = ("clip", "annotator", "label", "slot", "created_at")
+    list_filter = ("label__name",)
+    list_select_related = ("clip", "annotator", "label")
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -1,0 +1,37 @@
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.parsers import JSONParser
+
+from labeling.api import views
+
+app_name = "api"
+
+
+class TokenApi(ObtainAuthToken):
+    """POST {username, password} → {token}."""
+
+    parser_classes = [JSONParser]
+
+
+urlpatterns = [
+    path("auth/token/", TokenApi.as_view(), name="auth-token"),
+    path("tasks/next/", views.TaskNextApi.as_view(), name="task-next"),
+    path(
+        "assignments/<int:assignment_id>/submit/",
+        views.AssignmentSubmitApi.as_view(),
+        name="assignment-submit",
+    ),
+    path(
+        "assignments/<int:assignment_id>/release/",
+        views.AssignmentReleaseApi.as_view(),
+        name="assignment-release",
+    ),
+    path(
+        "assignments/<int:assignment_id>/report/",
+        views.AssignmentReportApi.as_view(),
+        name="assignment-report",
+    ),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+]

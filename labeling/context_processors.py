@@ -1,0 +1,16 @@
+from django.utils.functional import SimpleLazyObject
+
+from labeling.models import Role
+from labeling.services import user_has_role
+
+
+def roles(request):
+    """`roles.annotator` / `roles.reviewer` in templates, queried only when a template asks."""
+
+    def compute():
+        user = getattr(request, "user", None)
+        if user is None:
+            return {}
+        return {role.value: user_has_role(user, role) for role in Role}
+
+    return {"roles": SimpleLazyObject(compute)}

@@ -1,0 +1,297 @@
+"""Campaigns, movies, clips, the people who work on them, and their leases and labels.
+
+The invariants that protect annotators' work are database constraints, not only checks in
+Python: one live assignment per slot, one live assignment and one annotation per annotator per
+clip, slots numbered from 1. Services in ``labeling/services.py`` are the only writers.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class Role(models.TextChoices):
+    """Roles are Django groups of these names; staff users are the admins."""
+
+    ANNOTATOR = "annotator", _("Annotator")
+    EXTRACTOR = "extractor", _("Extractor")
+    REVIEWER = "reviewer", _("Reviewer")
+
+
+class Campaign(models.Model):
+    name = models.CharField(_("name"), max_length=200)
+    slug = models.SlugField(_("slug"), max_length=100, unique=True)
+    description = models.TextField(_("description"), blank=True)
+    annotations_per_clip = models.PositiveSmallIntegerField(
+        _("annotations per clip"), default=10
+    )
+    single_label_min_votes = models.PositiveSmallIntegerField(
+        _("votes for a single label"),
+        default=7,
+        help_text=_("A clip gets a single label when one emotion has at least this many votes."),
+    )
+    lease_minutes = models.PositiveSmallIntegerField(_("lease length (minutes)"), default=10)
+    clips_per_movie = models.PositiveSmallIntegerField(_("clips per movie"), default=20)
+    is_active = models.BooleanField(_("open for labelling"), default=True)
+    annotators = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, related_name="annotation_campaigns", blank=True
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(annotations_per_clip__gte=1), name="campaign_annotations_per_clip_gte_1"
+            ),
+            models.CheckConstraint(
+                condition=Q(single_label_min_votes__gte=1)
+                & Q(single_label_min_votes__lte=F("annotations_per_clip")),
+                name="campaign_single_label_votes_within_annotations",
+            ),
+            models.CheckConstraint(condition=Q(lease_minutes__gte=1), name="campaign_lease_gte_1"),
+            models.CheckConstraint(
+                condition=Q(clips_per_movie__gte=1), name="campaign_clips_per_movie_gte_1"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Label(models.Model):
+    """One class of a campaign's label set; DFEW's seven emotions by default."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="labels")
+    code = models.PositiveSmallIntegerField(_("code"))
+    name = models.SlugField(_("name"), max_length=40)
+    display_name = models.CharField(_("display name"), max_length=80)
+    is_rare = models.BooleanField(_("rare (extra reward)"), default=False)
+
+    class Meta:
+        ordering = ["campaign", "code"]
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "code"], name="label_code_unique"),
+            models.UniqueConstraint(fields=["campaign", "name"], name="label_name_unique"),
+            models.CheckConstraint(condition=Q(code__gte=1), name="label_code_gte_1"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name}"
+
+
+class AnnotatorProfile(models.Model):
+    """Who an annotator is: DFEW chose annotators of one cultural background."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="annotator_profile"
+    )
+    region = models.CharField(_("region"), max_length=100, blank=True)
+    cultural_background = models.CharField(_("cultural background"), max_length=100, blank=True)
+    languages = models.CharField(
+        _("languages"), max_length=200, blank=True, help_text=_("Comma-separated, e.g. zh, en")
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"profile of {self.user}"
+
+
+class Movie(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending probe")
+        READY = "ready", _("Ready")
+        FAILED = "failed", _("Failed")
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="movies")
+    title = models.CharField(_("title"), max_length=300)
+    source = models.FileField(_("source file"), upload_to="movies/", blank=True)
+    duration_s = models.FloatField(_("duration (s)"), null=True, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["campaign", "pk"]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class ClipQuerySet(models.QuerySet):
+    def open_for_annotation(self) -> ClipQuerySet:
+        return self.filter(status=Clip.Status.ANNOTATING, campaign__is_active=True)
+
+    def awaiting_screening(self) -> ClipQuerySet:
+        return self.filter(status=Clip.Status.SCREENING)
+
+
+class Clip(models.Model):
+    class Status(models.TextChoices):
+        PROPOSED = "proposed", _("Proposed")
+        READY = "ready", _("Media ready")
+        SCREENING = "screening", _("Screening")
+        ANNOTATING = "annotating", _("Annotating")
+        COMPLETE = "complete", _("Complete")
+        REJECTED = "rejected", _("Rejected")
+        FAILED = "failed", _("Failed")
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="clips")
+    movie = models.ForeignKey(Movie, on_delete=models.CASCADE, related_name="clips")
+    number = models.PositiveIntegerField(_("clip number"), help_text=_("DFEW-style clip id"))
+    start_s = models.FloatField(_("start (s)"), default=0)
+    end_s = models.FloatField(_("end (s)"))
+    video = models.FileField(upload_to="clips/", blank=True)
+    poster = models.FileField(upload_to="posters/", blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PROPOSED)
+    status_reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ClipQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["campaign", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "number"], name="clip_number_unique"),
+            models.CheckConstraint(condition=Q(end_s__gt=F("start_s")), name="clip_end_after_start"),
+        ]
+        indexes = [models.Index(fields=["status", "campaign"], name="clip_status_campaign")]
+
+    def __str__(self) -> str:
+        return f"clip {self.number:05d}"
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+
+class Screening(models.Model):
+    """A reviewer's decision on a clip before it reaches the annotators."""
+
+    class Decision(models.TextChoices):
+        ACCEPT = "accept", _("Accept")
+        REJECT = "reject", _("Reject")
+
+    clip = models.ForeignKey(Clip, on_delete=models.CASCADE, related_name="screenings")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    shows_face = models.BooleanField(_("shows a face"))
+    shows_emotion = models.BooleanField(_("shows one of the emotions"))
+    decision = models.CharField(max_length=8, choices=Decision.choices)
+    reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # An accepted clip must have been seen to show a face and an emotion.
+            models.CheckConstraint(
+                condition=~Q(decision="accept") | (Q(shows_face=True) & Q(shows_emotion=True)),
+                name="screening_accept_needs_face_and_emotion",
+            ),
+        ]
+
+
+class ClipReport(models.Model):
+    """An annotator's "problem with this clip"; it sends the clip back to screening."""
+
+    class Kind(models.TextChoices):
+        NO_FACE = "no_face", _("No face")
+        BROKEN = "broken", _("Broken video")
+        NO_EMOTION = "no_emotion", _("None of the emotions")
+
+    clip = models.ForeignKey(Clip, on_delete=models.CASCADE, related_name="reports")
+    reporter = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    note = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+
+LIVE_ASSIGNMENT_STATUSES = ("leased", "submitted")
+
+
+class Assignment(models.Model):
+    """A lease of one slot of a clip to one annotator.
+
+    A clip with ``annotations_per_clip = n`` has slots 1..n. A slot is held by at most one live
+    assignment (leased or submitted); the allocator only hands out free slots up to n while
+    holding the clip's row lock, so an (n+1)th label can never be asked for.
+    """
+
+    class Status(models.TextChoices):
+        LEASED = "leased", _("Leased")
+        SUBMITTED = "submitted", _("Submitted")
+        RELEASED = "released", _("Released")
+        EXPIRED = "expired", _("Expired")
+
+    clip = models.ForeignKey(Clip, on_delete=models.CASCADE, related_name="assignments")
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments"
+    )
+    slot = models.PositiveSmallIntegerField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.LEASED)
+    leased_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["leased_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["clip", "slot"],
+                condition=Q(status__in=LIVE_ASSIGNMENT_STATUSES),
+                name="assignment_one_live_per_slot",
+            ),
+            models.UniqueConstraint(
+                fields=["clip", "annotator"],
+                condition=Q(status__in=LIVE_ASSIGNMENT_STATUSES),
+                name="assignment_one_live_per_annotator",
+            ),
+            models.CheckConstraint(condition=Q(slot__gte=1), name="assignment_slot_gte_1"),
+        ]
+        indexes = [
+            models.Index(fields=["clip", "status"], name="assignment_clip_status"),
+            models.Index(fields=["annotator", "status"], name="assignment_annotator_status"),
+            models.Index(fields=["status", "expires_at"], name="assignment_status_expiry"),
+        ]
+
+    def __str__(self) -> str:
+        return f"assignment {self.pk} ({self.status})"
+
+    def is_live_lease(self, now=None) -> bool:
+        return self.status == self.Status.LEASED and self.expires_at > (now or timezone.now())
+
+
+class Annotation(models.Model):
+    """One annotator's label for one clip. Never edited, never deleted by the app."""
+
+    assignment = models.OneToOneField(
+        Assignment, on_delete=models.PROTECT, related_name="annotation"
+    )
+    clip = models.ForeignKey(Clip, on_delete=models.PROTECT, related_name="annotations")
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="annotations"
+    )
+    label = models.ForeignKey(Label, on_delete=models.PROTECT, related_name="annotations")
+    slot = models.PositiveSmallIntegerField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["clip", "slot"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["clip", "annotator"], name="annotation_one_per_annotator_per_clip"
+            ),
+            models.UniqueConstraint(fields=["clip", "slot"], name="annotation_one_per_slot"),
+            models.CheckConstraint(condition=Q(slot__gte=1), name="annotation_slot_gte_1"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.annotator} → {self.label.name} on {self.clip}"

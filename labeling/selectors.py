@@ -1,0 +1,64 @@
+"""Reads for pages and the API, shaped so templates and serializers never query in loops."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.db.models import Count
+from django.utils import timezone
+
+from labeling.models import Annotation, Assignment, Campaign, Clip
+
+
+def annotator_submitted_count(*, user, campaign_id: int) -> int:
+    """How many labels this annotator has submitted in the campaign (their own work only)."""
+    return Annotation.objects.filter(annotator=user, clip__campaign_id=campaign_id).count()
+
+
+def campaign_overview_list(*, active_within: timedelta = timedelta(hours=24)) -> list[dict]:
+    """Per campaign: clips by status, labels collected and needed, annotators active lately."""
+    since = timezone.now() - active_within
+    campaigns = list(
+        Campaign.objects.annotate(
+            labels_collected=Count("clips__annotations", distinct=True),
+            annotators_enrolled=Count("annotators", distinct=True),
+        ).order_by("-created_at", "pk")
+    )
+    by_status: dict[int, dict[str, int]] = {}
+    for row in Clip.objects.values("campaign_id", "status").annotate(n=Count("pk")).order_by():
+        by_status.setdefault(row["campaign_id"], {})[row["status"]] = row["n"]
+    active = dict(
+        Assignment.objects.filter(leased_at__gte=since)
+        .values("clip__campaign_id")
+        .annotate(n=Count("annotator", distinct=True))
+        .order_by()
+        .values_list("clip__campaign_id", "n")
+    )
+    rows = []
+    for campaign in campaigns:
+        statuses = by_status.get(campaign.pk, {})
+        in_pool = sum(
+            statuses.get(s, 0) for s in (Clip.Status.ANNOTATING, Clip.Status.COMPLETE)
+        )
+        rows.append(
+            {
+                "campaign": campaign,
+                "statuses": [(label, statuses.get(value, 0)) for value, label in Clip.Status.choices],
+                "clips_total": sum(statuses.values()),
+                "labels_collected": campaign.labels_collected,
+                "labels_needed": in_pool * campaign.annotations_per_clip,
+                "annotators_enrolled": campaign.annotators_enrolled,
+                "annotators_active": active.get(campaign.pk, 0),
+            }
+        )
+    return rows
+
+
+def clip_list_for_screening() -> list[Clip]:
+    """Clips waiting for a reviewer, oldest first, with the annotators' reports on them."""
+    return list(
+        Clip.objects.awaiting_screening()
+        .select_related("campaign", "movie")
+        .prefetch_related("reports")
+        .order_by("updated_at", "pk")
+    )

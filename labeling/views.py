@@ -1,0 +1,130 @@
+"""Pages: the annotator's labelling page, the reviewer's screening page, the staff overview.
+
+Views get ready data from selectors and change data only through services.
+"""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_GET, require_POST
+
+from labeling import selectors, services
+from labeling.errors import ApplicationError
+from labeling.models import ClipReport, Role
+
+# DFEW's emotion names as the annotator sees them, in the page's language.
+EMOTION_DISPLAY = {
+    "happy": gettext_lazy("Happy"),
+    "sad": gettext_lazy("Sad"),
+    "neutral": gettext_lazy("Neutral"),
+    "angry": gettext_lazy("Angry"),
+    "surprise": gettext_lazy("Surprise"),
+    "disgust": gettext_lazy("Disgust"),
+    "fear": gettext_lazy("Fear"),
+}
+
+
+def role_required(role: Role):
+    def decorator(view):
+        @wraps(view)
+        @login_required
+        def wrapper(request, *args, **kwargs):
+            if not services.user_has_role(request.user, role):
+                raise PermissionDenied(f"This page is for the {role.label.lower()} role.")
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+@login_required
+@require_GET
+def home(request):
+    user = request.user
+    if user.is_staff:
+        return redirect("campaign-overview")
+    if services.user_has_role(user, Role.ANNOTATOR):
+        return redirect("annotate")
+    if services.user_has_role(user, Role.REVIEWER):
+        return redirect("screening")
+    return render(request, "labeling/no_role.html", status=403)
+
+
+@role_required(Role.ANNOTATOR)
+@require_GET
+def annotate(request):
+    strings = {
+        "labels": {name: str(text) for name, text in EMOTION_DISPLAY.items()},
+        "done": _("Nothing left to label for now. Thank you!"),
+        "expired": _("Lease expired: your label is kept only if your place is still free."),
+        "submitted": _("Saved"),
+        "error": _("Something went wrong; your last label was not saved."),
+        "reported": _("Thanks, the clip goes back to a reviewer."),
+    }
+    return render(
+        request,
+        "labeling/annotate.html",
+        {
+            "strings": strings,
+            "campaign_id": request.GET.get("campaign", ""),
+            "problem_kinds": ClipReport.Kind.choices,
+        },
+    )
+
+
+@role_required(Role.REVIEWER)
+@require_GET
+def screening(request):
+    return render(
+        request, "labeling/screening.html", {"clips": selectors.clip_list_for_screening()}
+    )
+
+
+# A reviewer's verdict button → (shows a face, shows an emotion, default reason).
+SCREENING_VERDICTS = {
+    "accept": (True, True, ""),
+    "no_face": (False, True, gettext_lazy("no face")),
+    "no_emotion": (True, False, gettext_lazy("none of the emotions")),
+    "broken": (False, False, gettext_lazy("broken video")),
+}
+
+
+@role_required(Role.REVIEWER)
+@require_POST
+def screening_decide(request, clip_id: int):
+    verdict = SCREENING_VERDICTS.get(request.POST.get("verdict", ""))
+    if verdict is None:
+        messages.error(request, _("Choose a verdict."))
+        return redirect("screening")
+    shows_face, shows_emotion, default_reason = verdict
+    note = request.POST.get("reason", "").strip()
+    reason = "; ".join(part for part in (str(default_reason), note) if part)
+    try:
+        services.clip_screen(
+            reviewer=request.user,
+            clip_id=clip_id,
+            shows_face=shows_face,
+            shows_emotion=shows_emotion,
+            reason=reason,
+        )
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    return redirect("screening")
+
+
+@login_required
+@require_GET
+def campaign_overview(request):
+    if not request.user.is_staff:
+        raise PermissionDenied("Staff only.")
+    return render(
+        request, "labeling/overview.html", {"rows": selectors.campaign_overview_list()}
+    )

@@ -1,0 +1,164 @@
+"""Drawn faces that show DFEW's seven emotions, for demos, tests and smoke training.
+
+Pure numpy/PIL: no Django, no torch. A clip starts neutral and moves to its emotion's apex
+(mouth curve and opening, brow height and tilt, eye opening, nose wrinkle), with random jitter
+in face position, size, drift, skin and background colour, and pixel noise, so that a model has
+to look at the expression rather than at a fixed pixel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from pipeline.emotions import EMOTION_NAMES
+
+
+@dataclass(frozen=True)
+class Expression:
+    """Facial parameters at the apex of an emotion; 0 everywhere is the neutral face.
+
+    smile: mouth-corner lift (+ up, − down); mouth_open: 0..1; mouth_width: relative change;
+    skew: one-sided corner lift (disgust); brow_raise: + up; brow_tilt: + inner ends down
+    (anger), − inner ends up (sadness, fear); eye_open: relative change; wrinkle: nose lines.
+    """
+
+    smile: float = 0.0
+    mouth_open: float = 0.0
+    mouth_width: float = 0.0
+    skew: float = 0.0
+    brow_raise: float = 0.0
+    brow_tilt: float = 0.0
+    eye_open: float = 0.0
+    wrinkle: float = 0.0
+
+
+EXPRESSIONS: dict[str, Expression] = {
+    "happy": Expression(smile=1.0, mouth_open=0.25, mouth_width=0.25, eye_open=-0.35),
+    "sad": Expression(smile=-0.8, brow_tilt=-0.8, eye_open=-0.25, mouth_width=-0.1),
+    "neutral": Expression(),
+    "angry": Expression(smile=-0.3, brow_tilt=1.0, brow_raise=-0.3, eye_open=-0.3, mouth_width=-0.2),
+    "surprise": Expression(mouth_open=1.0, mouth_width=-0.3, brow_raise=1.0, eye_open=0.7),
+    "disgust": Expression(smile=-0.4, skew=0.8, brow_raise=-0.4, eye_open=-0.45, wrinkle=1.0),
+    "fear": Expression(smile=-0.35, mouth_open=0.55, mouth_width=0.3, brow_raise=0.7,
+                       brow_tilt=-0.6, eye_open=0.6),
+}
+assert set(EXPRESSIONS) == set(EMOTION_NAMES)
+
+
+@dataclass(frozen=True)
+class FaceStyle:
+    """Per-clip appearance: where the face is, how big, how it drifts, its colours."""
+
+    cx: float
+    cy: float
+    radius: float
+    drift_x: float
+    drift_y: float
+    skin: tuple[int, int, int]
+    background: tuple[int, int, int]
+    noise: float
+
+
+def random_style(rng: np.random.Generator, size: int) -> FaceStyle:
+    radius = size * rng.uniform(0.30, 0.40)
+    margin = size * 0.5 - radius
+    skin = tuple(int(v) for v in np.clip(rng.normal([214, 170, 140], 25), 60, 255))
+    background = tuple(int(v) for v in rng.integers(20, 235, size=3))
+    return FaceStyle(
+        cx=size / 2 + rng.uniform(-margin, margin) * 0.8,
+        cy=size / 2 + rng.uniform(-margin, margin) * 0.8,
+        radius=radius,
+        drift_x=rng.uniform(-0.06, 0.06) * size,
+        drift_y=rng.uniform(-0.04, 0.04) * size,
+        skin=skin,  # type: ignore[arg-type]
+        background=background,  # type: ignore[arg-type]
+        noise=rng.uniform(2.0, 10.0),
+    )
+
+
+def _blend(expr: Expression, intensity: float) -> Expression:
+    return Expression(**{k: v * intensity for k, v in expr.__dict__.items()})
+
+
+def render_face(
+    expr: Expression, style: FaceStyle, size: int, t: float = 0.0
+) -> Image.Image:
+    """One frame: the face of `style` making expression `expr`, `t` in [0, 1] along the drift."""
+    img = Image.new("RGB", (size, size), style.background)
+    d = ImageDraw.Draw(img)
+    r = style.radius
+    cx = style.cx + style.drift_x * t
+    cy = style.cy + style.drift_y * t
+    ink = (40, 30, 30)
+    line = max(1, round(r * 0.06))
+
+    d.ellipse((cx - r, cy - r * 1.15, cx + r, cy + r * 1.15), fill=style.skin, outline=ink,
+              width=line)
+
+    eye_dx, eye_y = r * 0.38, cy - r * 0.25
+    eye_w = r * 0.20
+    eye_h = max(r * 0.03, r * 0.13 * (1 + expr.eye_open))
+    for side in (-1, 1):
+        ex = cx + side * eye_dx
+        d.ellipse((ex - eye_w, eye_y - eye_h, ex + eye_w, eye_y + eye_h), fill=(250, 250, 250),
+                  outline=ink, width=line)
+        pupil = min(eye_h, r * 0.08)
+        d.ellipse((ex - pupil, eye_y - pupil, ex + pupil, eye_y + pupil), fill=ink)
+        # Brow: inner end near the nose, outer end toward the temple.
+        brow_y = eye_y - r * (0.28 + 0.18 * expr.brow_raise)
+        inner = (cx + side * r * 0.12, brow_y + r * 0.14 * expr.brow_tilt)
+        outer = (cx + side * r * 0.62, brow_y - r * 0.06 * expr.brow_tilt)
+        d.line((inner, outer), fill=ink, width=max(2, line * 2))
+
+    nose_y = cy + r * 0.12
+    d.line(((cx, cy - r * 0.05), (cx - r * 0.06, nose_y), (cx + r * 0.04, nose_y)), fill=ink,
+           width=line)
+    if expr.wrinkle > 0.05:
+        for side in (-1, 1):
+            x0 = cx + side * r * 0.1
+            d.line(((x0, cy - r * 0.02), (x0 + side * r * 0.12 * expr.wrinkle, cy + r * 0.08)),
+                   fill=ink, width=line)
+
+    mouth_y = cy + r * 0.52
+    half_w = r * 0.35 * (1 + expr.mouth_width)
+    lift = r * 0.22 * expr.smile
+    xs = np.linspace(-1.0, 1.0, 17)
+    upper = [
+        (cx + x * half_w, mouth_y - lift * x * x - r * 0.12 * expr.skew * x) for x in xs
+    ]
+    opening = r * 0.35 * expr.mouth_open
+    if opening > r * 0.03:
+        lower = [(px, py + opening * (1 - x * x)) for (px, py), x in zip(upper, xs, strict=True)]
+        d.polygon(upper + lower[::-1], fill=(90, 20, 30), outline=ink)
+    else:
+        d.line(upper, fill=ink, width=max(2, line * 2), joint="curve")
+    return img
+
+
+def render_clip(
+    emotion: str,
+    n_frames: int = 16,
+    size: int = 112,
+    rng: np.random.Generator | None = None,
+    apex_at: float = 0.4,
+) -> np.ndarray:
+    """A clip (n_frames × size × size × 3, uint8): neutral onset, then the emotion's apex."""
+    if emotion not in EXPRESSIONS:
+        raise ValueError(f"unknown emotion {emotion!r}; known: {', '.join(EMOTION_NAMES)}")
+    if n_frames < 1 or size < 16:
+        raise ValueError("need at least 1 frame and a size of at least 16 pixels")
+    rng = rng if rng is not None else np.random.default_rng()
+    style = random_style(rng, size)
+    apex = EXPRESSIONS[emotion]
+    gain = rng.uniform(0.75, 1.0)
+    frames = np.empty((n_frames, size, size, 3), dtype=np.uint8)
+    for i in range(n_frames):
+        t = i / max(1, n_frames - 1)
+        intensity = gain * min(1.0, t / apex_at) if apex_at > 0 else gain
+        frame = np.asarray(render_face(_blend(apex, intensity), style, size, t), dtype=np.float32)
+        frame += rng.normal(0.0, style.noise, frame.shape)
+        frames[i] = np.clip(frame, 0, 255).astype(np.uint8)
+    return frames
