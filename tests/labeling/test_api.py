@@ -1,0 +1,239 @@
+"""REST API v1: happy path, other annotator, outsider, bad id, wrong method, bad input."""
+
+import pytest
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from labeling.models import Annotation, Assignment, Clip
+from tests.conftest import PASSWORD, make_clips
+
+NEXT = "/api/v1/tasks/next/"
+
+
+def client_for(user) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
+    return client
+
+
+def submit(client, assignment_id, label="happy", **kwargs):
+    return client.post(
+        f"/api/v1/assignments/{assignment_id}/submit/", {"label": label}, format="json", **kwargs
+    )
+
+
+@pytest.mark.django_db
+class AuthTokenApiTests:
+    def test_it_returns_a_token_for_good_credentials(self, alice):
+        r = APIClient().post(
+            "/api/v1/auth/token/", {"username": "alice", "password": PASSWORD}, format="json"
+        )
+        assert r.status_code == 200
+        assert r.json()["token"] == Token.objects.get(user=alice).key
+
+    def test_it_refuses_a_wrong_password_with_a_message(self, alice):
+        r = APIClient().post(
+            "/api/v1/auth/token/", {"username": "alice", "password": "nope"}, format="json"
+        )
+        assert r.status_code == 400
+        assert "Unable to log in" in r.json()["detail"]
+
+    def test_it_refuses_get(self, alice):
+        assert APIClient().get("/api/v1/auth/token/").status_code == 405
+
+
+@pytest.mark.django_db
+class TaskNextApiTests:
+    def test_it_returns_the_documented_shape(self, campaign, alice):
+        make_clips(campaign, 1)
+        r = client_for(alice).get(NEXT)
+        assert r.status_code == 200
+        body = r.json()
+        assert set(body) >= {"assignment", "clip", "labels", "expires_at"}
+        assert set(body["clip"]) >= {"id", "video_url", "poster_url", "duration"}
+        assert body["clip"]["video_url"].endswith("/media/clips/00001.mp4")
+        assert body["clip"]["duration"] == 2.0
+        assert [label["name"] for label in body["labels"]] == [
+            "happy", "sad", "neutral", "angry", "surprise", "disgust", "fear"
+        ]
+        assert [label["code"] for label in body["labels"]] == [1, 2, 3, 4, 5, 6, 7]
+        assert body["progress"] == {"submitted": 0}
+
+    def test_it_answers_204_when_nothing_is_left(self, campaign, alice):
+        assert client_for(alice).get(NEXT).status_code == 204
+
+    def test_it_filters_by_campaign_and_hides_others(self, campaign, alice, charlie):
+        make_clips(campaign, 1)
+        assert client_for(alice).get(NEXT, {"campaign": campaign.pk}).status_code == 200
+        r = client_for(charlie).get(NEXT, {"campaign": campaign.pk})
+        assert r.status_code == 404 and "campaign" in r.json()["detail"]
+
+    def test_it_rejects_a_malformed_campaign(self, campaign, alice):
+        r = client_for(alice).get(NEXT, {"campaign": "abc"})
+        assert r.status_code == 400 and "campaign" in r.json()["detail"]
+        assert not Assignment.objects.exists()
+
+    def test_it_rejects_a_malformed_skip(self, campaign, alice):
+        r = client_for(alice).get(NEXT, {"skip": "1,x"})
+        assert r.status_code == 400 and "skip" in r.json()["detail"]
+
+    def test_it_refuses_users_without_the_role(self, campaign, dave):
+        assert client_for(dave).get(NEXT).status_code == 403
+
+    def test_it_needs_credentials(self, campaign):
+        r = APIClient().get(NEXT)
+        assert r.status_code == 401 and r.json()["detail"]
+
+    def test_it_refuses_post(self, campaign, alice):
+        assert client_for(alice).post(NEXT).status_code == 405
+
+    def test_it_never_shows_other_labels_or_aggregates(self, campaign, alice, bob):
+        make_clips(campaign, 1)
+        b = client_for(bob).get(NEXT).json()
+        submit(client_for(bob), b["assignment"], "disgust")
+        text = client_for(alice).get(NEXT).content.decode()
+        assert "disgust" in text  # the label set lists it …
+        body = client_for(alice).get(NEXT).json()
+        # … but nothing in the response counts or attributes anyone's votes
+        assert "bob" not in text
+        assert set(body) == {"assignment", "campaign", "clip", "labels", "expires_at", "progress"}
+        assert body["progress"] == {"submitted": 0}
+
+
+@pytest.mark.django_db
+class AssignmentSubmitApiTests:
+    def test_it_answers_201_then_200_for_an_identical_repeat(self, campaign, alice):
+        make_clips(campaign, 1)
+        client = client_for(alice)
+        a = client.get(NEXT).json()["assignment"]
+        first = submit(client, a, "surprise")
+        again = submit(client, a, "surprise")
+        assert (first.status_code, again.status_code) == (201, 200)
+        assert first.json()["annotation"] == again.json()["annotation"]
+        assert Annotation.objects.count() == 1
+
+    def test_it_answers_409_for_a_changed_label(self, campaign, alice):
+        make_clips(campaign, 1)
+        client = client_for(alice)
+        a = client.get(NEXT).json()["assignment"]
+        submit(client, a, "surprise")
+        r = submit(client, a, "fear")
+        assert r.status_code == 409 and "cannot be changed" in r.json()["detail"]
+
+    def test_it_lists_valid_labels_for_an_unknown_one(self, campaign, alice):
+        make_clips(campaign, 1)
+        client = client_for(alice)
+        a = client.get(NEXT).json()["assignment"]
+        r = submit(client, a, "joy")
+        assert r.status_code == 400
+        assert r.json()["valid_labels"][0] == "happy" and "joy" in r.json()["detail"]
+        assert not Annotation.objects.exists()
+
+    def test_it_answers_404_for_another_annotators_assignment(self, campaign, alice, bob):
+        make_clips(campaign, 1)
+        a = client_for(alice).get(NEXT).json()["assignment"]
+        r = submit(client_for(bob), a)
+        assert r.status_code == 404
+        assert not Annotation.objects.exists()
+
+    def test_it_answers_404_for_an_unknown_assignment(self, campaign, alice):
+        assert submit(client_for(alice), 999999).status_code == 404
+
+    def test_it_answers_403_for_an_outsider(self, campaign, alice, dave):
+        make_clips(campaign, 1)
+        a = client_for(alice).get(NEXT).json()["assignment"]
+        assert submit(client_for(dave), a).status_code == 403
+
+    def test_it_rejects_malformed_json(self, campaign, alice):
+        make_clips(campaign, 1)
+        client = client_for(alice)
+        a = client.get(NEXT).json()["assignment"]
+        r = client.post(
+            f"/api/v1/assignments/{a}/submit/", data="{label:", content_type="application/json"
+        )
+        assert r.status_code == 400 and "JSON parse error" in r.json()["detail"]
+        assert not Annotation.objects.exists()
+
+    def test_it_rejects_a_missing_label(self, campaign, alice):
+        make_clips(campaign, 1)
+        client = client_for(alice)
+        a = client.get(NEXT).json()["assignment"]
+        r = client.post(f"/api/v1/assignments/{a}/submit/", {}, format="json")
+        assert r.status_code == 400 and "label" in r.json()["detail"]
+
+    def test_it_needs_credentials(self, campaign, alice):
+        make_clips(campaign, 1)
+        a = client_for(alice).get(NEXT).json()["assignment"]
+        assert submit(APIClient(), a).status_code == 401
+
+    def test_it_refuses_get(self, campaign, alice):
+        make_clips(campaign, 1)
+        client = client_for(alice)
+        a = client.get(NEXT).json()["assignment"]
+        assert client.get(f"/api/v1/assignments/{a}/submit/").status_code == 405
+
+    def test_session_clients_need_the_csrf_token(self, campaign, alice):
+        make_clips(campaign, 1)
+        client = APIClient(enforce_csrf_checks=True)
+        client.login(username="alice", password=PASSWORD)
+        a = client.get(NEXT).json()["assignment"]
+        r = submit(client, a)
+        assert r.status_code == 403 and "CSRF" in r.json()["detail"]
+        assert not Annotation.objects.exists()
+
+
+@pytest.mark.django_db
+class AssignmentReleaseApiTests:
+    def test_it_answers_204_and_frees_the_slot(self, campaign, alice):
+        make_clips(campaign, 1)
+        client = client_for(alice)
+        a = client.get(NEXT).json()["assignment"]
+        assert client.post(f"/api/v1/assignments/{a}/release/").status_code == 204
+        assert Assignment.objects.get(pk=a).status == Assignment.Status.RELEASED
+
+    def test_it_answers_404_for_another_annotators_assignment(self, campaign, alice, bob):
+        make_clips(campaign, 1)
+        a = client_for(alice).get(NEXT).json()["assignment"]
+        assert client_for(bob).post(f"/api/v1/assignments/{a}/release/").status_code == 404
+        assert Assignment.objects.get(pk=a).status == Assignment.Status.LEASED
+
+    def test_it_refuses_get(self, campaign, alice):
+        assert client_for(alice).get("/api/v1/assignments/1/release/").status_code == 405
+
+
+@pytest.mark.django_db
+class AssignmentReportApiTests:
+    def test_it_returns_the_clip_to_screening(self, campaign, alice):
+        make_clips(campaign, 1)
+        client = client_for(alice)
+        a = client.get(NEXT).json()["assignment"]
+        r = client.post(f"/api/v1/assignments/{a}/report/", {"kind": "broken"}, format="json")
+        assert r.status_code == 201
+        assert Clip.objects.get().status == Clip.Status.SCREENING
+
+    def test_it_rejects_an_unknown_kind(self, campaign, alice):
+        make_clips(campaign, 1)
+        client = client_for(alice)
+        a = client.get(NEXT).json()["assignment"]
+        r = client.post(f"/api/v1/assignments/{a}/report/", {"kind": "meh"}, format="json")
+        assert r.status_code == 400 and "kind" in r.json()["detail"]
+        assert Clip.objects.get().status == Clip.Status.ANNOTATING
+
+    def test_it_answers_404_for_another_annotators_assignment(self, campaign, alice, bob):
+        make_clips(campaign, 1)
+        a = client_for(alice).get(NEXT).json()["assignment"]
+        r = client_for(bob).post(
+            f"/api/v1/assignments/{a}/report/", {"kind": "broken"}, format="json"
+        )
+        assert r.status_code == 404
+        assert Clip.objects.get().status == Clip.Status.ANNOTATING
+
+
+@pytest.mark.django_db
+class SchemaApiTests:
+    def test_it_documents_the_endpoints(self, alice):
+        r = client_for(alice).get("/api/v1/schema/", HTTP_ACCEPT="application/json")
+        assert r.status_code == 200
+        text = r.content.decode()
+        for path in ("/api/v1/tasks/next/", "/api/v1/assignments/{assignment_id}/submit/"):
+            assert path in text
