@@ -49,6 +49,11 @@ def chromium_paths() -> tuple[str | None, str | None]:
 def _fast_passwords_and_media(settings, tmp_path):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.MEDIA_ROOT = tmp_path / "media"
+    # The hashed-manifest storage needs `collectstatic`; tests serve sources via the finders.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
 
 
 def make_user(username: str, *roles: Role, staff: bool = False):
