@@ -94,7 +94,8 @@
     }
     root.dataset.assignment = assignment.assignment;
     clipNumberEl.textContent = String(assignment.clip.number).padStart(5, "0");
-    progressEl.textContent = assignment.progress.submitted;
+    // A prefetched clip carries the count from when it was fetched; never step backwards.
+    progressEl.textContent = Math.max(Number(progressEl.textContent), assignment.progress.submitted);
     renderLabels(assignment.labels);
     video.poster = assignment.clip.poster_url || "";
     video.src = assignment.clip.video_url;

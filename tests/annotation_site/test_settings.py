@@ -1,0 +1,89 @@
+"""Settings load in a fresh interpreter per case, since Django reads them once per process."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from annotation_site.env import envbool, envint, envlist, envsecret
+
+ROOT = Path(__file__).resolve().parents[2]
+PROBE = (
+    "import json, django; from django.conf import settings; django.setup(); "
+    "db = settings.DATABASES['default']; "
+    "print(json.dumps({'engine': db['ENGINE'], 'options': db.get('OPTIONS', {}), "
+    "'broker': settings.CELERY_BROKER_URL, 'debug': settings.DEBUG, "
+    "'media': str(settings.MEDIA_ROOT), 'hosts': settings.ALLOWED_HOSTS}))"
+)
+VARS = ("DEBUG", "SECRET_KEY", "DATABASE_URL", "REDIS_URL", "MEDIA_ROOT", "ALLOWED_HOSTS", "CI")
+
+
+def load_settings(tmp_path, **env):
+    clean = {k: v for k, v in os.environ.items() if k not in VARS}
+    clean.update(VAR_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="annotation_site.settings", **env)
+    return subprocess.run(
+        [sys.executable, "-c", PROBE], cwd=ROOT, env=clean, capture_output=True, text=True
+    )
+
+
+class SettingsTests:
+    def test_it_refuses_to_start_with_debug_off_on_the_default_secret_key(self, tmp_path):
+        proc = load_settings(tmp_path)
+        assert proc.returncode != 0
+        assert "SECRET_KEY is the built-in development key and DEBUG is off" in proc.stderr
+
+    def test_the_embedded_default_is_sqlite_immediate_and_a_filesystem_broker(self, tmp_path):
+        proc = load_settings(tmp_path, SECRET_KEY="s3cret")
+        assert proc.returncode == 0, proc.stderr
+        loaded = json.loads(proc.stdout)
+        assert loaded["engine"] == "django.db.backends.sqlite3"
+        assert loaded["options"]["transaction_mode"] == "IMMEDIATE"
+        assert loaded["broker"] == "filesystem://"
+        assert loaded["debug"] is False
+
+    def test_urls_switch_to_postgres_and_redis(self, tmp_path):
+        proc = load_settings(
+            tmp_path,
+            DEBUG="1",
+            DATABASE_URL="postgres://u:p@db:5432/dfer",
+            REDIS_URL="redis://cache:6379/0",
+            MEDIA_ROOT="/srv/media",
+            ALLOWED_HOSTS="dfer.example.org, localhost",
+        )
+        assert proc.returncode == 0, proc.stderr
+        loaded = json.loads(proc.stdout)
+        assert loaded["engine"] == "django.db.backends.postgresql"
+        assert loaded["broker"] == "redis://cache:6379/0"
+        assert loaded["media"] == "/srv/media"
+        assert loaded["hosts"] == ["dfer.example.org", "localhost"]
+
+    def test_it_names_the_variable_with_a_bad_value(self, tmp_path):
+        proc = load_settings(tmp_path, DEBUG="maybe")
+        assert proc.returncode != 0 and "DEBUG='maybe' is not a boolean" in proc.stderr
+
+
+class EnvReaderTests:
+    def test_it_parses_booleans_integers_and_lists(self, monkeypatch):
+        monkeypatch.setenv("X_BOOL", "yes")
+        monkeypatch.setenv("X_INT", "42")
+        monkeypatch.setenv("X_LIST", "a, b,,c")
+        assert envbool("X_BOOL", False) is True
+        assert envint("X_INT", 0) == 42
+        assert envlist("X_LIST", []) == ["a", "b", "c"]
+        assert envint("X_MISSING", 7) == 7
+
+    def test_it_rejects_a_bad_integer(self, monkeypatch):
+        monkeypatch.setenv("X_INT", "ten")
+        with pytest.raises(ImproperlyConfigured, match="X_INT='ten' is not an integer"):
+            envint("X_INT", 0)
+
+    def test_it_reads_docker_secrets_from_name_file(self, monkeypatch, tmp_path):
+        secret = tmp_path / "secret"
+        secret.write_text("from-a-file\n")
+        monkeypatch.setenv("X_SECRET_FILE", str(secret))
+        monkeypatch.setenv("X_SECRET", "from-env")
+        assert envsecret("X_SECRET") == "from-a-file"
