@@ -26,9 +26,7 @@ class Campaign(models.Model):
     name = models.CharField(_("name"), max_length=200)
     slug = models.SlugField(_("slug"), max_length=100, unique=True)
     description = models.TextField(_("description"), blank=True)
-    annotations_per_clip = models.PositiveSmallIntegerField(
-        _("annotations per clip"), default=10
-    )
+    annotations_per_clip = models.PositiveSmallIntegerField(_("annotations per clip"), default=10)
     single_label_min_votes = models.PositiveSmallIntegerField(
         _("votes for a single label"),
         default=7,
@@ -158,7 +156,9 @@ class Clip(models.Model):
         ordering = ["campaign", "number"]
         constraints = [
             models.UniqueConstraint(fields=["campaign", "number"], name="clip_number_unique"),
-            models.CheckConstraint(condition=Q(end_s__gt=F("start_s")), name="clip_end_after_start"),
+            models.CheckConstraint(
+                condition=Q(end_s__gt=F("start_s")), name="clip_end_after_start"
+            ),
         ]
         indexes = [models.Index(fields=["status", "campaign"], name="clip_status_campaign")]
 
@@ -195,6 +195,9 @@ class Screening(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.decision} {self.clip} by {self.reviewer}"
+
 
 class ClipReport(models.Model):
     """An annotator's "problem with this clip"; it sends the clip back to screening."""
@@ -212,6 +215,9 @@ class ClipReport(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} on {self.clip}"
 
 
 LIVE_ASSIGNMENT_STATUSES = ("leased", "submitted")

@@ -17,10 +17,10 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import transaction
-from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Q
 from django.utils import timezone
 
+from labeling import sql
 from labeling.errors import ApplicationError, Conflict, Forbidden, NotFound, TooManyOpen
 from labeling.models import (
     LIVE_ASSIGNMENT_STATUSES,
@@ -77,11 +77,11 @@ def user_has_role(user, role: Role) -> bool:
         return False
     if user.is_staff:
         return True
-    cache = getattr(user, "_role_cache", None)
-    if cache is None:
-        cache = set(user.groups.values_list("name", flat=True))
-        user._role_cache = cache
-    return role.value in cache
+    # Token auth reads the roles with the user (labeling.sql.token_user); sessions query once.
+    names = getattr(user, "role_names", None)
+    if names is None:
+        names = user.role_names = set(user.groups.values_list("name", flat=True))
+    return role.value in names
 
 
 def campaign_create(
@@ -148,106 +148,73 @@ def assignment_next(*, user, campaign_id: int | None = None, skip: Sequence[int]
     Reads the annotator's live leases first: one not listed in ``skip`` is returned again, so a
     reloaded page resumes its clip instead of leaking a lease. Otherwise it picks, among open
     clips the annotator has neither labelled nor leased, the one with the most live slots
-    (nearest completion, then lowest number), locks it with SKIP LOCKED so racing annotators
-    spread over clips instead of queueing on one, re-counts its slots under the lock and leases
-    the lowest free slot. Re-running it returns the same live lease.
+    (nearest completion, then lowest number), locks it, re-counts its slots under the lock and
+    leases the lowest free one. Re-running it returns the same live lease.
     """
     if not user_has_role(user, Role.ANNOTATOR):
         raise Forbidden("Only annotators can ask for clips.")
     now = timezone.now()
-    campaigns = _annotator_campaigns(user, campaign_id)
-    mine = Assignment.objects.filter(
-        annotator=user,
-        status=Assignment.Status.LEASED,
-        expires_at__gt=now,
-        clip__campaign__in=campaigns,
-    ).select_related("clip__campaign")
-    open_leases = list(mine.order_by("leased_at", "pk"))
-    for lease in open_leases:
-        if lease.pk not in skip:
-            return lease
+    open_leases = sql.open_lease_ids(user.pk, campaign_id, now)
+    for lease_id in open_leases:
+        if lease_id not in skip:
+            return Assignment.objects.select_related("clip").get(pk=lease_id)
     if len(open_leases) >= settings.LABELING_MAX_OPEN_LEASES:
         raise TooManyOpen(
             f"You hold {len(open_leases)} open clips; submit or release one before asking for more."
         )
 
-    taken = Subquery(
-        Assignment.objects.filter(_live_q(now), clip=OuterRef("pk"))
-        .order_by()
-        .values("clip")
-        .annotate(n=Count("pk"))
-        .values("n"),
-        output_field=IntegerField(),
-    )
-    mine_on_clip = Assignment.objects.filter(
-        clip=OuterRef("pk"), annotator=user, status__in=LIVE_ASSIGNMENT_STATUSES
-    )
     tried: list[int] = []
     for _attempt in range(_NEXT_ATTEMPTS):
         with transaction.atomic():
-            clip = (
-                Clip.objects.open_for_annotation()
-                .filter(campaign__in=campaigns)
-                .exclude(pk__in=tried)
-                .annotate(taken=Coalesce(taken, Value(0)))
-                .filter(~Exists(mine_on_clip))
-                .filter(taken__lt=F("campaign__annotations_per_clip"))
-                .order_by("-taken", "number", "pk")
-                .select_for_update(skip_locked=True, of=("self",))
-                .select_related("campaign")
-                .first()
-            )
+            clip = sql.candidate_clip(user.pk, campaign_id, now, tried)
             if clip is None:
-                return None
+                break
             # Under the lock, with a fresh statement (a fresh snapshot on PostgreSQL's READ
             # COMMITTED): the count above may predate a commit that filled the clip.
-            _reclaim_expired(clip.pk, now)
-            live = list(
-                Assignment.objects.filter(
-                    clip=clip, status__in=LIVE_ASSIGNMENT_STATUSES
-                ).values_list("slot", "annotator_id")
-            )
-            used = {slot for slot, _ in live}
-            target = clip.campaign.annotations_per_clip
-            if len(used) >= target or any(a == user.pk for _, a in live):
+            live = sql.live_assignments(clip.pk)
+            stale = [
+                pk for pk, _, _, status, expires in live if status == "leased" and expires <= now
+            ]
+            if stale:
+                Assignment.objects.filter(pk__in=stale).update(
+                    status=Assignment.Status.EXPIRED, finished_at=now
+                )
+            holders = {slot: annotator for pk, slot, annotator, _, _ in live if pk not in stale}
+            if len(holders) >= clip.target or user.pk in holders.values():
                 tried.append(clip.pk)
                 continue
-            slot = min(set(range(1, target + 1)) - used)
-            assignment = Assignment.objects.create(
+            slot = min(set(range(1, clip.target + 1)) - set(holders))
+            return Assignment.objects.create(
                 clip=clip,
                 annotator=user,
                 slot=slot,
                 leased_at=now,
-                expires_at=now + timedelta(minutes=clip.campaign.lease_minutes),
+                expires_at=now + timedelta(minutes=clip.lease_minutes),
             )
-            return assignment
+    if campaign_id is not None:
+        _annotator_campaigns(user, campaign_id)  # 404 for a campaign that is not theirs
     return None
 
 
-def _get_assignment_for_annotator(user, assignment_id: int) -> Assignment:
-    """The annotator's own assignment, or 404: someone else's looks exactly like a missing one."""
+def _lock(user, assignment_id: int) -> tuple[Clip, Assignment]:
+    """Locks the clip of the annotator's assignment, then the assignment (the house order).
+
+    The clip comes with its campaign's ``annotations_per_clip`` as ``target``. Someone else's
+    assignment looks exactly like a missing one (404). Caller is inside atomic().
+    """
     if not user_has_role(user, Role.ANNOTATOR):
         raise Forbidden("Only annotators hold assignments.")
-    try:
-        return Assignment.objects.only("pk", "clip_id").get(pk=assignment_id, annotator=user)
-    except Assignment.DoesNotExist:
-        raise NotFound(f"Assignment {assignment_id} not found.") from None
+    clip = sql.clip_of_assignment_locked(assignment_id, user.pk)
+    if clip is None:
+        raise NotFound(f"Assignment {assignment_id} not found.")
+    return clip, sql.assignment_locked(assignment_id)
 
 
-def _lock(user, assignment_id: int) -> tuple[Clip, Assignment]:
-    """Locks the clip, then the assignment (the house order). Caller is inside atomic()."""
-    ref = _get_assignment_for_annotator(user, assignment_id)
-    clip = Clip.objects.select_for_update().select_related("campaign").get(pk=ref.clip_id)
-    assignment = Assignment.objects.select_for_update().get(pk=ref.pk)
-    return clip, assignment
-
-
-def _label_for(campaign: Campaign, name: str) -> Label:
-    labels = list(campaign.labels.all())
-    for label in labels:
-        if label.name == name:
-            return label
-    valid = [label.name for label in labels]
+def _label_for(campaign_id: int, name: str) -> Label:
+    label = sql.label_named(campaign_id, name)
+    if label is not None:
+        return label
+    valid = list(Label.objects.filter(campaign_id=campaign_id).values_list("name", flat=True))
     raise ApplicationError(
         f"Unknown label {name!r}. Valid labels: {', '.join(valid)}.", {"valid_labels": valid}
     )
@@ -269,7 +236,7 @@ def annotation_submit(*, user, assignment_id: int, label_name: str) -> SubmitRes
     now = timezone.now()
     with transaction.atomic():
         clip, assignment = _lock(user, assignment_id)
-        label = _label_for(clip.campaign, label_name)
+        label = _label_for(clip.campaign_id, label_name)
         if assignment.status == Assignment.Status.SUBMITTED:
             annotation = Annotation.objects.select_related("label").get(assignment=assignment)
             if annotation.label_id == label.pk:
@@ -308,10 +275,10 @@ def annotation_submit(*, user, assignment_id: int, label_name: str) -> SubmitRes
             slot=assignment.slot,
             created_at=now,
         )
-        submitted = Annotation.objects.filter(clip=clip).count()
-        if submitted >= clip.campaign.annotations_per_clip and clip.status == Clip.Status.ANNOTATING:
-            clip.status = Clip.Status.COMPLETE
-            clip.save(update_fields=["status", "updated_at"])
+        if clip.status == Clip.Status.ANNOTATING:
+            # Counted under the clip lock, so exactly one submit sees the n-th label.
+            if sql.annotation_count(clip.pk) >= clip.target:
+                Clip.objects.filter(pk=clip.pk).update(status=Clip.Status.COMPLETE, updated_at=now)
     return SubmitResult(annotation, created=True)
 
 
@@ -393,7 +360,9 @@ def clip_screen(
         except Clip.DoesNotExist:
             raise NotFound(f"Clip {clip_id} not found.") from None
         if clip.status != Clip.Status.SCREENING:
-            raise Conflict(f"Clip {clip.number:05d} is {clip.get_status_display()}, not in screening.")
+            raise Conflict(
+                f"Clip {clip.number:05d} is {clip.get_status_display()}, not in screening."
+            )
         screening = Screening.objects.create(
             clip=clip,
             reviewer=reviewer,

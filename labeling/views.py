@@ -125,6 +125,4 @@ def screening_decide(request, clip_id: int):
 def campaign_overview(request):
     if not request.user.is_staff:
         raise PermissionDenied("Staff only.")
-    return render(
-        request, "labeling/overview.html", {"rows": selectors.campaign_overview_list()}
-    )
+    return render(request, "labeling/overview.html", {"rows": selectors.campaign_overview_list()})

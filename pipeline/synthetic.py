@@ -39,11 +39,14 @@ EXPRESSIONS: dict[str, Expression] = {
     "happy": Expression(smile=1.0, mouth_open=0.25, mouth_width=0.25, eye_open=-0.35),
     "sad": Expression(smile=-0.8, brow_tilt=-0.8, eye_open=-0.25, mouth_width=-0.1),
     "neutral": Expression(),
-    "angry": Expression(smile=-0.3, brow_tilt=1.0, brow_raise=-0.3, eye_open=-0.3, mouth_width=-0.2),
+    "angry": Expression(
+        smile=-0.3, brow_tilt=1.0, brow_raise=-0.3, eye_open=-0.3, mouth_width=-0.2
+    ),
     "surprise": Expression(mouth_open=1.0, mouth_width=-0.3, brow_raise=1.0, eye_open=0.7),
     "disgust": Expression(smile=-0.4, skew=0.8, brow_raise=-0.4, eye_open=-0.45, wrinkle=1.0),
-    "fear": Expression(smile=-0.35, mouth_open=0.55, mouth_width=0.3, brow_raise=0.7,
-                       brow_tilt=-0.6, eye_open=0.6),
+    "fear": Expression(
+        smile=-0.35, mouth_open=0.55, mouth_width=0.3, brow_raise=0.7, brow_tilt=-0.6, eye_open=0.6
+    ),
 }
 assert set(EXPRESSIONS) == set(EMOTION_NAMES)
 
@@ -83,9 +86,7 @@ def _blend(expr: Expression, intensity: float) -> Expression:
     return Expression(**{k: v * intensity for k, v in expr.__dict__.items()})
 
 
-def render_face(
-    expr: Expression, style: FaceStyle, size: int, t: float = 0.0
-) -> Image.Image:
+def render_face(expr: Expression, style: FaceStyle, size: int, t: float = 0.0) -> Image.Image:
     """One frame: the face of `style` making expression `expr`, `t` in [0, 1] along the drift."""
     img = Image.new("RGB", (size, size), style.background)
     d = ImageDraw.Draw(img)
@@ -95,16 +96,21 @@ def render_face(
     ink = (40, 30, 30)
     line = max(1, round(r * 0.06))
 
-    d.ellipse((cx - r, cy - r * 1.15, cx + r, cy + r * 1.15), fill=style.skin, outline=ink,
-              width=line)
+    d.ellipse(
+        (cx - r, cy - r * 1.15, cx + r, cy + r * 1.15), fill=style.skin, outline=ink, width=line
+    )
 
     eye_dx, eye_y = r * 0.38, cy - r * 0.25
     eye_w = r * 0.20
     eye_h = max(r * 0.03, r * 0.13 * (1 + expr.eye_open))
     for side in (-1, 1):
         ex = cx + side * eye_dx
-        d.ellipse((ex - eye_w, eye_y - eye_h, ex + eye_w, eye_y + eye_h), fill=(250, 250, 250),
-                  outline=ink, width=line)
+        d.ellipse(
+            (ex - eye_w, eye_y - eye_h, ex + eye_w, eye_y + eye_h),
+            fill=(250, 250, 250),
+            outline=ink,
+            width=line,
+        )
         pupil = min(eye_h, r * 0.08)
         d.ellipse((ex - pupil, eye_y - pupil, ex + pupil, eye_y + pupil), fill=ink)
         # Brow: inner end near the nose, outer end toward the temple.
@@ -114,21 +120,25 @@ def render_face(
         d.line((inner, outer), fill=ink, width=max(2, line * 2))
 
     nose_y = cy + r * 0.12
-    d.line(((cx, cy - r * 0.05), (cx - r * 0.06, nose_y), (cx + r * 0.04, nose_y)), fill=ink,
-           width=line)
+    d.line(
+        ((cx, cy - r * 0.05), (cx - r * 0.06, nose_y), (cx + r * 0.04, nose_y)),
+        fill=ink,
+        width=line,
+    )
     if expr.wrinkle > 0.05:
         for side in (-1, 1):
             x0 = cx + side * r * 0.1
-            d.line(((x0, cy - r * 0.02), (x0 + side * r * 0.12 * expr.wrinkle, cy + r * 0.08)),
-                   fill=ink, width=line)
+            d.line(
+                ((x0, cy - r * 0.02), (x0 + side * r * 0.12 * expr.wrinkle, cy + r * 0.08)),
+                fill=ink,
+                width=line,
+            )
 
     mouth_y = cy + r * 0.52
     half_w = r * 0.35 * (1 + expr.mouth_width)
     lift = r * 0.22 * expr.smile
     xs = np.linspace(-1.0, 1.0, 17)
-    upper = [
-        (cx + x * half_w, mouth_y - lift * x * x - r * 0.12 * expr.skew * x) for x in xs
-    ]
+    upper = [(cx + x * half_w, mouth_y - lift * x * x - r * 0.12 * expr.skew * x) for x in xs]
     opening = r * 0.35 * expr.mouth_open
     if opening > r * 0.03:
         lower = [(px, py + opening * (1 - x * x)) for (px, py), x in zip(upper, xs, strict=True)]

@@ -58,7 +58,10 @@ class TaskNextApi(APIView):
 
     @extend_schema(
         parameters=[FilterSerializer],
-        responses={200: OutputSerializer, 204: OpenApiResponse(description="Nothing left for you.")},
+        responses={
+            200: OutputSerializer,
+            204: OpenApiResponse(description="Nothing left for you."),
+        },
     )
     def get(self, request):
         filters = self.FilterSerializer(data=request.query_params)
@@ -70,14 +73,10 @@ class TaskNextApi(APIView):
         )
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        campaign = assignment.clip.campaign
-        context = {
-            "request": request,
-            "labels": list(campaign.labels.all()),
-            "submitted": selectors.annotator_submitted_count(
-                user=request.user, campaign_id=campaign.pk
-            ),
-        }
+        labels, submitted = selectors.labels_and_submitted_count(
+            user=request.user, campaign_id=assignment.clip.campaign_id
+        )
+        context = {"request": request, "labels": labels, "submitted": submitted}
         return Response(self.OutputSerializer(assignment, context=context).data)
 
 
@@ -92,7 +91,9 @@ class AssignmentSubmitApi(APIView):
         label = serializers.CharField(source="label.name")
         submitted_at = serializers.DateTimeField(source="created_at")
 
-    @extend_schema(request=InputSerializer, responses={201: OutputSerializer, 200: OutputSerializer})
+    @extend_schema(
+        request=InputSerializer, responses={201: OutputSerializer, 200: OutputSerializer}
+    )
     def post(self, request, assignment_id: int):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -114,7 +115,7 @@ class AssignmentReleaseApi(APIView):
 
 
 class AssignmentReportApi(APIView):
-    """"Problem with this clip": no face, broken video, or none of the emotions."""
+    """ "Problem with this clip": no face, broken video, or none of the emotions."""
 
     class InputSerializer(serializers.Serializer):
         kind = serializers.ChoiceField(choices=ClipReport.Kind.choices)

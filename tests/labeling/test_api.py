@@ -54,7 +54,13 @@ class TaskNextApiTests:
         assert body["clip"]["video_url"].endswith("/media/clips/00001.mp4")
         assert body["clip"]["duration"] == 2.0
         assert [label["name"] for label in body["labels"]] == [
-            "happy", "sad", "neutral", "angry", "surprise", "disgust", "fear"
+            "happy",
+            "sad",
+            "neutral",
+            "angry",
+            "surprise",
+            "disgust",
+            "fear",
         ]
         assert [label["code"] for label in body["labels"]] == [1, 2, 3, 4, 5, 6, 7]
         assert body["progress"] == {"submitted": 0}

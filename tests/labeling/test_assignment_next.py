@@ -88,9 +88,7 @@ class AssignmentNextTests:
         services.annotation_submit(user=alice, assignment_id=a.pk, label_name="fear")
         assert services.assignment_next(user=alice) is None
 
-    def test_it_offers_only_open_clips_of_the_annotators_campaigns(
-        self, campaign, alice, charlie
-    ):
+    def test_it_offers_only_open_clips_of_the_annotators_campaigns(self, campaign, alice, charlie):
         make_clips(campaign, 1, status=Clip.Status.SCREENING)
         make_clips(campaign, 1, start_number=2)
         assert services.assignment_next(user=charlie) is None
@@ -108,7 +106,9 @@ class AssignmentNextTests:
         with pytest.raises(Forbidden):
             services.assignment_next(user=dave)
 
-    def test_it_rejects_two_live_assignments_on_one_slot_in_the_database(self, campaign, alice, bob):
+    def test_it_rejects_two_live_assignments_on_one_slot_in_the_database(
+        self, campaign, alice, bob
+    ):
         make_clips(campaign, 1)
         a = services.assignment_next(user=alice)
         with pytest.raises(IntegrityError), transaction.atomic():

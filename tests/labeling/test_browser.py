@@ -76,7 +76,11 @@ class AnnotatePageBrowserTests:
         assert first == "00001"
         assert len(browser.find_elements(By.CSS_SELECTOR, "#labels button.label")) == 7
         # the clip plays: Chromium decoded enough of the H.264 file to show frames
-        wait.until(lambda d: d.execute_script("return document.getElementById('clip-video').readyState") >= 2)
+        wait.until(
+            lambda d: (
+                d.execute_script("return document.getElementById('clip-video').readyState") >= 2
+            )
+        )
 
         # label it with key 1 (happy)
         browser.find_element(By.TAG_NAME, "body").send_keys("1")

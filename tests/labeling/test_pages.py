@@ -2,8 +2,8 @@ import json
 import re
 
 import pytest
-from django.contrib import admin
 from django.apps import apps
+from django.contrib import admin
 
 from labeling.models import Clip, Screening
 from tests.conftest import PASSWORD, make_clips

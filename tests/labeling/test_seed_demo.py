@@ -8,13 +8,21 @@ from pipeline.media import probe
 
 @pytest.mark.django_db
 class SeedDemoCommandTests:
-    def test_it_creates_a_playable_open_campaign_and_a_rerun_changes_nothing(self, settings, capsys):
+    def test_it_creates_a_playable_open_campaign_and_a_rerun_changes_nothing(
+        self, settings, capsys
+    ):
         call_command("seed_demo", clips=3, annotators=2, password="pw-for-test")
         out = capsys.readouterr().out
         assert "annotator01…annotator02 / pw-for-test" in out
         campaign = Campaign.objects.get(slug="demo")
         assert list(Label.objects.filter(campaign=campaign).values_list("name", flat=True)) == [
-            "happy", "sad", "neutral", "angry", "surprise", "disgust", "fear"
+            "happy",
+            "sad",
+            "neutral",
+            "angry",
+            "surprise",
+            "disgust",
+            "fear",
         ]
         clips = list(Clip.objects.all())
         assert [c.status for c in clips] == [Clip.Status.ANNOTATING] * 3
@@ -25,10 +33,18 @@ class SeedDemoCommandTests:
         assert users == {"admin", "reviewer", "annotator01", "annotator02"}
         assert campaign.annotators.count() == 2
 
-        snapshot = (Clip.objects.count(), get_user_model().objects.count(), Campaign.objects.count())
+        snapshot = (
+            Clip.objects.count(),
+            get_user_model().objects.count(),
+            Campaign.objects.count(),
+        )
         call_command("seed_demo", clips=3, annotators=2)
         assert "nothing changed" in capsys.readouterr().out
-        assert snapshot == (Clip.objects.count(), get_user_model().objects.count(), Campaign.objects.count())
+        assert snapshot == (
+            Clip.objects.count(),
+            get_user_model().objects.count(),
+            Campaign.objects.count(),
+        )
 
     def test_it_can_leave_the_clips_in_screening(self):
         call_command("seed_demo", clips=1, annotators=1, screening=True)

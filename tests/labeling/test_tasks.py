@@ -69,7 +69,12 @@ class AssignmentExpireTaskWorkerTests:
         (tmp_path / "broker").mkdir()
         app = _app(
             "filesystem://",
-            {"data_folder_in": folder, "data_folder_out": folder, "store_processed": False},
+            {
+                "data_folder_in": folder,
+                "data_folder_out": folder,
+                "control_folder": str(tmp_path / "control"),
+                "store_processed": False,
+            },
         )
         _run_on_worker(app, lease)
 

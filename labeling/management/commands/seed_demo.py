@@ -29,8 +29,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--clips", type=int, default=21, help="clips to generate (default 21)")
-        parser.add_argument("--annotators", type=int, default=12, help="annotator accounts (default 12)")
-        parser.add_argument("--password", default="dfer-demo", help="password of every demo account")
+        parser.add_argument(
+            "--annotators", type=int, default=12, help="annotator accounts (default 12)"
+        )
+        parser.add_argument(
+            "--password", default="dfer-demo", help="password of every demo account"
+        )
         parser.add_argument(
             "--screening",
             action="store_true",
