@@ -1,0 +1,73 @@
+"""Losses: cross-entropy with soft targets, center loss, and EC-STFL.
+
+Each is a small module; networks never compute a loss. The training loop adds an auxiliary
+feature loss to the softmax loss: ``L = L_s + λ · L_aux`` (DFEW poster, section 3).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def _pairwise_distances(features: torch.Tensor) -> torch.Tensor:
+    """Euclidean distances between all rows, with gradients finite at zero distance."""
+    sq = features.pow(2).sum(1)
+    d2 = sq[:, None] + sq[None, :] - 2.0 * features @ features.T
+    # sqrt has an infinite slope at 0 (a sample and itself, or two equal features): clamp.
+    return d2.clamp_min(1e-12).sqrt()
+
+
+def ec_stfl(features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Expression-Clustered Spatiotemporal Feature Learning loss (DFEW poster, section 3).
+
+    ``L = Σ_{i,j: x_j ∈ N(x_i)} ||x_i − x_j|| / N_{x_i}``
+    ``  ÷ Σ_{i,j: x_j ∉ N(x_i)} ||x_i − x_j|| / N_{x_j}``
+
+    where N(x_i) is the set of mini-batch samples with x_i's label and N_{x_i} its size. The
+    numerator pulls each expression's features together, the denominator pushes different
+    expressions apart; dividing by the label-set sizes keeps frequent classes from dominating.
+
+    A batch with a single label has no different-label pair, so the ratio is undefined; the
+    loss is then 0 (a constant: it neither pulls nor pushes), and the softmax loss alone trains
+    on that batch. Vectorised: one B×B distance matrix, no loop over pairs.
+    """
+    if features.dim() != 2 or labels.dim() != 1 or len(features) != len(labels):
+        raise ValueError("expected features B×D and labels B")
+    same = labels[:, None] == labels[None, :]
+    if bool(same.all()):
+        return features.sum() * 0.0  # keeps the graph (and DDP's gradient hooks) intact
+    distances = _pairwise_distances(features.float())
+    # N_{x_i}: how many samples of the batch share sample i's label (itself included).
+    set_size = same.sum(1).to(distances.dtype)
+    within = (distances * same).sum(1) / set_size  # each i's pairs, over i's set size
+    between = (distances * ~same) / set_size[None, :]  # each pair (i, j), over j's set size
+    return within.sum() / between.sum()
+
+
+class ECSTFLLoss(nn.Module):
+    def forward(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return ec_stfl(features, labels)
+
+
+class CenterLoss(nn.Module):
+    """Center loss (Wen et al., ECCV 2016): ½·mean ||x_i − c_{y_i}||² with learnable centres.
+
+    The centres are this module's parameters; give them their own learning rate in the
+    optimizer (``train`` does, with ``center_lr``).
+    """
+
+    def __init__(self, num_classes: int, num_features: int):
+        super().__init__()
+        self.centers = nn.Parameter(torch.randn(num_classes, num_features) * 0.01)
+
+    def forward(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (features.float() - self.centers[labels]).pow(2).sum(1).mean()
+
+
+class SoftTargetCrossEntropy(nn.Module):
+    """Cross-entropy against a distribution (e.g. ten annotators' votes, normalised)."""
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return -(target * F.log_softmax(logits.float(), dim=-1)).sum(-1).mean()
