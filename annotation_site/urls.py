@@ -7,6 +7,7 @@ from django.views.static import serve
 urlpatterns = [
     path("", include("labeling.urls")),
     path("api/v1/", include("labeling.api.urls")),
+    path("", include("ml.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("i18n/", include("django.conf.urls.i18n")),

@@ -32,9 +32,13 @@ class VideoClassifier(nn.Module):
         self.head = nn.Linear(self.num_features, num_classes)
 
 
-def load_pretrained(model: nn.Module, path: str | None, rename=None) -> nn.Module:
+def load_pretrained(
+    model: nn.Module, path: str | None, rename=None, fresh: tuple[str, ...] = ()
+) -> nn.Module:
     """Loads a local checkpoint into `model`, skipping its classifier when the class counts
-    differ. `rename(key) -> key | None` maps the checkpoint's names onto ours (None drops)."""
+    differ. `rename(key) -> key | None` maps the checkpoint's names onto ours (None drops);
+    parameters under the `fresh` prefixes may be absent from it (e.g. an LSTM on top of an
+    ImageNet backbone). Any other missing weight is an error: the file is not for this model."""
     if not path:
         return model
     state = torch.load(path, map_location="cpu", weights_only=True)
@@ -56,7 +60,7 @@ def load_pretrained(model: nn.Module, path: str | None, rename=None) -> nn.Modul
     unexpected = [k for k in unexpected if k in own]
     if unexpected:
         raise ValueError(f"{path}: unexpected keys {unexpected[:5]}")
-    not_head = [k for k in missing if not k.startswith(("head.", "fc.", "fc8.", "logits."))]
+    not_head = [k for k in missing if not k.startswith(("head.", "fc.", *fresh))]
     if not_head:
         raise ValueError(f"{path}: weights missing for {not_head[:5]} (and {len(not_head)} in all)")
     return model

@@ -24,8 +24,11 @@ class C3D(VideoClassifier):
         self.conv4a, self.conv4b = conv(256, 512), conv(512, 512)
         self.conv5a, self.conv5b = conv(512, 512), conv(512, 512)
         self.pool1 = nn.MaxPool3d((1, 2, 2), (1, 2, 2))
-        self.pool = nn.MaxPool3d(2, 2)
+        # ceil_mode changes nothing at 16×112×112 (every size halves exactly) and lets short
+        # test clips through; a clip down to one frame before pool5 is pooled in space only.
+        self.pool = nn.MaxPool3d(2, 2, ceil_mode=True)
         self.pool5 = nn.MaxPool3d(2, 2, padding=(0, 1, 1))
+        self.pool5_spatial = nn.MaxPool3d((1, 2, 2), (1, 2, 2), padding=(0, 1, 1))
         # 112×112×16 gives 512×1×4×4 after pool5, which fc6 expects; other sizes are pooled to it.
         self.fit = nn.AdaptiveAvgPool3d((1, 4, 4))
         self.fc6 = nn.Linear(8192, 4096)
@@ -41,7 +44,8 @@ class C3D(VideoClassifier):
         x = self.pool(r(self.conv2(x)))
         x = self.pool(r(self.conv3b(r(self.conv3a(x)))))
         x = self.pool(r(self.conv4b(r(self.conv4a(x)))))
-        x = self.pool5(r(self.conv5b(r(self.conv5a(x)))))
+        x = r(self.conv5b(r(self.conv5a(x))))
+        x = self.pool5(x) if x.shape[2] >= 2 else self.pool5_spatial(x)
         x = self.fit(x).flatten(1)
         x = self.dropout(r(self.fc6(x)))
         return r(self.fc7(x))

@@ -56,7 +56,8 @@ class I3D(VideoClassifier):
         self.Mixed_4d = InceptionModule(512, [128, 128, 256, 24, 64, 64])
         self.Mixed_4e = InceptionModule(512, [112, 144, 288, 32, 64, 64])
         self.Mixed_4f = InceptionModule(528, [256, 160, 320, 32, 128, 128])
-        self.MaxPool3d_5a_2x2 = nn.MaxPool3d(2, 2)
+        # ceil_mode: TensorFlow's SAME pooling of the original (7 → 4 at 112×112 inputs).
+        self.MaxPool3d_5a_2x2 = nn.MaxPool3d(2, 2, ceil_mode=True)
         self.Mixed_5b = InceptionModule(832, [256, 160, 320, 32, 128, 128])
         self.Mixed_5c = InceptionModule(832, [384, 192, 384, 48, 128, 128])
         self.avg_pool = nn.AdaptiveAvgPool3d(1)

@@ -84,12 +84,9 @@ class P3DBottleneck(nn.Module):
         self.bn3 = nn.BatchNorm3d(cout)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
-        # B applies T to the block input; with a spatial stride its size must match S's output.
-        self.pool_t = (
-            nn.AvgPool3d((1, 3, 3), (1, stride, stride), (0, 1, 1))
-            if kind == "B" and stride > 1
-            else None
-        )
+        # B applies T to the block input; with a spatial stride it is subsampled to the size of
+        # S's output (ceil(side / stride), as the padded strided convolution gives).
+        self.stride = stride
 
     def forward(self, x):
         identity = x if self.downsample is None else self.downsample(x)
@@ -98,7 +95,7 @@ class P3DBottleneck(nn.Module):
         if self.kind == "A":
             out = self.relu(self.bn_t(self.conv_t(s)))
         elif self.kind == "B":
-            t_in = out if self.pool_t is None else self.pool_t(out)
+            t_in = out[:, :, :, :: self.stride, :: self.stride]
             out = s + self.relu(self.bn_t(self.conv_t(t_in)))
         else:
             out = s + self.relu(self.bn_t(self.conv_t(s)))

@@ -102,12 +102,18 @@ def _into_backbone(key: str) -> str | None:
 def vgg11_lstm(num_classes=7, pretrained=None, **kwargs):
     """VGG11 + LSTM; `pretrained`: torchvision's ``vgg11`` ImageNet state dict."""
     return load_pretrained(
-        CNNLSTM(VGG11Features(), num_classes, **kwargs), pretrained, rename=_into_backbone
+        CNNLSTM(VGG11Features(), num_classes, **kwargs),
+        pretrained,
+        rename=_into_backbone,
+        fresh=("lstm.",),
     )
 
 
 def resnet18_lstm(num_classes=7, pretrained=None, **kwargs):
     """ResNet18 + LSTM; `pretrained`: torchvision's ``resnet18`` ImageNet state dict."""
     return load_pretrained(
-        CNNLSTM(ResNet18Features(), num_classes, **kwargs), pretrained, rename=_into_backbone
+        CNNLSTM(ResNet18Features(), num_classes, **kwargs),
+        pretrained,
+        rename=_into_backbone,
+        fresh=("lstm.",),
     )

@@ -1,0 +1,9 @@
+from django.contrib import admin
+
+from ml.models import BenchmarkRun
+
+
+@admin.register(BenchmarkRun)
+class BenchmarkRunAdmin(admin.ModelAdmin):
+    list_display = ("model", "loss", "lam", "target", "folds", "war_mean", "uar_mean", "status")
+    list_filter = ("model", "loss", "status")

@@ -1,0 +1,77 @@
+"""Benchmark results as people read them: DFEW's Table 3/4 layout and a confusion matrix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _cell(stat: dict) -> str:
+    return f"{stat['mean']:.2f} ± {stat['std']:.2f}"
+
+
+def _loss_name(cfg: dict) -> str:
+    name = {"ce": "softmax", "center": "center loss", "ec-stfl": "EC-STFL"}[cfg["loss"]]
+    if cfg["loss"] != "ce":
+        name += f" (λ={cfg['lam']:g})"
+    if cfg.get("target") == "distribution":
+        name += ", vote distribution"
+    if cfg.get("init_from"):
+        name += ", fine-tuned"
+    return name
+
+
+def markdown_table(results: list[dict]) -> str:
+    """One row per run (model, loss): per-class recall, UAR, WAR in %, mean ± std over folds."""
+    labels = results[0]["labels"]
+    header = ["Model", "Loss", *[name.capitalize() for name in labels], "UAR", "WAR", "Folds"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for result in results:
+        cfg, summary = result["config"], result["summary"]
+        row = [
+            cfg["model"],
+            _loss_name(cfg),
+            *[_cell(s) for s in summary["per_class_recall"]],
+            _cell(summary["uar"]),
+            _cell(summary["war"]),
+            ",".join(str(f["fold"]) for f in result["folds"]),
+        ]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def confusion_plot(result: dict, path: Path) -> Path:
+    """The confusion matrix summed over folds, each row normalised to the class's clips."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    matrix = np.asarray(result["summary"]["confusion"], dtype=float)
+    rows = matrix.sum(1, keepdims=True)
+    share = np.divide(matrix, rows, out=np.zeros_like(matrix), where=rows > 0)
+    labels = [name.capitalize() for name in result["labels"]]
+    fig, ax = plt.subplots(figsize=(6.4, 5.6))
+    im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            ax.text(
+                j,
+                i,
+                f"{share[i, j] * 100:.0f}",
+                ha="center",
+                va="center",
+                color="white" if share[i, j] > 0.5 else "black",
+                fontsize=8,
+            )
+    cfg = result["config"]
+    ax.set_title(f"{cfg['model']}, {_loss_name(cfg)}: recall per class (%)")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
