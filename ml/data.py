@@ -75,7 +75,7 @@ class CompactDataset(Dataset):
         return len(self.rows)
 
     def __getitem__(self, i: int):
-        clip = torch.from_numpy(np.ascontiguousarray(self.frames[self.rows[i]]))
+        clip = torch.from_numpy(np.array(self.frames[self.rows[i]]))  # a writable copy
         return clip, self.labels[i], self.votes[i], self.clip_ids[i]
 
 
