@@ -163,10 +163,10 @@ def start_gunicorn(env: dict, args) -> tuple[subprocess.Popen, int]:
     raise SystemExit("gunicorn did not start within 30 s")
 
 
-def server_cpu(proc: subprocess.Popen) -> float:
-    parent = psutil.Process(proc.pid)
+def cpu_seconds(processes) -> float:
+    """User + system CPU time of the processes that are still alive."""
     total = 0.0
-    for p in [parent, *parent.children(recursive=True)]:
+    for p in processes:
         try:
             t = p.cpu_times()
             total += t.user + t.system
@@ -175,16 +175,15 @@ def server_cpu(proc: subprocess.Popen) -> float:
     return total
 
 
+def server_cpu(proc: subprocess.Popen) -> float:
+    parent = psutil.Process(proc.pid)
+    return cpu_seconds([parent, *parent.children(recursive=True)])
+
+
 def postgres_cpu() -> float:
-    total = 0.0
-    for p in psutil.process_iter(["name", "username"]):
-        if p.info["username"] == "postgres":
-            try:
-                t = p.cpu_times()
-                total += t.user + t.system
-            except psutil.NoSuchProcess:
-                pass
-    return total
+    return cpu_seconds(
+        p for p in psutil.process_iter(["username"]) if p.info["username"] == "postgres"
+    )
 
 
 def run_http(port: int, tokens: list[str], campaign_id: int):

@@ -206,11 +206,10 @@ def resnet3d_18(num_classes=7, pretrained=None, **kwargs):
     return load_pretrained(model, pretrained)
 
 
-def p3d_63(num_classes=7, pretrained=None, **kwargs):
-    """P3D with ResNet-50's stage depths (3, 4, 6, 3)."""
+def _p3d(layers, num_classes, pretrained, **kwargs):
     model = ResNet3D(
         P3DBottleneck,
-        [3, 4, 6, 3],
+        layers,
         num_classes,
         style="hara",
         stem_kernel=(1, 7, 7),
@@ -219,18 +218,13 @@ def p3d_63(num_classes=7, pretrained=None, **kwargs):
         **kwargs,
     )
     return load_pretrained(model, pretrained)
+
+
+def p3d_63(num_classes=7, pretrained=None, **kwargs):
+    """P3D with ResNet-50's stage depths (3, 4, 6, 3)."""
+    return _p3d([3, 4, 6, 3], num_classes, pretrained, **kwargs)
 
 
 def p3d_199(num_classes=7, pretrained=None, **kwargs):
     """P3D-199 (stage depths 3, 8, 36, 3), the paper's deepest."""
-    model = ResNet3D(
-        P3DBottleneck,
-        [3, 8, 36, 3],
-        num_classes,
-        style="hara",
-        stem_kernel=(1, 7, 7),
-        max_pool=True,
-        p3d=True,
-        **kwargs,
-    )
-    return load_pretrained(model, pretrained)
+    return _p3d([3, 8, 36, 3], num_classes, pretrained, **kwargs)
