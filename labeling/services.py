@@ -168,6 +168,10 @@ def assignment_next(*, user, campaign_id: int | None = None, skip: Sequence[int]
         with transaction.atomic():
             clip = sql.candidate_clip(user.pk, campaign_id, now, tried)
             if clip is None:
+                # Every open clip may be locked for an instant by other annotators' submits;
+                # "nothing left" (204) must not mean "nothing unlocked right now", so wait.
+                clip = sql.candidate_clip(user.pk, campaign_id, now, tried, skip_locked=False)
+            if clip is None:
                 break
             # Under the lock, with a fresh statement (a fresh snapshot on PostgreSQL's READ
             # COMMITTED): the count above may predate a commit that filled the clip.

@@ -94,12 +94,20 @@ def open_lease_ids(user_id: int, campaign_id: int | None, now: datetime) -> list
         return [row[0] for row in cursor.fetchall()]
 
 
-def candidate_clip(user_id: int, campaign_id: int | None, now: datetime, tried: list[int]):
+def candidate_clip(
+    user_id: int,
+    campaign_id: int | None,
+    now: datetime,
+    tried: list[int],
+    skip_locked: bool = True,
+):
     """Locks and returns the open clip nearest completion that the annotator has neither
     labelled nor leased, with `.target` (annotations per clip) and `.lease_minutes`; or None.
 
-    SKIP LOCKED: racing annotators spread over clips instead of queueing on one. The count is
-    from this statement's snapshot; the caller re-counts under the lock.
+    With `skip_locked`, racing annotators spread over clips instead of queueing on one, but a
+    clip locked for a moment by someone else's submit looks absent; without it the query waits
+    for that lock. The count is from this statement's snapshot; the caller re-counts under the
+    lock.
     """
     live = "(a.status = %s OR (a.status = %s AND a.expires_at > %s))"
     live_params = [Assignment.Status.SUBMITTED, Assignment.Status.LEASED, _when(now)]
@@ -117,7 +125,7 @@ def candidate_clip(user_id: int, campaign_id: int | None, now: datetime, tried: 
                           AND a.annotator_id = %s AND a.status IN (%s, %s))
           AND {taken} < k.annotations_per_clip
         ORDER BY taken DESC, c.number, c.id
-        LIMIT 1 {_for_update(of="c", skip_locked=True)}
+        LIMIT 1 {_for_update(of="c", skip_locked=skip_locked)}
     """
     params = [*live_params, Clip.Status.ANNOTATING, user_id]
     if campaign_id is not None:

@@ -130,3 +130,34 @@ class AssignmentNextTests:
         with CaptureQueriesContext(connection) as ctx:
             services.assignment_next(user=alice)
         assert any("FOR UPDATE OF" in q["sql"] and "SKIP LOCKED" in q["sql"] for q in ctx)
+
+
+@pytest.mark.django_db(transaction=True)
+class AssignmentNextLockingTests:
+    def test_a_clip_locked_for_a_moment_is_waited_for_not_reported_gone(self, campaign, alice):
+        need(connection.vendor == "postgresql", "needs PostgreSQL (set DATABASE_URL)")
+        import threading
+
+        from django.db import connections
+
+        clip = make_clips(campaign, 1)[0]
+        locked, release = threading.Event(), threading.Event()
+
+        def hold_lock():
+            # another request's submit: holds the clip's row lock for a moment
+            try:
+                with transaction.atomic():
+                    Clip.objects.select_for_update().get(pk=clip.pk)
+                    locked.set()
+                    release.wait(5)
+            finally:
+                connections.close_all()
+
+        holder = threading.Thread(target=hold_lock)
+        holder.start()
+        assert locked.wait(5)
+        threading.Timer(0.3, release.set).start()
+        assignment = services.assignment_next(user=alice)
+        holder.join()
+        # SKIP LOCKED alone would have answered "nothing left" at once.
+        assert assignment is not None and assignment.clip_id == clip.pk
