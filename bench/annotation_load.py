@@ -47,6 +47,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--clips", type=int, default=100, help="clips, ten labels each (default 100)")
     p.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (default 2)")
     p.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker (default 8)")
+    p.add_argument("--worker-class", default="gthread", help="gunicorn worker class (gthread, sync)")
     p.add_argument("--port", type=int, default=0, help="port for gunicorn (default: a free one)")
     p.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     return p.parse_args()
@@ -143,7 +144,7 @@ def start_gunicorn(env: dict, args) -> tuple[subprocess.Popen, int]:
             "--threads",
             str(args.threads),
             "--worker-class",
-            "gthread",
+            args.worker_class,
             "--keep-alive",
             "30",
             "--log-level",

@@ -79,8 +79,12 @@ class TrainTests:
             {"loss": "ec-stfl", "lam": 0.1},
             {"loss": "center", "lam": 0.01},
             {"target": "distribution"},
+            # bf16 with a 2D backbone: the CPU build of torch 2.13 aborts in the backward of
+            # bf16 Conv3d here; the switch is meant for GPUs.
+            {"bf16": True},
+            {"channels_last": True, "model": "resnet3d_18"},
         ],
-        ids=["ec-stfl", "center", "distribution"],
+        ids=["ec-stfl", "center", "distribution", "bf16", "channels-last"],
     )
     def test_each_loss_and_target_trains(self, faces, tmp_path, overrides):
         out = train(quick(faces, tmp_path, **overrides))
