@@ -17,7 +17,6 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from labeling import sql
@@ -117,19 +116,10 @@ def campaign_create(
 # --- assignment: next, submit, release, report --------------------------------------------
 
 
-def _live_q(now: datetime, prefix: str = "") -> Q:
-    return Q(**{f"{prefix}status": Assignment.Status.SUBMITTED}) | Q(
-        **{f"{prefix}status": Assignment.Status.LEASED, f"{prefix}expires_at__gt": now}
-    )
-
-
-def _annotator_campaigns(user, campaign_id: int | None):
-    campaigns = Campaign.objects.filter(is_active=True, annotators=user)
-    if campaign_id is not None:
-        campaigns = campaigns.filter(pk=campaign_id)
-        if not campaigns.exists():
-            raise NotFound(f"No open campaign {campaign_id} for you.")
-    return campaigns
+def _check_campaign_open_to(user, campaign_id: int) -> None:
+    """404 unless the campaign is open and the user annotates it (others look like missing)."""
+    if not Campaign.objects.filter(pk=campaign_id, is_active=True, annotators=user).exists():
+        raise NotFound(f"No open campaign {campaign_id} for you.")
 
 
 def _reclaim_expired(clip_id: int, now: datetime, exclude_pk: int | None = None) -> None:
@@ -176,13 +166,11 @@ def assignment_next(*, user, campaign_id: int | None = None, skip: Sequence[int]
             # Under the lock, with a fresh statement (a fresh snapshot on PostgreSQL's READ
             # COMMITTED): the count above may predate a commit that filled the clip.
             live = sql.live_assignments(clip.pk)
-            stale = [
+            stale = {
                 pk for pk, _, _, status, expires in live if status == "leased" and expires <= now
-            ]
+            }
             if stale:
-                Assignment.objects.filter(pk__in=stale).update(
-                    status=Assignment.Status.EXPIRED, finished_at=now
-                )
+                _reclaim_expired(clip.pk, now)
             holders = {slot: annotator for pk, slot, annotator, _, _ in live if pk not in stale}
             if len(holders) >= clip.target or user.pk in holders.values():
                 tried.append(clip.pk)
@@ -196,7 +184,7 @@ def assignment_next(*, user, campaign_id: int | None = None, skip: Sequence[int]
                 expires_at=now + timedelta(minutes=clip.lease_minutes),
             )
     if campaign_id is not None:
-        _annotator_campaigns(user, campaign_id)  # 404 for a campaign that is not theirs
+        _check_campaign_open_to(user, campaign_id)
     return None
 
 
