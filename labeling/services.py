@@ -348,7 +348,7 @@ def clip_screen(
         )
     with transaction.atomic():
         try:
-            clip = Clip.objects.select_for_update().get(pk=clip_id)
+            clip = Clip.objects.select_for_update().select_related("campaign").get(pk=clip_id)
         except Clip.DoesNotExist:
             raise NotFound(f"Clip {clip_id} not found.") from None
         if clip.status != Clip.Status.SCREENING:
@@ -364,7 +364,9 @@ def clip_screen(
             reason=reason,
         )
         if accept:
-            clip.status = Clip.Status.ANNOTATING
+            # A clip reported mid-way keeps its labels; one that already has all of them is done.
+            full = clip.annotations.count() >= clip.campaign.annotations_per_clip
+            clip.status = Clip.Status.COMPLETE if full else Clip.Status.ANNOTATING
             clip.status_reason = ""
         else:
             clip.status = Clip.Status.REJECTED
