@@ -6,6 +6,8 @@ from pathlib import Path
 
 
 def _cell(stat: dict) -> str:
+    if stat["mean"] is None:
+        return "–"  # no test clip of this class
     return f"{stat['mean']:.2f} ± {stat['std']:.2f}"
 
 

@@ -362,7 +362,10 @@ def train_fold(cfg: TrainConfig, test_fold: int, ctx: Dist) -> dict:
         "clip_ids": predictions["clip_ids"],
         "war": metrics.war(y_true, y_pred),
         "uar": metrics.uar(y_true, y_pred, n),
-        "per_class_recall": metrics.per_class_recall(y_true, y_pred, n).tolist(),
+        # None (null in JSON) for a class with no test clip in this fold
+        "per_class_recall": [
+            None if np.isnan(r) else float(r) for r in metrics.per_class_recall(y_true, y_pred, n)
+        ],
         "confusion": metrics.confusion(y_true, y_pred, n).tolist(),
         "history": history,
         "labels": train_set.label_names,
@@ -377,9 +380,14 @@ def summarize(folds: list[dict]) -> dict:
 
     def stats(values):
         values = np.asarray(values, dtype=float) * 100
-        return {"mean": float(np.nanmean(values)), "std": float(np.nanstd(values))}
+        values = values[~np.isnan(values)]
+        if len(values) == 0:  # a class with no test clip in any fold
+            return {"mean": None, "std": None}
+        return {"mean": float(values.mean()), "std": float(values.std())}
 
-    recalls = np.asarray([f["per_class_recall"] for f in folds], dtype=float)
+    recalls = np.asarray(
+        [[np.nan if r is None else r for r in f["per_class_recall"]] for f in folds], dtype=float
+    )
     return {
         "war": stats([f["war"] for f in folds]),
         "uar": stats([f["uar"] for f in folds]),

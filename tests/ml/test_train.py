@@ -13,6 +13,7 @@ import pytest
 import torch
 from django.core.management import call_command
 
+from ml import metrics
 from ml.data import CompactDataset
 from ml.models import BenchmarkRun
 from ml.train import TrainConfig, parse_folds, train
@@ -214,3 +215,49 @@ class TrainBenchmarkCommandTests:
 
         client.login(username="alice", password=PASSWORD)
         assert client.get("/staff/benchmarks/").status_code == 403
+
+
+class DFEWLayoutTrainTests:
+    def test_it_trains_on_dfews_release_layout(self, tmp_path):
+        import numpy as np
+        from PIL import Image
+
+        from pipeline.emotions import EMOTION_NAMES
+        from pipeline.synthetic import render_clip
+
+        # given: 14 clips in DFEW's layout, fold 1's test set holding 4 of them
+        rng = np.random.default_rng(0)
+        (tmp_path / "label").mkdir()
+        rows = []
+        for clip_id in range(1, 15):
+            label = (clip_id - 1) % 7 + 1
+            folder = tmp_path / "data" / f"{clip_id:05d}"
+            folder.mkdir(parents=True)
+            for t, frame in enumerate(render_clip(EMOTION_NAMES[label - 1], 6, 32, rng), start=1):
+                Image.fromarray(frame).save(folder / f"{clip_id:05d}_{t:05d}.jpg")
+            rows.append(f"{clip_id},{label}")
+        (tmp_path / "label" / "single_testset_1.csv").write_text(
+            "video_name,label\n" + "\n".join(rows[:4]) + "\n"
+        )
+        (tmp_path / "label" / "single_trainset_1.csv").write_text(
+            "video_name,label\n" + "\n".join(rows[4:]) + "\n"
+        )
+        # when: fold 1 tests only happy, sad, neutral and angry
+        cfg = TrainConfig(
+            data=str(tmp_path),
+            out=str(tmp_path / "run"),
+            model="resnet18_lstm",
+            folds=[1],
+            epochs=1,
+            batch_size=4,
+            input_size=32,
+            workers=0,
+            progress=False,
+        )
+        with pytest.warns(metrics.AbsentClassWarning, match=r"classes \[4, 5, 6\]"):
+            out = train(cfg)
+        # then: the four test clips were evaluated, each once; absent classes have no recall
+        result = json.loads((out / "results.json").read_text())
+        assert sorted(result["folds"][0]["clip_ids"]) == [1, 2, 3, 4]
+        assert result["folds"][0]["per_class_recall"][4:] == [None, None, None]
+        assert "| – | – | – |" in (out / "results.md").read_text()
