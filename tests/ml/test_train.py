@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -90,7 +91,7 @@ class TrainTests:
     def test_each_loss_and_target_trains(self, faces, tmp_path, overrides):
         out = train(quick(faces, tmp_path, **overrides))
         fold = json.loads((out / "results.json").read_text())["folds"][0]
-        assert fold["history"][0]["loss"] == pytest.approx(fold["history"][0]["loss"])  # not NaN
+        assert math.isfinite(fold["history"][0]["loss"])
         assert 0.0 <= fold["war"] <= 1.0
 
     def test_it_fine_tunes_from_a_checkpoint(self, faces, tmp_path):
@@ -243,17 +244,7 @@ class DFEWLayoutTrainTests:
             "video_name,label\n" + "\n".join(rows[4:]) + "\n"
         )
         # when: fold 1 tests only happy, sad, neutral and angry
-        cfg = TrainConfig(
-            data=str(tmp_path),
-            out=str(tmp_path / "run"),
-            model="resnet18_lstm",
-            folds=[1],
-            epochs=1,
-            batch_size=4,
-            input_size=32,
-            workers=0,
-            progress=False,
-        )
+        cfg = quick(tmp_path, tmp_path / "run", batch_size=4, input_size=32)
         with pytest.warns(metrics.AbsentClassWarning, match=r"classes \[4, 5, 6\]"):
             out = train(cfg)
         # then: the four test clips were evaluated, each once; absent classes have no recall
