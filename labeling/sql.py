@@ -17,6 +17,7 @@ from datetime import datetime
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import connection
+from rest_framework.authtoken.models import Token
 
 from labeling.models import (
     LIVE_ASSIGNMENT_STATUSES,
@@ -37,6 +38,7 @@ MEMBERS = Campaign.annotators.through._meta.db_table
 USER = get_user_model()._meta.db_table
 USER_GROUPS = get_user_model().groups.through._meta.db_table
 GROUP = Group._meta.db_table
+TOKEN = Token._meta.db_table
 
 
 def _for_update(of: str = "", skip_locked: bool = False) -> str:
@@ -68,7 +70,7 @@ def token_user(key: str):
     )
     user = _first(
         get_user_model().objects.raw(
-            f"SELECT u.*, {flags} FROM {USER} u JOIN authtoken_token t ON t.user_id = u.id "
+            f"SELECT u.*, {flags} FROM {USER} u JOIN {TOKEN} t ON t.user_id = u.id "
             "WHERE t.key = %s",
             [*Role.values, key],
         )

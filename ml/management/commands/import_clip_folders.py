@@ -16,6 +16,7 @@ from django.core.management.base import BaseCommand, CommandError
 from PIL import Image
 from tqdm import tqdm
 
+from ml.data import sample_indices
 from pipeline.compact import ClipRecord, write_compact
 from pipeline.emotions import EMOTION_NAMES
 from pipeline.folds import assign_folds
@@ -25,24 +26,18 @@ VIDEO_SUFFIXES = {".avi", ".mp4", ".mkv", ".mov", ".webm"}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 
 
-def _sample(n: int, count: int) -> np.ndarray:
-    from ml.data import sample_indices
-
-    return sample_indices(n, count)
-
-
 def load_clip(path: Path, frames: int, size: int) -> np.ndarray:
     """`frames` evenly spaced frames of a video file or a folder of images, size×size uint8."""
     if path.is_dir():
         images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not images:
             raise MediaError(f"{path}: no frame images")
-        chosen = [Image.open(images[i]).convert("RGB") for i in _sample(len(images), frames)]
+        chosen = [Image.open(images[i]).convert("RGB") for i in sample_indices(len(images), frames)]
     else:
         video = read_frames(path)
         if len(video) == 0:
             raise MediaError(f"{path}: no frames decoded")
-        chosen = [Image.fromarray(video[i]) for i in _sample(len(video), frames)]
+        chosen = [Image.fromarray(video[i]) for i in sample_indices(len(video), frames)]
     return np.stack([np.asarray(im.resize((size, size), Image.BILINEAR)) for im in chosen])
 
 
