@@ -14,7 +14,14 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
-from annotation_site.env import envbool, envint, envlist, envsecret, envstr
+from annotation_site.env import (
+    envbool,
+    envint,
+    envlist,
+    envsecret,
+    envstr,
+    generated_secret_key,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(envstr("VAR_DIR", str(BASE_DIR / "var")))
@@ -22,11 +29,16 @@ VAR_DIR = Path(envstr("VAR_DIR", str(BASE_DIR / "var")))
 DEBUG = envbool("DEBUG", False)
 
 INSECURE_SECRET_KEY = "dfer-studio-insecure-development-key"
-SECRET_KEY = envsecret("SECRET_KEY", INSECURE_SECRET_KEY)
-if not DEBUG and SECRET_KEY == INSECURE_SECRET_KEY:
+# With no SECRET_KEY set, a random key is generated once into the var folder and reused, as
+# self-hosted apps do, so `make run`, the commands and gunicorn work with no environment. A
+# known-weak key that someone did set is still refused with DEBUG off.
+SECRET_KEY = envsecret("SECRET_KEY", "") or generated_secret_key(VAR_DIR / "secret_key")
+if not DEBUG and (
+    SECRET_KEY == INSECURE_SECRET_KEY or SECRET_KEY.startswith("django-insecure-")
+):
     raise ImproperlyConfigured(
-        "SECRET_KEY is the built-in development key and DEBUG is off. Set SECRET_KEY "
-        "(or SECRET_KEY_FILE) to a long random value, or DEBUG=1 on a development machine."
+        "SECRET_KEY is a known development key and DEBUG is off. Set SECRET_KEY "
+        "(or SECRET_KEY_FILE) to a long random value, or unset it to use a generated one."
     )
 
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
@@ -192,6 +204,14 @@ CELERY_BEAT_SCHEDULE = {
     "expire-leases": {
         "task": "labeling.tasks.assignment_expire_task",
         "schedule": timedelta(seconds=envint("LEASE_SWEEP_SECONDS", 60)),
+    },
+    "aggregate-missing": {
+        "task": "labeling.tasks.clip_aggregate_missing_task",
+        "schedule": timedelta(seconds=envint("AGGREGATE_SWEEP_SECONDS", 300)),
+    },
+    "agreement-reports": {
+        "task": "labeling.tasks.agreement_report_periodic_task",
+        "schedule": timedelta(seconds=envint("AGREEMENT_REPORT_SECONDS", 3600)),
     },
 }
 

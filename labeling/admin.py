@@ -1,6 +1,7 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 
-from labeling import models
+from labeling import aggregation, models
+from labeling.errors import ApplicationError
 
 
 class LabelInline(admin.TabularInline):
@@ -69,12 +70,55 @@ class AssignmentAdmin(admin.ModelAdmin):
 class AnnotationAdmin(admin.ModelAdmin):
     """Raw labels are the dataset: admins read them here, nobody edits them."""
 
-    list_display = ("clip", "annotator", "label", "slot", "created_at")
-    list_filter = ("label__name",)
+    list_display = ("clip", "annotator", "label", "slot", "created_at", "invalidated_at")
+    list_filter = ("label__name", ("invalidated_at", admin.EmptyFieldListFilter))
     list_select_related = ("clip", "annotator", "label")
+    search_fields = ("annotator__username",)
+    actions = ["invalidate"]
 
     def has_change_permission(self, request, obj=None):
         return False
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    @admin.action(description="Invalidate the selected annotations (their slots re-open)")
+    def invalidate(self, request, queryset):
+        # Through the same service as the report page: marks, frees slots, re-opens clips.
+        try:
+            clips = aggregation.annotations_invalidate(
+                staff=request.user,
+                annotation_ids=list(queryset.values_list("pk", flat=True)),
+                reason=f"invalidated in the admin by {request.user.username}",
+            )
+        except ApplicationError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+        else:
+            self.message_user(request, f"Invalidated; {len(clips)} clips are open again.")
+
+
+class _ReadOnly(admin.ModelAdmin):
+    """Derived rows: computed by tasks from the raw annotations, never edited by hand."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(models.ClipLabel)
+class ClipLabelAdmin(_ReadOnly):
+    list_display = ("clip", "single_label", "top_share", "entropy", "n_annotations", "computed_at")
+    list_filter = ("single_label__name",)
+    list_select_related = ("clip", "single_label")
+
+
+@admin.register(models.AgreementReport)
+class AgreementReportAdmin(_ReadOnly):
+    list_display = ("pk", "campaign", "status", "progress", "created_at", "finished_at")
+    list_filter = ("campaign", "status")
+    exclude = ("plots",)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.lookups import GreaterThan
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -46,10 +47,17 @@ class Campaign(models.Model):
             models.CheckConstraint(
                 condition=Q(annotations_per_clip__gte=1), name="campaign_annotations_per_clip_gte_1"
             ),
+            # The single-label rule must never give two labels: more than half of the votes
+            # (pipeline.aggregation.min_votes_is_unambiguous says the same in Python).
             models.CheckConstraint(
-                condition=Q(single_label_min_votes__gte=1)
-                & Q(single_label_min_votes__lte=F("annotations_per_clip")),
-                name="campaign_single_label_votes_within_annotations",
+                condition=Q(single_label_min_votes__lte=F("annotations_per_clip"))
+                & GreaterThan(F("single_label_min_votes") * 2, F("annotations_per_clip")),
+                name="campaign_single_label_votes_majority",
+                violation_error_message=_(
+                    "Votes for a single label must be more than half of the annotations per "
+                    "clip (and no more than all of them), so that two labels can never both "
+                    "qualify."
+                ),
             ),
             models.CheckConstraint(condition=Q(lease_minutes__gte=1), name="campaign_lease_gte_1"),
             models.CheckConstraint(
@@ -120,6 +128,15 @@ class Movie(models.Model):
         return self.title
 
 
+class JobStatus(models.TextChoices):
+    """The lifecycle of a background job row (agreement reports, exports)."""
+
+    QUEUED = "queued", _("Queued")
+    RUNNING = "running", _("Running")
+    DONE = "done", _("Done")
+    FAILED = "failed", _("Failed")
+
+
 class ClipQuerySet(models.QuerySet):
     def open_for_annotation(self) -> ClipQuerySet:
         return self.filter(status=Clip.Status.ANNOTATING, campaign__is_active=True)
@@ -142,7 +159,8 @@ class Clip(models.Model):
     movie = models.ForeignKey(Movie, on_delete=models.CASCADE, related_name="clips")
     number = models.PositiveIntegerField(_("clip number"), help_text=_("DFEW-style clip id"))
     start_s = models.FloatField(_("start (s)"), default=0)
-    end_s = models.FloatField(_("end (s)"))
+    # Unknown for clips imported without media (their votes were collected elsewhere).
+    end_s = models.FloatField(_("end (s)"), null=True, blank=True)
     video = models.FileField(upload_to="clips/", blank=True)
     poster = models.FileField(upload_to="posters/", blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PROPOSED)
@@ -166,8 +184,8 @@ class Clip(models.Model):
         return f"clip {self.number:05d}"
 
     @property
-    def duration_s(self) -> float:
-        return self.end_s - self.start_s
+    def duration_s(self) -> float | None:
+        return None if self.end_s is None else self.end_s - self.start_s
 
 
 class Screening(models.Model):
@@ -236,6 +254,9 @@ class Assignment(models.Model):
         SUBMITTED = "submitted", _("Submitted")
         RELEASED = "released", _("Released")
         EXPIRED = "expired", _("Expired")
+        # Its annotation was invalidated by staff: the slot is free again, but the annotator
+        # has labelled the clip and is never offered it again.
+        INVALIDATED = "invalidated", _("Invalidated")
 
     clip = models.ForeignKey(Clip, on_delete=models.CASCADE, related_name="assignments")
     annotator = models.ForeignKey(
@@ -275,8 +296,22 @@ class Assignment(models.Model):
         return self.status == self.Status.LEASED and self.expires_at > (now or timezone.now())
 
 
+# Assignment statuses that mean "this annotator has this clip": they are never offered it again.
+HELD_OR_DONE_STATUSES = (*LIVE_ASSIGNMENT_STATUSES, "invalidated")
+
+
+class AnnotationQuerySet(models.QuerySet):
+    def valid(self) -> AnnotationQuerySet:
+        """Annotations that count: not invalidated by staff."""
+        return self.filter(invalidated_at__isnull=True)
+
+
 class Annotation(models.Model):
-    """One annotator's label for one clip. Never edited, never deleted by the app."""
+    """One annotator's label for one clip. Never edited, never deleted by the app.
+
+    Staff may invalidate one (after a quality review): it is kept, marked, no longer counts, and
+    its slot opens for another annotator.
+    """
 
     assignment = models.OneToOneField(
         Assignment, on_delete=models.PROTECT, related_name="annotation"
@@ -288,6 +323,17 @@ class Annotation(models.Model):
     label = models.ForeignKey(Label, on_delete=models.PROTECT, related_name="annotations")
     slot = models.PositiveSmallIntegerField()
     created_at = models.DateTimeField(default=timezone.now)
+    invalidated_at = models.DateTimeField(null=True, blank=True)
+    invalidated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    invalidation_reason = models.TextField(blank=True)
+
+    objects = AnnotationQuerySet.as_manager()
 
     class Meta:
         ordering = ["clip", "slot"]
@@ -295,9 +341,82 @@ class Annotation(models.Model):
             models.UniqueConstraint(
                 fields=["clip", "annotator"], name="annotation_one_per_annotator_per_clip"
             ),
-            models.UniqueConstraint(fields=["clip", "slot"], name="annotation_one_per_slot"),
+            models.UniqueConstraint(
+                fields=["clip", "slot"],
+                condition=Q(invalidated_at__isnull=True),
+                name="annotation_one_valid_per_slot",
+            ),
+            models.CheckConstraint(
+                condition=Q(invalidated_at__isnull=True) | Q(invalidated_by__isnull=False),
+                name="annotation_invalidated_by_someone",
+            ),
             models.CheckConstraint(condition=Q(slot__gte=1), name="annotation_slot_gte_1"),
         ]
 
     def __str__(self) -> str:
         return f"{self.annotator} → {self.label.name} on {self.clip}"
+
+
+class ClipLabel(models.Model):
+    """The aggregate of a complete clip's valid votes; recomputed from the raw annotations.
+
+    One row per clip (the primary key is the clip), so a repeated or concurrent aggregation
+    upserts the same row and never stores two results.
+    """
+
+    clip = models.OneToOneField(
+        Clip, on_delete=models.CASCADE, primary_key=True, related_name="result"
+    )
+    votes = models.JSONField(help_text=_("Votes per label name."))
+    distribution = models.JSONField(help_text=_("Share of the votes per label name."))
+    n_annotations = models.PositiveSmallIntegerField()
+    single_label = models.ForeignKey(
+        Label, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    top_share = models.FloatField()
+    entropy = models.FloatField(help_text=_("Shannon entropy of the distribution, in bits."))
+    computed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["clip"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(top_share__gte=0) & Q(top_share__lte=1), name="cliplabel_share_0_1"
+            ),
+            models.CheckConstraint(condition=Q(n_annotations__gte=1), name="cliplabel_n_gte_1"),
+        ]
+
+    def __str__(self) -> str:
+        return f"result of clip {self.clip_id}"
+
+
+class AgreementReport(models.Model):
+    """One run of a campaign's agreement report; the history of runs is kept."""
+
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.CASCADE, related_name="agreement_reports"
+    )
+    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    progress = models.FloatField(default=0.0)
+    stage = models.CharField(max_length=100, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    plots = models.JSONField(default=dict, blank=True, help_text=_("SVG text per plot name."))
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(progress__gte=0) & Q(progress__lte=1), name="report_progress_0_1"
+            ),
+        ]
+        indexes = [models.Index(fields=["campaign", "status"], name="report_campaign_status")]
+
+    def __str__(self) -> str:
+        return f"agreement report {self.pk} of {self.campaign_id} ({self.status})"

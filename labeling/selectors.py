@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.db.models import Count
+from django.db.models.fields.json import KT
 from django.utils import timezone
 
 from labeling import sql
-from labeling.models import Assignment, Campaign, Clip, Label
+from labeling.models import AgreementReport, Assignment, Campaign, Clip, JobStatus, Label
 
 
 def labels_and_submitted_count(*, user, campaign_id: int) -> tuple[list[Label], int]:
@@ -36,6 +37,12 @@ def campaign_overview_list(*, active_within: timedelta = timedelta(hours=24)) ->
         .order_by()
         .values_list("clip__campaign_id", "n")
     )
+    # The latest finished report's kappa per campaign: oldest first, so dict() keeps the newest.
+    kappas = dict(
+        AgreementReport.objects.filter(status=JobStatus.DONE)
+        .order_by("campaign_id", "finished_at", "pk")
+        .values_list("campaign_id", KT("result__fleiss_kappa"))
+    )
     rows = []
     for campaign in campaigns:
         statuses = by_status.get(campaign.pk, {})
@@ -51,6 +58,7 @@ def campaign_overview_list(*, active_within: timedelta = timedelta(hours=24)) ->
                 "labels_needed": in_pool * campaign.annotations_per_clip,
                 "annotators_enrolled": campaign.annotators_enrolled,
                 "annotators_active": active.get(campaign.pk, 0),
+                "kappa": kappas.get(campaign.pk),
             }
         )
     return rows
@@ -63,4 +71,24 @@ def clip_list_for_screening() -> list[Clip]:
         .select_related("campaign", "movie")
         .prefetch_related("reports")
         .order_by("updated_at", "pk")
+    )
+
+
+def agreement_report_latest(*, campaign: Campaign) -> AgreementReport | None:
+    """The campaign's latest finished agreement report, or None."""
+    return (
+        AgreementReport.objects.filter(campaign=campaign, status=JobStatus.DONE)
+        .order_by("-finished_at", "-pk")
+        .first()
+    )
+
+
+def agreement_report_history(*, campaign: Campaign, limit: int = 20) -> list[AgreementReport]:
+    """The campaign's latest reports, newest first, without their (large) plots."""
+    return list(
+        AgreementReport.objects.filter(campaign=campaign)
+        .defer("plots", "result")
+        .annotate(kappa=KT("result__fleiss_kappa"), n_clips=KT("result__n_clips"))
+        .select_related("requested_by")
+        .order_by("-created_at", "-pk")[:limit]
     )

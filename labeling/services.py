@@ -267,11 +267,24 @@ def annotation_submit(*, user, assignment_id: int, label_name: str) -> SubmitRes
             slot=assignment.slot,
             created_at=now,
         )
-        if clip.status == Clip.Status.ANNOTATING:
+        if clip.status == Clip.Status.ANNOTATING and _is_full(clip.pk, clip.target):
             # Counted under the clip lock, so exactly one submit sees the n-th label.
-            if sql.annotation_count(clip.pk) >= clip.target:
-                Clip.objects.filter(pk=clip.pk).update(status=Clip.Status.COMPLETE, updated_at=now)
+            _complete(clip.pk, now)
     return SubmitResult(annotation, created=True)
+
+
+def _is_full(clip_id: int, target: int) -> bool:
+    """Whether the clip has all its valid labels. Caller holds the clip lock."""
+    return sql.annotation_count(clip_id) >= target
+
+
+def _complete(clip_id: int, now: datetime) -> None:
+    """Marks a full clip complete and, once committed, has a worker aggregate its votes.
+    Caller holds the clip lock."""
+    from labeling.tasks import clip_aggregate_task  # the tasks module imports this one
+
+    Clip.objects.filter(pk=clip_id).update(status=Clip.Status.COMPLETE, updated_at=now)
+    clip_aggregate_task.delay_on_commit(clip_id)
 
 
 def assignment_release(*, user, assignment_id: int) -> None:
@@ -365,8 +378,11 @@ def clip_screen(
         )
         if accept:
             # A clip reported mid-way keeps its labels; one that already has all of them is done.
-            full = clip.annotations.count() >= clip.campaign.annotations_per_clip
-            clip.status = Clip.Status.COMPLETE if full else Clip.Status.ANNOTATING
+            if _is_full(clip.pk, clip.campaign.annotations_per_clip):
+                _complete(clip.pk, timezone.now())
+                clip.status = Clip.Status.COMPLETE
+            else:
+                clip.status = Clip.Status.ANNOTATING
             clip.status_reason = ""
         else:
             clip.status = Clip.Status.REJECTED

@@ -20,6 +20,7 @@ from django.db import connection
 from rest_framework.authtoken.models import Token
 
 from labeling.models import (
+    HELD_OR_DONE_STATUSES,
     LIVE_ASSIGNMENT_STATUSES,
     Annotation,
     Assignment,
@@ -116,6 +117,7 @@ def candidate_clip(
     taken = f"(SELECT count(*) FROM {ASSIGNMENT} a WHERE a.clip_id = c.id AND {live})"
     by_campaign = "AND c.campaign_id = %s" if campaign_id is not None else ""
     not_tried = f"AND c.id NOT IN ({', '.join(['%s'] * len(tried))})" if tried else ""
+    held = ", ".join(["%s"] * len(HELD_OR_DONE_STATUSES))
     sql = f"""
         SELECT c.*, k.annotations_per_clip AS target, k.lease_minutes AS lease_minutes,
                {taken} AS taken
@@ -124,7 +126,7 @@ def candidate_clip(
           AND c.campaign_id IN (SELECT m.campaign_id FROM {MEMBERS} m WHERE m.user_id = %s)
           {by_campaign} {not_tried}
           AND NOT EXISTS (SELECT 1 FROM {ASSIGNMENT} a WHERE a.clip_id = c.id
-                          AND a.annotator_id = %s AND a.status IN (%s, %s))
+                          AND a.annotator_id = %s AND a.status IN ({held}))
           AND {taken} < k.annotations_per_clip
         ORDER BY taken DESC, c.number, c.id
         LIMIT 1 {_for_update(of="c", skip_locked=skip_locked)}
@@ -132,7 +134,7 @@ def candidate_clip(
     params = [*live_params, Clip.Status.ANNOTATING, user_id]
     if campaign_id is not None:
         params.append(campaign_id)
-    params += [*tried, user_id, *LIVE_ASSIGNMENT_STATUSES, *live_params]
+    params += [*tried, user_id, *HELD_OR_DONE_STATUSES, *live_params]
     return _first(Clip.objects.raw(sql, params))
 
 
@@ -188,8 +190,12 @@ def label_named(campaign_id: int, name: str) -> Label | None:
 
 
 def annotation_count(clip_id: int) -> int:
+    """The clip's valid (not invalidated) annotations."""
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT count(*) FROM {ANNOTATION} WHERE clip_id = %s", [clip_id])
+        cursor.execute(
+            f"SELECT count(*) FROM {ANNOTATION} WHERE clip_id = %s AND invalidated_at IS NULL",
+            [clip_id],
+        )
         return cursor.fetchone()[0]
 
 

@@ -6,7 +6,7 @@ import logging
 
 from celery import shared_task
 
-from labeling import services
+from labeling import aggregation, agreement, services
 
 logger = logging.getLogger(__name__)
 
@@ -18,3 +18,34 @@ def assignment_expire_task() -> int:
     if expired:
         logger.info("expired %d lapsed leases", expired)
     return expired
+
+
+@shared_task(acks_late=True, soft_time_limit=60, time_limit=90)
+def clip_aggregate_task(clip_id: int) -> int:
+    """Stores a complete clip's result from its votes (enqueued by its last label). A re-run, or
+    a concurrent one, upserts the same single row; a clip no longer complete is left alone."""
+    return aggregation.clips_aggregate([clip_id])
+
+
+@shared_task(acks_late=True, soft_time_limit=600, time_limit=660)
+def clip_aggregate_missing_task() -> int:
+    """Beat: aggregates complete clips that have no result (a lost message, an import)."""
+    written = aggregation.clips_aggregate(aggregation.clip_ids_missing_result())
+    if written:
+        logger.info("aggregated %d clips that had no result", written)
+    return written
+
+
+@shared_task(acks_late=True, soft_time_limit=600, time_limit=660)
+def agreement_report_task(report_id: int) -> bool:
+    """Computes a queued agreement report; a duplicate delivery finds it claimed and stops."""
+    return agreement.agreement_report_run(report_id)
+
+
+@shared_task(acks_late=True, soft_time_limit=60, time_limit=90)
+def agreement_report_periodic_task() -> int:
+    """Beat: queues a report for every active campaign whose results changed since its last."""
+    due = agreement.campaigns_due_for_report()
+    for campaign in due:
+        agreement.agreement_report_request(campaign=campaign)
+    return len(due)

@@ -8,4 +8,24 @@ urlpatterns = [
     path("review/", views.screening, name="screening"),
     path("review/<int:clip_id>/", views.screening_decide, name="screening-decide"),
     path("staff/overview/", views.campaign_overview, name="campaign-overview"),
+    path(
+        "staff/campaigns/<int:campaign_id>/agreement/",
+        views.campaign_agreement,
+        name="campaign-agreement",
+    ),
+    path(
+        "staff/campaigns/<int:campaign_id>/agreement/<int:report_id>/",
+        views.campaign_agreement,
+        name="campaign-agreement-report",
+    ),
+    path(
+        "staff/campaigns/<int:campaign_id>/agreement/run/",
+        views.campaign_agreement_run,
+        name="campaign-agreement-run",
+    ),
+    path(
+        "staff/campaigns/<int:campaign_id>/annotators/invalidate/",
+        views.annotator_invalidate,
+        name="annotator-invalidate",
+    ),
 ]

@@ -10,14 +10,15 @@ from functools import wraps
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
-from labeling import selectors, services
+from labeling import aggregation, agreement, selectors, services
 from labeling.errors import ApplicationError
-from labeling.models import ClipReport, Role
+from labeling.models import AgreementReport, Campaign, ClipReport, JobStatus, Role
+from pipeline.aggregation import BUCKETS
 
 # DFEW's emotion names as the annotator sees them, in the page's language.
 EMOTION_DISPLAY = {
@@ -120,9 +121,87 @@ def screening_decide(request, clip_id: int):
     return redirect("screening")
 
 
-@login_required
+def staff_required(view):
+    @wraps(view)
+    @login_required
+    def wrapper(request, *args, **kwargs):
+        if not request.user.is_staff:
+            raise PermissionDenied("Staff only.")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+@staff_required
 @require_GET
 def campaign_overview(request):
-    if not request.user.is_staff:
-        raise PermissionDenied("Staff only.")
     return render(request, "labeling/overview.html", {"rows": selectors.campaign_overview_list()})
+
+
+@staff_required
+@require_GET
+def campaign_agreement(request, campaign_id: int, report_id: int | None = None):
+    """The agreement report page: the latest finished report (or the one asked for), the one
+    running now with its progress, and the history."""
+    campaign = get_object_or_404(Campaign, pk=campaign_id)
+    if report_id is None:
+        report = selectors.agreement_report_latest(campaign=campaign)
+    else:
+        report = get_object_or_404(AgreementReport, pk=report_id, campaign=campaign)
+    history = selectors.agreement_report_history(campaign=campaign)
+    pending = [r for r in history if r.status in (JobStatus.QUEUED, JobStatus.RUNNING)]
+    return render(
+        request,
+        "labeling/agreement.html",
+        {
+            "campaign": campaign,
+            "report": report,
+            "result": report.result if report else None,
+            "table2": _table2_rows(report.result) if report and report.result else [],
+            "buckets": [name for name, _, _ in BUCKETS],
+            "history": history,
+            "pending": pending,
+        },
+    )
+
+
+def _table2_rows(result: dict) -> list[tuple]:
+    """Table 2 as rows a template can lay out (its bucket keys are not template names)."""
+    return [
+        (name, [row[bucket] for bucket, _, _ in BUCKETS], row["total"], row["percent"])
+        for name, row in result["table2"].items()
+    ]
+
+
+@staff_required
+@require_POST
+def campaign_agreement_run(request, campaign_id: int):
+    campaign = get_object_or_404(Campaign, pk=campaign_id)
+    agreement.agreement_report_request(campaign=campaign, user=request.user)
+    messages.success(request, _("The report is queued; this page shows its progress."))
+    return redirect("campaign-agreement", campaign_id=campaign.pk)
+
+
+@staff_required
+@require_POST
+def annotator_invalidate(request, campaign_id: int):
+    """Invalidates every label of one annotator in the campaign (after a quality review)."""
+    campaign = get_object_or_404(Campaign, pk=campaign_id)
+    username = request.POST.get("annotator", "")
+    reason = request.POST.get("reason", "").strip()
+    if not reason:
+        messages.error(request, _("Give a reason for invalidating the labels."))
+        return redirect("campaign-agreement", campaign_id=campaign.pk)
+    try:
+        n = aggregation.annotator_invalidate(
+            staff=request.user, campaign_id=campaign.pk, username=username, reason=reason
+        )
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(
+            request,
+            _("%(n)d labels of %(user)s invalidated; their clips are open again.")
+            % {"n": n, "user": username},
+        )
+    return redirect("campaign-agreement", campaign_id=campaign.pk)

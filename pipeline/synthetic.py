@@ -210,6 +210,7 @@ def generate_dataset(
     """
     from tqdm import tqdm
 
+    from pipeline.aggregation import single_labels
     from pipeline.compact import ClipRecord, write_compact
     from pipeline.folds import assign_folds
 
@@ -223,8 +224,7 @@ def generate_dataset(
     records = []
     for i, t in enumerate(truth):
         votes = simulate_votes(int(t), n_labels, rng)
-        top = int(votes.argmax())
-        label = top + 1 if votes[top] >= single_label_min_votes else 0
+        label = int(single_labels(votes[None, :], single_label_min_votes)[0]) + 1
         records.append(
             ClipRecord(
                 i + 1, int(movie_of[i]), label, tuple(int(v) for v in votes), int(fold_of[i])

@@ -32,6 +32,11 @@ urlpatterns = [
         views.AssignmentReportApi.as_view(),
         name="assignment-report",
     ),
+    path(
+        "campaigns/<int:campaign_id>/agreement/",
+        views.CampaignAgreementApi.as_view(),
+        name="campaign-agreement",
+    ),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
 ]

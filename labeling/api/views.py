@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from django.urls import reverse
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import serializers, status
+from rest_framework import permissions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from labeling import selectors, services
-from labeling.models import Assignment, ClipReport
+from labeling import agreement, selectors, services
+from labeling.errors import NotFound
+from labeling.models import Assignment, Campaign, ClipReport
 
 
 class _CommaIntegers(serializers.CharField):
@@ -132,3 +134,90 @@ class AssignmentReportApi(APIView):
             user=request.user, assignment_id=assignment_id, **data.validated_data
         )
         return Response({"report": report.pk}, status=status.HTTP_201_CREATED)
+
+
+class _StaffOnly(permissions.BasePermission):
+    """Staff only: annotators and other roles get 403, anonymous callers 401."""
+
+    message = "Only staff can read a campaign's agreement report."
+
+    def has_permission(self, request, view) -> bool:
+        return bool(request.user and request.user.is_staff)
+
+
+def _campaign_or_404(campaign_id: int) -> Campaign:
+    campaign = Campaign.objects.filter(pk=campaign_id).first()
+    if campaign is None:
+        raise NotFound(f"Campaign {campaign_id} not found.")
+    return campaign
+
+
+class CampaignAgreementApi(APIView):
+    """The campaign's agreement report: the latest finished one, or computed now if none.
+
+    GET reads only (a report computed now is not stored); POST queues a new report, which a
+    worker computes and adds to the history.
+    """
+
+    permission_classes = [permissions.IsAuthenticated, _StaffOnly]
+
+    class ReportOut(serializers.Serializer):
+        report = serializers.IntegerField(allow_null=True)
+        status = serializers.CharField()
+        computed_at = serializers.DateTimeField(allow_null=True)
+        result = serializers.DictField()
+
+    class QueuedOut(serializers.Serializer):
+        report = serializers.IntegerField()
+        status = serializers.CharField()
+        url = serializers.CharField()
+
+    @extend_schema(
+        responses={
+            200: ReportOut,
+            401: OpenApiResponse(description="No credentials."),
+            403: OpenApiResponse(description="Not staff."),
+            404: OpenApiResponse(description="No such campaign."),
+        }
+    )
+    def get(self, request, campaign_id: int):
+        campaign = _campaign_or_404(campaign_id)
+        latest = selectors.agreement_report_latest(campaign=campaign)
+        if latest is not None:
+            data = {
+                "report": latest.pk,
+                "status": latest.status,
+                "computed_at": latest.finished_at,
+                "result": latest.result,
+            }
+        else:
+            data = {
+                "report": None,
+                "status": "computed-now",
+                "computed_at": timezone.now(),
+                "result": agreement.campaign_agreement(campaign),
+            }
+        return Response(self.ReportOut(data).data)
+
+    @extend_schema(
+        request=None,
+        responses={
+            202: QueuedOut,
+            401: OpenApiResponse(description="No credentials."),
+            403: OpenApiResponse(description="Not staff."),
+            404: OpenApiResponse(description="No such campaign."),
+        },
+    )
+    def post(self, request, campaign_id: int):
+        campaign = _campaign_or_404(campaign_id)
+        report = agreement.agreement_report_request(campaign=campaign, user=request.user)
+        return Response(
+            {
+                "report": report.pk,
+                "status": report.status,
+                "url": request.build_absolute_uri(
+                    reverse("campaign-agreement-report", args=[campaign.pk, report.pk])
+                ),
+            },
+            status=status.HTTP_202_ACCEPTED,
+        )

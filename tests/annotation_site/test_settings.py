@@ -31,10 +31,41 @@ def load_settings(tmp_path, **env):
 
 
 class SettingsTests:
-    def test_it_refuses_to_start_with_debug_off_on_the_default_secret_key(self, tmp_path):
-        proc = load_settings(tmp_path)
-        assert proc.returncode != 0
-        assert "SECRET_KEY is the built-in development key and DEBUG is off" in proc.stderr
+    def test_it_refuses_to_start_with_debug_off_on_a_known_development_key(self, tmp_path):
+        for key in ("dfer-studio-insecure-development-key", "django-insecure-abc"):
+            proc = load_settings(tmp_path, SECRET_KEY=key)
+            assert proc.returncode != 0
+            assert "SECRET_KEY is a known development key and DEBUG is off" in proc.stderr
+
+    def test_with_no_key_set_it_generates_one_once_owner_only_and_reuses_it(self, tmp_path):
+        probe = "import django; from django.conf import settings; print(settings.SECRET_KEY)"
+        clean = {k: v for k, v in os.environ.items() if k not in VARS}
+        clean.update(VAR_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="annotation_site.settings")
+        keys = []
+        for _ in range(2):
+            proc = subprocess.run(
+                [sys.executable, "-c", probe], cwd=ROOT, env=clean, capture_output=True, text=True
+            )
+            assert proc.returncode == 0, proc.stderr
+            keys.append(proc.stdout.strip())
+        stored = tmp_path / "secret_key"
+        assert keys[0] == keys[1] == stored.read_text().strip()
+        assert len(keys[0]) >= 50
+        assert stored.stat().st_mode & 0o777 == 0o600
+
+    def test_a_management_command_runs_on_a_fresh_checkout_with_no_environment(self, tmp_path):
+        clean = {k: v for k, v in os.environ.items() if k not in VARS}
+        clean.update(VAR_DIR=str(tmp_path))
+        clean.pop("DJANGO_SETTINGS_MODULE", None)
+        proc = subprocess.run(
+            [sys.executable, "manage.py", "train_benchmark", "--help"],
+            cwd=ROOT,
+            env=clean,
+            capture_output=True,
+            text=True,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert "--model" in proc.stdout
 
     def test_the_embedded_default_is_sqlite_immediate_and_a_filesystem_broker(self, tmp_path):
         proc = load_settings(tmp_path, SECRET_KEY="s3cret")

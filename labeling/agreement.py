@@ -1,0 +1,177 @@
+"""The agreement report of a campaign: load its votes, compute (``pipeline.report``), store.
+
+A report is a row (``AgreementReport``) created by ``agreement_report_request`` and filled by
+``agreement_report_run``, which the Celery task, the beat schedule and the management command
+all call. Figures are recomputed from the raw annotations every time.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import numpy as np
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.db.models import DurationField, ExpressionWrapper, F, Max, Q
+from django.utils import timezone
+
+from labeling.errors import Forbidden
+from labeling.models import AgreementReport, Annotation, Campaign, Clip, ClipLabel, JobStatus
+from pipeline.plots import report_plots
+from pipeline.report import Progress, Votes, agreement_report
+
+logger = logging.getLogger(__name__)
+
+# A report still "running" after this long was lost with its worker and may be claimed again.
+STALE_RUN = timedelta(minutes=15)
+
+
+def campaign_votes(campaign: Campaign, *, people: bool = True) -> Votes:
+    """The valid votes on the campaign's complete clips, as arrays. Two queries (clips, votes);
+    ``people=False`` skips annotators and timings (for kappa and Table 2 alone)."""
+    clips = np.array(
+        list(
+            Clip.objects.filter(campaign=campaign, status=Clip.Status.COMPLETE)
+            .order_by("pk")
+            .values_list("pk", "number", "start_s", "end_s")
+        ),
+        dtype=np.float64,
+    ).reshape(-1, 4)
+    clip_ids = clips[:, 0].astype(np.int64)
+    label_names = list(campaign.labels.order_by("code").values_list("name", flat=True))
+    codes = list(campaign.labels.order_by("code").values_list("code", flat=True))
+    rows = Annotation.objects.valid().filter(
+        clip__campaign=campaign, clip__status=Clip.Status.COMPLETE
+    )
+    if people:
+        rows = rows.annotate(
+            took=ExpressionWrapper(
+                F("created_at") - F("assignment__leased_at"), output_field=DurationField()
+            )
+        ).values_list("clip_id", "label__code", "annotator_id", "took")
+    else:
+        rows = rows.values_list("clip_id", "label__code")
+    rows = list(rows)
+    columns = list(zip(*rows)) if rows else [[], [], [], []]
+    item = np.searchsorted(clip_ids, np.array(columns[0], dtype=np.int64))
+    label = np.searchsorted(np.array(codes), np.array(columns[1], dtype=np.int64))
+    rater_names: list[str] = []
+    rater = np.zeros(len(rows), dtype=np.int64)
+    seconds = np.full(len(rows), np.nan)
+    if people and rows:
+        annotator_ids, rater = np.unique(np.array(columns[2], dtype=np.int64), return_inverse=True)
+        names = dict(
+            get_user_model().objects.filter(pk__in=annotator_ids.tolist()).values_list(
+                "pk", "username"
+            )
+        )
+        rater_names = [names[int(pk)] for pk in annotator_ids]
+        # Imported votes have no lease; their lease and submit times coincide.
+        seconds = np.array(
+            [t.total_seconds() if t is not None and t.total_seconds() > 0 else np.nan
+             for t in columns[3]]
+        )
+    with np.errstate(invalid="ignore"):
+        durations = clips[:, 3] - clips[:, 2]  # NaN where the end is unknown
+    return Votes(
+        item=item.astype(np.int64),
+        rater=np.asarray(rater, dtype=np.int64),
+        label=label.astype(np.int64),
+        seconds=seconds,
+        clip_ids=clip_ids,
+        clip_numbers=clips[:, 1].astype(np.int64),
+        durations=durations,
+        rater_names=rater_names,
+        label_names=label_names,
+    )
+
+
+def campaign_agreement(campaign: Campaign, *, progress: Progress | None = None) -> dict:
+    """The campaign's agreement report computed now, stored nowhere (GET-safe)."""
+    report = agreement_report(
+        campaign_votes(campaign), campaign.single_label_min_votes, progress=progress
+    )
+    report["campaign"] = {"id": campaign.pk, "slug": campaign.slug, "name": campaign.name}
+    return report
+
+
+def agreement_report_request(*, campaign: Campaign, user=None) -> AgreementReport:
+    """Queues a new report of the campaign (staff only); a worker fills it after commit."""
+    from labeling.tasks import agreement_report_task  # the tasks module imports this one
+
+    if user is not None and not user.is_staff:
+        raise Forbidden("Only staff can run agreement reports.")
+    with transaction.atomic():
+        report = AgreementReport.objects.create(campaign=campaign, requested_by=user)
+        agreement_report_task.delay_on_commit(report.pk)
+    return report
+
+
+def _claim(report_id: int) -> bool:
+    """Conditional UPDATE: only one worker runs a report; a lost run may be taken over."""
+    now = timezone.now()
+    return bool(
+        AgreementReport.objects.filter(
+            Q(status=JobStatus.QUEUED)
+            | Q(status=JobStatus.RUNNING, started_at__lt=now - STALE_RUN),
+            pk=report_id,
+        ).update(status=JobStatus.RUNNING, started_at=now, progress=0.0, stage="starting")
+    )
+
+
+def agreement_report_run(report_id: int, *, progress: Progress | None = None) -> bool:
+    """Computes a queued report and stores its figures and plots; False if not claimed.
+
+    Progress is written to the row as it goes (each update its own statement, so a page polling
+    the row sees it). A failure is stored on the row with its message, then raised again.
+    """
+    if not _claim(report_id):
+        return False
+    report = AgreementReport.objects.select_related("campaign").get(pk=report_id)
+
+    def step(fraction: float, stage: str) -> None:
+        AgreementReport.objects.filter(pk=report_id).update(progress=fraction, stage=stage[:100])
+        if progress is not None:
+            progress(fraction, stage)
+
+    try:
+        result = campaign_agreement(report.campaign, progress=step)
+        step(0.97, "drawing the plots")
+        plots = report_plots(result)
+    except Exception as exc:
+        AgreementReport.objects.filter(pk=report_id).update(
+            status=JobStatus.FAILED, error=str(exc)[:5000], finished_at=timezone.now()
+        )
+        raise
+    AgreementReport.objects.filter(pk=report_id).update(
+        status=JobStatus.DONE,
+        result=result,
+        plots=plots,
+        progress=1.0,
+        stage="done",
+        finished_at=timezone.now(),
+    )
+    return True
+
+
+def campaigns_due_for_report() -> list[Campaign]:
+    """Active campaigns whose results changed since their last finished report (or that have
+    results and no report yet). The beat schedule reports on these."""
+    due = []
+    latest_result = dict(
+        ClipLabel.objects.values("clip__campaign_id")
+        .annotate(at=Max("computed_at"))
+        .values_list("clip__campaign_id", "at")
+    )
+    latest_report = dict(
+        AgreementReport.objects.exclude(status=JobStatus.FAILED)
+        .values("campaign_id")
+        .annotate(at=Max("created_at"))
+        .values_list("campaign_id", "at")
+    )
+    for campaign in Campaign.objects.filter(is_active=True, pk__in=list(latest_result)):
+        reported = latest_report.get(campaign.pk)
+        if reported is None or reported < latest_result[campaign.pk]:
+            due.append(campaign)
+    return due

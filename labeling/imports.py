@@ -1,0 +1,282 @@
+"""Votes made elsewhere come in as clips without media, so aggregation, the agreement report,
+folds and exports work on them as on votes collected here.
+
+``annotations_import`` is all or nothing: it checks every row first and writes in one
+transaction with bulk inserts (DFEW's 163,720 labels in seconds). Rows already present with the
+same label are skipped, so importing a file twice changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
+from django.contrib.auth.validators import UnicodeUsernameValidator
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from labeling.errors import ApplicationError
+from labeling.models import Annotation, Assignment, Campaign, Clip, Movie
+
+User = get_user_model()
+DEFAULT_MOVIE = "imported"
+REQUIRED_COLUMNS = ("clip", "annotator", "label")
+
+
+class ImportRowError(ApplicationError):
+    """A bad row: the message names its line and nothing was written."""
+
+
+def _bad(line: int, message: str) -> ImportRowError:
+    return ImportRowError(f"line {line}: {message}; nothing was imported.", {"line": line})
+
+
+@dataclass
+class ImportSummary:
+    rows: int = 0
+    imported: int = 0
+    skipped_existing: int = 0
+    clips_created: int = 0
+    accounts_created: int = 0
+    movies_created: int = 0
+    complete_clip_ids: list[int] = field(default_factory=list)
+    incomplete_clips: int = 0
+
+
+@dataclass
+class _ClipRows:
+    movie: str | None = None
+    duration: float | None = None
+    votes: list[tuple[int, str, int]] = field(default_factory=list)  # (line, annotator, code)
+
+
+def _parse(campaign: Campaign, header: list[str], rows: Iterable[tuple[int, dict]]):
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing:
+        raise _bad(1, f"the header lacks the column(s) {', '.join(missing)}")
+    by_name = {}
+    by_code = {}
+    for code, name in campaign.labels.values_list("code", "name"):
+        by_name[name.lower()] = code
+        by_code[str(code)] = code
+    valid = ", ".join(sorted(by_name, key=by_name.get))
+    usernames = UnicodeUsernameValidator()
+    clips: dict[int, _ClipRows] = defaultdict(_ClipRows)
+    seen: dict[tuple[int, str], int] = {}
+    count = 0
+    for line, row in rows:
+        count += 1
+        if None in row or any(row.get(c) is None for c in REQUIRED_COLUMNS):
+            raise _bad(line, "malformed line (wrong number of fields)")
+        raw_clip, annotator = row["clip"].strip(), row["annotator"].strip()
+        raw_label = row["label"].strip()
+        try:
+            number = int(raw_clip)
+        except ValueError:
+            raise _bad(line, f"clip {raw_clip!r} is not a whole number") from None
+        if number < 1:
+            raise _bad(line, f"clip {number} must be 1 or more")
+        if not annotator:
+            raise _bad(line, "the annotator is empty")
+        try:
+            usernames(annotator)
+        except ValidationError:
+            raise _bad(line, f"{annotator!r} is not a valid account name") from None
+        if len(annotator) > 150:
+            raise _bad(line, "the annotator's name is longer than 150 characters")
+        code = by_name.get(raw_label.lower()) or by_code.get(raw_label)
+        if code is None:
+            raise _bad(line, f"unknown label {raw_label!r} (valid: {valid}, or their codes)")
+        if (number, annotator) in seen:
+            raise _bad(
+                line,
+                f"{annotator} labels clip {number} twice (also on line {seen[number, annotator]})",
+            )
+        seen[number, annotator] = line
+        clip = clips[number]
+        movie = (row.get("movie") or "").strip() or None
+        if movie is not None:
+            if clip.movie is not None and clip.movie != movie:
+                raise _bad(line, f"clip {number} is in movie {clip.movie!r} on an earlier line")
+            clip.movie = movie
+        raw_duration = (row.get("duration_s") or "").strip()
+        if raw_duration:
+            try:
+                duration = float(raw_duration)
+            except ValueError:
+                raise _bad(line, f"duration_s {raw_duration!r} is not a number") from None
+            if not math.isfinite(duration) or duration <= 0:
+                raise _bad(line, f"duration_s {raw_duration!r} must be a positive number")
+            if clip.duration is not None and not math.isclose(clip.duration, duration):
+                raise _bad(line, f"clip {number} has duration {clip.duration} on an earlier line")
+            clip.duration = duration
+        clip.votes.append((line, annotator, code))
+    return clips, count
+
+
+def annotations_import(
+    *,
+    campaign: Campaign,
+    header: list[str],
+    rows: Iterable[tuple[int, dict]],
+    progress: Callable[[str], None] | None = None,
+) -> ImportSummary:
+    """Imports ``(line number, row)`` pairs of ``clip,annotator,label[,movie,duration_s]``.
+
+    Creates the clips (no media), movies (by title; "imported" when none given), accounts that
+    cannot log in for unknown annotators, and for each vote a submitted assignment and its
+    annotation. A clip with all ``annotations_per_clip`` votes becomes complete (its ids are
+    returned for aggregation); one with fewer stays proposed, out of the labelling pool. Clips
+    that already have media are labelled in the app and cannot receive imported votes.
+    """
+    step = progress or (lambda stage: None)
+    step("checking rows")
+    clips, count = _parse(campaign, header, rows)
+    summary = ImportSummary(rows=count)
+    target = campaign.annotations_per_clip
+    labels = dict(campaign.labels.values_list("code", "pk"))
+    now = timezone.now()
+    with transaction.atomic():
+        existing = {
+            number: (pk, video)
+            for pk, number, video in Clip.objects.select_for_update()
+            .filter(campaign=campaign, number__in=list(clips))
+            .values_list("pk", "number", "video")
+        }
+        prior: dict[int, dict[str, tuple[int, int]]] = defaultdict(dict)
+        for number, username, code, slot in Annotation.objects.valid().filter(
+            clip__campaign=campaign, clip__number__in=list(existing)
+        ).values_list("clip__number", "annotator__username", "label__code", "slot"):
+            prior[number][username] = (code, slot)
+        new_votes: list[tuple[int, str, int, int]] = []  # (number, annotator, code, slot)
+        for number, clip in clips.items():
+            if number in existing and existing[number][1]:
+                line = clip.votes[0][0]
+                raise _bad(line, f"clip {number} has media and is labelled in the app")
+            held = prior.get(number, {})
+            slots = {slot for _, slot in held.values()}
+            free = (s for s in range(1, 10**6) if s not in slots)
+            added = 0
+            for line, annotator, code in clip.votes:
+                if annotator in held:
+                    if held[annotator][0] != code:
+                        raise _bad(
+                            line,
+                            f"{annotator} already labelled clip {number} with code "
+                            f"{held[annotator][0]}, not {code}",
+                        )
+                    summary.skipped_existing += 1
+                    continue
+                added += 1
+                if len(held) + added > target:
+                    raise _bad(
+                        line,
+                        f"clip {number} would have more than the campaign's {target} annotators",
+                    )
+                new_votes.append((number, annotator, code, next(free)))
+        if not new_votes:
+            step("nothing new")
+            return summary
+
+        step("creating accounts and movies")
+        names = {annotator for _, annotator, _, _ in new_votes}
+        users = dict(User.objects.filter(username__in=names).values_list("username", "pk"))
+        fresh = [
+            User(username=name, password=make_password(None), is_active=True)
+            for name in sorted(names - set(users))
+        ]
+        User.objects.bulk_create(fresh, batch_size=2000)
+        summary.accounts_created = len(fresh)
+        if fresh:
+            users = dict(User.objects.filter(username__in=names).values_list("username", "pk"))
+        titles = {clips[n].movie or DEFAULT_MOVIE for n in clips if n not in existing}
+        movies = dict(
+            Movie.objects.filter(campaign=campaign, title__in=titles).values_list("title", "pk")
+        )
+        new_movies = [
+            Movie(campaign=campaign, title=title, status=Movie.Status.READY)
+            for title in sorted(titles - set(movies))
+        ]
+        Movie.objects.bulk_create(new_movies)
+        summary.movies_created = len(new_movies)
+        movies.update((m.title, m.pk) for m in new_movies)
+
+        step("creating clips")
+        created = Clip.objects.bulk_create(
+            [
+                Clip(
+                    campaign=campaign,
+                    movie_id=movies[clip.movie or DEFAULT_MOVIE],
+                    number=number,
+                    start_s=0.0,
+                    end_s=clip.duration,
+                    status=Clip.Status.PROPOSED,
+                    created_at=now,
+                )
+                for number, clip in sorted(clips.items())
+                if number not in existing
+            ],
+            batch_size=2000,
+        )
+        summary.clips_created = len(created)
+        clip_pk = {number: pk for number, (pk, _) in existing.items()}
+        clip_pk.update((c.number, c.pk) for c in created)
+
+        step("writing labels")
+        assignments = Assignment.objects.bulk_create(
+            [
+                Assignment(
+                    clip_id=clip_pk[number],
+                    annotator_id=users[annotator],
+                    slot=slot,
+                    status=Assignment.Status.SUBMITTED,
+                    leased_at=now,
+                    expires_at=now,
+                    finished_at=now,
+                )
+                for number, annotator, _, slot in new_votes
+            ],
+            batch_size=5000,
+        )
+        Annotation.objects.bulk_create(
+            [
+                Annotation(
+                    assignment_id=assignment.pk,
+                    clip_id=assignment.clip_id,
+                    annotator_id=assignment.annotator_id,
+                    label_id=labels[code],
+                    slot=slot,
+                    created_at=now,
+                )
+                for assignment, (_, _, code, slot) in zip(assignments, new_votes, strict=True)
+            ],
+            batch_size=5000,
+        )
+        summary.imported = len(new_votes)
+
+        step("completing clips")
+        totals = {n: len(prior.get(n, {})) for n in clips}
+        for number, _, _, _ in new_votes:
+            totals[number] += 1
+        full = [clip_pk[n] for n, total in totals.items() if total >= target]
+        short = {n: total for n, total in totals.items() if total < target}
+        Clip.objects.filter(pk__in=full).update(
+            status=Clip.Status.COMPLETE, status_reason="", updated_at=now
+        )
+        by_total: dict[int, list[int]] = defaultdict(list)
+        for number, total in short.items():
+            by_total[total].append(clip_pk[number])
+        for total, pks in by_total.items():
+            Clip.objects.filter(pk__in=pks).update(
+                status=Clip.Status.PROPOSED,
+                status_reason=f"imported with {total} of {target} labels",
+                updated_at=now,
+            )
+        summary.complete_clip_ids = sorted(full)
+        summary.incomplete_clips = len(short)
+    return summary
