@@ -33,9 +33,7 @@ INSECURE_SECRET_KEY = "dfer-studio-insecure-development-key"
 # self-hosted apps do, so `make run`, the commands and gunicorn work with no environment. A
 # known-weak key that someone did set is still refused with DEBUG off.
 SECRET_KEY = envsecret("SECRET_KEY", "") or generated_secret_key(VAR_DIR / "secret_key")
-if not DEBUG and (
-    SECRET_KEY == INSECURE_SECRET_KEY or SECRET_KEY.startswith("django-insecure-")
-):
+if not DEBUG and (SECRET_KEY == INSECURE_SECRET_KEY or SECRET_KEY.startswith("django-insecure-")):
     raise ImproperlyConfigured(
         "SECRET_KEY is a known development key and DEBUG is off. Set SECRET_KEY "
         "(or SECRET_KEY_FILE) to a long random value, or unset it to use a generated one."

@@ -71,10 +71,13 @@ def _aggregate_batch(clip_ids: list[int], now) -> int:
                 rows.append(
                     ClipLabel(
                         clip_id=int(clip_id),
-                        votes={lab.name: int(n) for lab, n in zip(labels, result.counts[i])},
+                        votes={
+                            lab.name: int(n)
+                            for lab, n in zip(labels, result.counts[i], strict=True)
+                        },
                         distribution={
                             lab.name: round(float(p), 6)
-                            for lab, p in zip(labels, result.distribution[i])
+                            for lab, p in zip(labels, result.distribution[i], strict=True)
                         },
                         n_annotations=int(result.counts[i].sum()),
                         single_label=labels[result.single[i]] if result.single[i] >= 0 else None,
@@ -127,9 +130,7 @@ def clip_ids_missing_result(campaign_id: int | None = None) -> list[int]:
     return list(clips.order_by("pk").values_list("pk", flat=True))
 
 
-def annotations_invalidate(
-    *, staff, annotation_ids: Iterable[int], reason: str = ""
-) -> list[int]:
+def annotations_invalidate(*, staff, annotation_ids: Iterable[int], reason: str = "") -> list[int]:
     """Invalidates annotations (e.g. after a quality review) and returns the clips they touched.
 
     The annotations are kept and marked; their assignments become ``invalidated``, which frees
@@ -145,17 +146,13 @@ def annotations_invalidate(
     now = timezone.now()
     with transaction.atomic():
         clip_ids = sorted(
-            set(
-                Annotation.objects.valid().filter(pk__in=ids).values_list("clip_id", flat=True)
-            )
+            set(Annotation.objects.valid().filter(pk__in=ids).values_list("clip_id", flat=True))
         )
         # Clip locks first, in id order, as every writer takes them.
         list(Clip.objects.select_for_update().filter(pk__in=clip_ids).order_by("pk").values("pk"))
         targets = Annotation.objects.valid().filter(pk__in=ids)
         assignment_ids = list(targets.values_list("assignment_id", flat=True))
-        targets.update(
-            invalidated_at=now, invalidated_by=staff, invalidation_reason=reason[:2000]
-        )
+        targets.update(invalidated_at=now, invalidated_by=staff, invalidation_reason=reason[:2000])
         Assignment.objects.filter(pk__in=assignment_ids).update(
             status=Assignment.Status.INVALIDATED
         )

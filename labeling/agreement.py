@@ -53,7 +53,7 @@ def campaign_votes(campaign: Campaign, *, people: bool = True) -> Votes:
     else:
         rows = rows.values_list("clip_id", "label__code")
     rows = list(rows)
-    columns = list(zip(*rows)) if rows else [[], [], [], []]
+    columns = list(zip(*rows, strict=True)) if rows else [[], [], [], []]
     item = np.searchsorted(clip_ids, np.array(columns[0], dtype=np.int64))
     label = np.searchsorted(np.array(codes), np.array(columns[1], dtype=np.int64))
     rater_names: list[str] = []
@@ -62,15 +62,17 @@ def campaign_votes(campaign: Campaign, *, people: bool = True) -> Votes:
     if people and rows:
         annotator_ids, rater = np.unique(np.array(columns[2], dtype=np.int64), return_inverse=True)
         names = dict(
-            get_user_model().objects.filter(pk__in=annotator_ids.tolist()).values_list(
-                "pk", "username"
-            )
+            get_user_model()
+            .objects.filter(pk__in=annotator_ids.tolist())
+            .values_list("pk", "username")
         )
         rater_names = [names[int(pk)] for pk in annotator_ids]
         # Imported votes have no lease; their lease and submit times coincide.
         seconds = np.array(
-            [t.total_seconds() if t is not None and t.total_seconds() > 0 else np.nan
-             for t in columns[3]]
+            [
+                t.total_seconds() if t is not None and t.total_seconds() > 0 else np.nan
+                for t in columns[3]
+            ]
         )
     with np.errstate(invalid="ignore"):
         durations = clips[:, 3] - clips[:, 2]  # NaN where the end is unknown

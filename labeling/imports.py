@@ -149,9 +149,11 @@ def annotations_import(
             .values_list("pk", "number", "video")
         }
         prior: dict[int, dict[str, tuple[int, int]]] = defaultdict(dict)
-        for number, username, code, slot in Annotation.objects.valid().filter(
-            clip__campaign=campaign, clip__number__in=list(existing)
-        ).values_list("clip__number", "annotator__username", "label__code", "slot"):
+        for number, username, code, slot in (
+            Annotation.objects.valid()
+            .filter(clip__campaign=campaign, clip__number__in=list(existing))
+            .values_list("clip__number", "annotator__username", "label__code", "slot")
+        ):
             prior[number][username] = (code, slot)
         new_votes: list[tuple[int, str, int, int]] = []  # (number, annotator, code, slot)
         for number, clip in clips.items():

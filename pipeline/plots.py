@@ -14,8 +14,12 @@ matplotlib.use("Agg")  # no display on servers and workers
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-_STYLE = {"font.size": 9, "svg.fonttype": "none", "axes.spines.top": False,
-          "axes.spines.right": False}
+_STYLE = {
+    "font.size": 9,
+    "svg.fonttype": "none",
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+}
 
 
 def _svg(figure: Figure) -> str:
@@ -53,9 +57,15 @@ def share_histogram_svg(report: dict) -> str:
         figure, axes = plt.subplots(figsize=(5.5, 2.8))
         if hist["counts"]:
             edges = hist["edges"]
-            widths = [b - a for a, b in zip(edges[:-1], edges[1:])]
-            axes.bar(edges[:-1], hist["counts"], width=widths, align="edge", color="#55a868",
-                     edgecolor="white")
+            widths = [b - a for a, b in zip(edges[:-1], edges[1:], strict=True)]
+            axes.bar(
+                edges[:-1],
+                hist["counts"],
+                width=widths,
+                align="edge",
+                color="#55a868",
+                edgecolor="white",
+            )
         per_clip = report.get("annotations_per_clip")
         if per_clip:
             threshold = report["single_label_min_votes"] / per_clip
@@ -76,9 +86,13 @@ def annotator_scatter_svg(report: dict) -> str:
         for flagged, color, text in ((False, "#4c72b0", "annotator"), (True, "#c44e52", "flagged")):
             chosen = [r for r in rows if r["flagged"] is flagged]
             if chosen:
-                axes.scatter([r["n_labels"] for r in chosen],
-                             [r["agreement_with_others_majority"] for r in chosen],
-                             s=14, color=color, label=text)
+                axes.scatter(
+                    [r["n_labels"] for r in chosen],
+                    [r["agreement_with_others_majority"] for r in chosen],
+                    s=14,
+                    color=color,
+                    label=text,
+                )
         if rows:
             axes.legend(frameon=False, loc="lower right")
         axes.set_ylim(0, 1)

@@ -126,7 +126,7 @@ def agreement_report(
         "fleiss_kappa_ci": [round(ci[0], 4), round(ci[1], 4)] if ci is not None else None,
         "bootstrap": {"resamples": n_resamples, "seed": seed, "level": 0.95},
         "kappa_per_label": {
-            name: _rounded(value) for name, value in zip(names, fleiss.per_category)
+            name: _rounded(value) for name, value in zip(names, fleiss.per_category, strict=True)
         },
         "observed_agreement": _rounded(fleiss.observed),
         "chance_agreement": _rounded(fleiss.chance),
@@ -134,7 +134,7 @@ def agreement_report(
         "landis_koch": agreement.landis_koch(fleiss.kappa),
         "single_label_min_votes": min_votes,
         "n_single_labelled": int((single >= 0).sum()),
-        "single_per_label": {name: int(n) for name, n in zip(names, single_per_label)},
+        "single_per_label": {name: int(n) for name, n in zip(names, single_per_label, strict=True)},
         "table2": table2(single, votes.durations, names),
         "winning_share_histogram": {
             "counts": [int(c) for c in hist_counts],
@@ -146,7 +146,7 @@ def agreement_report(
                 "clip": int(votes.clip_numbers[i]),
                 "top_share": round(float(shares[i]), 4),
                 "entropy": round(float(entropy[i]), 4),
-                "votes": {name: int(n) for name, n in zip(names, counts[i]) if n},
+                "votes": {name: int(n) for name, n in zip(names, counts[i], strict=True) if n},
             }
             for i in lowest
         ],

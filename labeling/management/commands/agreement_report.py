@@ -31,8 +31,9 @@ class Command(BaseCommand):
         if target is None:
             raise CommandError(f"no campaign {campaign!r}")
         report = AgreementReport.objects.create(campaign=target)
-        bar = tqdm(total=100, desc="agreement report", unit="%", disable=None,
-                   file=self.stderr._out)
+        bar = tqdm(
+            total=100, desc="agreement report", unit="%", disable=None, file=self.stderr._out
+        )
 
         def progress(fraction: float, stage: str) -> None:
             bar.set_description(stage[:40])
@@ -51,26 +52,35 @@ class Command(BaseCommand):
 
     def _print(self, r: dict) -> None:
         out = self.stdout.write
-        out(f"{r['campaign']['name']}: {r['n_clips']} complete clips, "
-            f"{r['n_annotations']} labels")
+        out(f"{r['campaign']['name']}: {r['n_clips']} complete clips, {r['n_annotations']} labels")
         if r["fleiss_kappa"] is None:
             out(f"Fleiss' kappa: undefined ({r['fleiss_kappa_reason']})")
         else:
             low, high = r["fleiss_kappa_ci"] or (None, None)
-            out(f"Fleiss' kappa: {_fmt(r['fleiss_kappa'])} (95% CI {_fmt(low)}–{_fmt(high)}), "
-                f"{r['landis_koch']} agreement")
-        out(f"observed agreement {_fmt(r['observed_agreement'])}, chance "
-            f"{_fmt(r['chance_agreement'])}, Krippendorff's alpha {_fmt(r['krippendorff_alpha'])}")
-        out("kappa per label: " + ", ".join(
-            f"{name} {_fmt(value)}" for name, value in r["kappa_per_label"].items()))
-        out(f"single-labelled: {r['n_single_labelled']} of {r['n_clips']} "
-            f"(at least {r['single_label_min_votes']} votes)")
+            out(
+                f"Fleiss' kappa: {_fmt(r['fleiss_kappa'])} (95% CI {_fmt(low)}–{_fmt(high)}), "
+                f"{r['landis_koch']} agreement"
+            )
+        out(
+            f"observed agreement {_fmt(r['observed_agreement'])}, chance "
+            f"{_fmt(r['chance_agreement'])}, Krippendorff's alpha {_fmt(r['krippendorff_alpha'])}"
+        )
+        out(
+            "kappa per label: "
+            + ", ".join(f"{name} {_fmt(value)}" for name, value in r["kappa_per_label"].items())
+        )
+        out(
+            f"single-labelled: {r['n_single_labelled']} of {r['n_clips']} "
+            f"(at least {r['single_label_min_votes']} votes)"
+        )
         out("")
         out(f"{'Table 2':<12}{'0-2s':>8}{'2-5s':>8}{'5s+':>8}{'Total':>8}{'Percent':>9}")
         for name, row in r["table2"].items():
             percent = "—" if row["percent"] is None else f"{row['percent']:.2f}"
-            out(f"{name:<12}{row['0-2s']:>8}{row['2-5s']:>8}{row['5s+']:>8}{row['total']:>8}"
-                f"{percent:>9}")
+            out(
+                f"{name:<12}{row['0-2s']:>8}{row['2-5s']:>8}{row['5s+']:>8}{row['total']:>8}"
+                f"{percent:>9}"
+            )
         flagged = [a["annotator"] for a in r["annotators"] if a["flagged"]]
         out("")
         out(f"{len(r['annotators'])} annotators; flagged: {', '.join(flagged) or 'none'}")

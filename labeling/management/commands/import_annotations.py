@@ -75,8 +75,9 @@ class Command(BaseCommand):
                 raise CommandError(exc.message) from exc
             finally:
                 rows.close()
-        bar = tqdm(total=len(summary.complete_clip_ids), desc="aggregating", unit=" clips",
-                   disable=None)
+        bar = tqdm(
+            total=len(summary.complete_clip_ids), desc="aggregating", unit=" clips", disable=None
+        )
         aggregation.clips_aggregate(
             summary.complete_clip_ids, progress=lambda done, total: bar.update(done - bar.n)
         )
