@@ -71,7 +71,8 @@ def _parse(campaign: Campaign, header: list[str], rows: Iterable[tuple[int, dict
     count = 0
     for line, row in rows:
         count += 1
-        if None in row or any(row.get(c) is None for c in REQUIRED_COLUMNS):
+        # csv.DictReader keys extra fields by None and fills missing ones with None.
+        if None in row or any(value is None for value in row.values()):
             raise _bad(line, "malformed line (wrong number of fields)")
         raw_clip, annotator = row["clip"].strip(), row["annotator"].strip()
         raw_label = row["label"].strip()

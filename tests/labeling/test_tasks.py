@@ -83,3 +83,54 @@ class AssignmentExpireTaskWorkerTests:
         lease = _expired_lease(campaign, alice)
         url = settings.REDIS_URL or "redis://127.0.0.1:6379/15"
         _run_on_worker(_app(url, {"visibility_timeout": 3600}), lease)
+
+
+def _aggregated_by_worker(app: Celery, campaign, annotators) -> None:
+    """The tenth label's on-commit message reaches a real worker, which stores the result."""
+    from annotation_site.celery import app as default_app
+    from labeling.models import ClipLabel
+
+    (clip,) = make_clips(campaign, 1)
+    # shared_task proxies send through the current app: make it the one under test.
+    app.set_current()
+    try:
+        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
+            for user in annotators:
+                lease = services.assignment_next(user=user)
+                services.annotation_submit(user=user, assignment_id=lease.pk, label_name="sad")
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                result = ClipLabel.objects.filter(clip=clip).first()
+                if result is not None:
+                    assert result.single_label.name == "sad" and result.n_annotations == 10
+                    return
+                time.sleep(0.2)
+    finally:
+        default_app.set_current()
+    pytest.fail("the worker did not aggregate the clip within 60 s")
+
+
+@pytest.mark.django_db(transaction=True)
+class ClipAggregateWorkerTests:
+    def test_a_worker_aggregates_the_clip_after_its_last_label_over_the_filesystem_broker(
+        self, campaign, annotators, tmp_path
+    ):
+        folder = str(tmp_path / "broker")
+        (tmp_path / "broker").mkdir()
+        app = _app(
+            "filesystem://",
+            {
+                "data_folder_in": folder,
+                "data_folder_out": folder,
+                "control_folder": str(tmp_path / "control"),
+                "store_processed": False,
+            },
+        )
+        _aggregated_by_worker(app, campaign, annotators)
+
+    def test_a_worker_aggregates_the_clip_after_its_last_label_over_redis(
+        self, campaign, annotators
+    ):
+        need(redis_available(), "needs a Redis server (REDIS_URL or 127.0.0.1:6379)")
+        url = settings.REDIS_URL or "redis://127.0.0.1:6379/15"
+        _aggregated_by_worker(_app(url, {"visibility_timeout": 3600}), campaign, annotators)

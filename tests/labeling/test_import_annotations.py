@@ -1,0 +1,142 @@
+"""python manage.py import_annotations: votes made elsewhere, all or nothing, idempotent."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
+
+from labeling.models import Annotation, Assignment, Campaign, Clip, ClipLabel, Movie
+
+HEADER = "clip,annotator,label,movie,duration_s\n"
+
+
+def ten_votes(clip: int, labels: list[str], movie: str = "m1", duration: float = 3.0) -> str:
+    return "".join(
+        f"{clip},rater{i:02d},{label},{movie},{duration}\n" for i, label in enumerate(labels)
+    )
+
+
+def run(tmp_path, text: str, *args: str) -> str:
+    path = tmp_path / "votes.csv"
+    path.write_text(text)
+    out = io.StringIO()
+    call_command("import_annotations", str(path), *args, stdout=out, stderr=io.StringIO())
+    return out.getvalue()
+
+
+def counts() -> tuple[int, int, int, int, int]:
+    return (
+        Clip.objects.count(),
+        Annotation.objects.count(),
+        Assignment.objects.count(),
+        get_user_model().objects.count(),
+        Movie.objects.count(),
+    )
+
+
+@pytest.mark.django_db
+class ImportAnnotationsTests:
+    def test_it_imports_clips_without_media_and_aggregates_complete_ones(self, tmp_path, campaign):
+        text = (
+            HEADER
+            + ten_votes(1, ["happy"] * 8 + ["sad"] * 2)
+            + ten_votes(2, ["angry"] * 5 + ["fear"] * 5, movie="m2", duration=6.5)
+        )
+        out = run(tmp_path, text, "--campaign", campaign.slug)
+        assert "20 labels imported" in out and "2 clips complete" in out
+        clip = Clip.objects.get(number=2)
+        assert clip.status == Clip.Status.COMPLETE and not clip.video
+        assert clip.duration_s == 6.5 and clip.movie.title == "m2"
+        assert ClipLabel.objects.get(clip__number=1).single_label.name == "happy"
+        assert ClipLabel.objects.get(clip__number=2).single_label is None
+        rater = get_user_model().objects.get(username="rater03")
+        assert not rater.has_usable_password()  # accounts that cannot log in
+
+    def test_labels_may_be_given_as_codes(self, tmp_path, campaign):
+        run(tmp_path, HEADER + ten_votes(1, ["7"] * 10), "--campaign", campaign.slug)
+        assert ClipLabel.objects.get().single_label.name == "fear"
+
+    def test_importing_the_same_file_twice_changes_nothing(self, tmp_path, campaign):
+        text = HEADER + ten_votes(1, ["happy"] * 10) + ten_votes(2, ["sad"] * 10)
+        run(tmp_path, text, "--campaign", campaign.slug)
+        before = counts()
+        out = run(tmp_path, text, "--campaign", campaign.slug)
+        assert "0 labels imported, 20 already present" in out
+        assert counts() == before
+
+    @pytest.mark.parametrize(
+        ("bad_line", "message"),
+        [
+            ("1,rater99,joy,m1,3.0\n", "line 12: unknown label 'joy'"),
+            ("1,rater00,sad,m1,3.0\n", "line 12: rater00 labels clip 1 twice (also on line 2)"),
+            ("1,rater10,sad,m1,3.0\n", "more than the campaign's 10 annotators"),
+            ("x,rater10,sad,m1,3.0\n", "line 12: clip 'x' is not a whole number"),
+            ("2,rater10,sad\n", "line 12: malformed line"),
+            ("2,rater10,sad,m1,-1\n", "line 12: duration_s '-1' must be a positive number"),
+        ],
+    )
+    def test_a_bad_row_aborts_with_its_line_and_writes_nothing(
+        self, tmp_path, campaign, bad_line, message
+    ):
+        before = counts()
+        with pytest.raises(CommandError, match=re.escape(message)):
+            run(
+                tmp_path, HEADER + ten_votes(1, ["happy"] * 10) + bad_line, "--campaign", "campaign"
+            )
+        assert counts() == before
+
+    def test_a_different_label_for_an_imported_vote_is_refused(self, tmp_path, campaign):
+        run(tmp_path, HEADER + ten_votes(1, ["happy"] * 10), "--campaign", campaign.slug)
+        with pytest.raises(CommandError, match="rater00 already labelled clip 1 with code 1"):
+            run(tmp_path, HEADER + "1,rater00,sad,m1,3.0\n", "--campaign", campaign.slug)
+
+    def test_a_header_without_the_required_columns_is_refused(self, tmp_path, campaign):
+        with pytest.raises(CommandError, match="lacks the column"):
+            run(tmp_path, "clip,who,label\n1,a,happy\n", "--campaign", campaign.slug)
+
+    def test_create_makes_a_campaign_with_its_own_label_set_and_rater_count(self, tmp_path, db):
+        # A study of 5 diagnoses rated by 6 raters (the shape of Fleiss 1971).
+        rows = "clip,annotator,label\n" + "".join(
+            f"{c},dr{r},{'depression' if r < 5 else 'other'}\n" for c in (1, 2) for r in range(6)
+        )
+        run(
+            tmp_path,
+            rows,
+            "--campaign",
+            "psych",
+            "--create",
+            "--name",
+            "Psychiatry",
+            "--labels",
+            "depression,personality,schizophrenia,neurosis,other",
+            "--per-clip",
+            "6",
+        )
+        campaign = Campaign.objects.get(slug="psych")
+        assert campaign.annotations_per_clip == 6 and campaign.single_label_min_votes == 5
+        assert list(campaign.labels.values_list("name", flat=True))[-1] == "other"
+        assert ClipLabel.objects.filter(single_label__name="depression").count() == 2
+
+    def test_a_failed_create_leaves_no_campaign_behind(self, tmp_path, db):
+        with pytest.raises(CommandError, match="unknown label"):
+            run(
+                tmp_path,
+                "clip,annotator,label\n1,a,zzz\n",
+                "--campaign",
+                "x",
+                "--create",
+                "--labels",
+                "a,b",
+            )
+        assert not Campaign.objects.filter(slug="x").exists()
+
+    def test_fewer_votes_than_the_campaign_needs_stay_out_of_the_pool(self, tmp_path, campaign):
+        text = HEADER + ten_votes(1, ["happy"] * 10) + "2,rater00,sad,m1,1.0\n"
+        out = run(tmp_path, text, "--campaign", campaign.slug)
+        assert "1 with fewer than 10 labels" in out
+        clip = Clip.objects.get(number=2)
+        assert clip.status == Clip.Status.PROPOSED and "1 of 10" in clip.status_reason
