@@ -18,7 +18,10 @@ The baseline, measured in the same run on the same database: one raw SELECT of t
 valid (clip id, label code) pairs through ``django.db.connection.cursor()``, a numpy bincount
 into the N×7 count matrix and statsmodels' ``fleiss_kappa``, i.e. the least any report of the
 kappa has to do. Every figure is printed with its ratio to it; the report's timings and the
-baseline are the best of three, import and aggregation run once.
+baseline are the best of three, import and aggregation run once. On PostgreSQL the tables are
+analysed before the report is timed, as autovacuum would have done by then (``--no-analyze``:
+not). The import's time is also split by the service's own progress steps, with the CPU
+seconds of this process and (on PostgreSQL) of the server's processes.
 
     python bench/agreement_scale.py                       # the SQLite default
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/dfer_bench python bench/agreement_scale.py
@@ -51,6 +54,7 @@ from unittest import mock
 from urllib.parse import urlparse, urlunparse
 
 import numpy as np
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -94,6 +98,12 @@ def parse_args() -> argparse.Namespace:
         default="failed",
         help="stages to profile after measuring: 'failed' (default: those missing their "
         f"target), 'none', or a comma-separated list of {', '.join(STAGES)}",
+    )
+    p.add_argument(
+        "--no-analyze",
+        dest="analyze",
+        action="store_false",
+        help="on PostgreSQL, measure the report without first running ANALYZE",
     )
     p.add_argument("--keep", action="store_true", help="keep the database and the CSV")
     p.add_argument("--json", type=Path, help="also write the figures to this JSON file")
@@ -274,12 +284,19 @@ def run_import(csv_path: Path, slug: str, create: bool) -> tuple[float, dict]:
     from labeling import aggregation
     from labeling.management.commands import import_annotations as command
 
-    seen: dict = {}
+    seen: dict = {"stages": []}
     service = command.annotations_import
 
     def timed_service(**kwargs):
-        seconds, summary = once(lambda: service(**kwargs))
-        seen.update(service_s=seconds, summary=summary)
+        # The service's own progress steps, timestamped: where the import's time goes.
+        report = kwargs["progress"]
+
+        def step(stage: str) -> None:
+            seen["stages"].append((stage, time.perf_counter()))
+            report(stage)
+
+        seconds, summary = once(lambda: service(**{**kwargs, "progress": step}))
+        seen.update(service_s=seconds, summary=summary, service_end=time.perf_counter())
         return summary
 
     def held_back(clip_ids, *, progress=None):
@@ -290,14 +307,40 @@ def run_import(csv_path: Path, slug: str, create: bool) -> tuple[float, dict]:
     if create:
         argv += ["--create", "--name", "DFEW"]
     out = io.StringIO()
+    cpu0, pg0 = time.process_time(), postgres_cpu()
     with (
         mock.patch.object(command, "annotations_import", timed_service),
         mock.patch.object(aggregation, "clips_aggregate", held_back),
     ):
+        start = time.perf_counter()
         seconds, _ = once(
             lambda: call_command("import_annotations", *argv, stdout=out, stderr=io.StringIO())
         )
+    end = time.perf_counter()
+    seen.update(python_cpu_s=time.process_time() - cpu0, postgres_cpu_s=postgres_cpu() - pg0)
+    marks = [
+        ("command start, campaign", start),
+        *seen["stages"],
+        ("commit, command's output", seen["service_end"]),
+    ]
+    seen["breakdown"] = [
+        (stage, later - at)
+        for (stage, at), (_, later) in zip(marks, [*marks[1:], ("end", end)], strict=True)
+    ]
     return seconds, seen
+
+
+def postgres_cpu() -> float:
+    """User + system CPU seconds of this machine's PostgreSQL processes (0 without any)."""
+    total = 0.0
+    for p in psutil.process_iter(["username"]):
+        if p.info["username"] == "postgres":
+            try:
+                t = p.cpu_times()
+                total += t.user + t.system
+            except psutil.Error:
+                pass
+    return total
 
 
 def fast_path(campaign):
@@ -415,6 +458,14 @@ def measure(args, workdir: Path, url: str, env: dict, postgres: bool) -> int:
         "not every clip is complete",
     )
     check(seen["aggregate_ids"] == summary.complete_clip_ids, "command passed other ids")
+    print(
+        "           where it went: "
+        + "; ".join(f"{stage} {seconds:.2f} s" for stage, seconds in seen["breakdown"])
+    )
+    print(
+        f"           CPU: this process {seen['python_cpu_s']:.2f} s"
+        + (f", PostgreSQL {seen['postgres_cpu_s']:.2f} s" if postgres else "")
+    )
 
     # 2. Aggregation of every complete clip.
     say(f"aggregating {len(seen['aggregate_ids'])} complete clips (clips_aggregate)")
@@ -439,7 +490,14 @@ def measure(args, workdir: Path, url: str, env: dict, postgres: bool) -> int:
     check(again["summary"].imported == 0, "the second import imported labels")
     check(again["summary"].skipped_existing == planted["rows"], "not every row skipped")
 
-    # 4. Report and baseline, interleaved so both see the same cache state.
+    # 4. Report and baseline, interleaved so both see the same cache state. On PostgreSQL the
+    # tables are analysed first, as autovacuum would have done by the time anyone asks for a
+    # report (the import itself does not); --no-analyze measures before that.
+    if postgres and args.analyze:
+        from django.db import connection
+
+        seconds, _ = once(lambda: connection.cursor().execute("ANALYZE"))
+        say(f"ANALYZE (the planner's statistics, as autovacuum keeps them) {seconds:.2f} s")
     campaign = Campaign.objects.get(slug=SLUG)
     codes = np.array(sorted(campaign.labels.values_list("code", flat=True)), dtype=np.int64)
     say(f"report fast path and the raw-SQL baseline, best of {args.repeat}")
@@ -540,6 +598,10 @@ def measure(args, workdir: Path, url: str, env: dict, postgres: bool) -> int:
         "repeat": args.repeat,
         "import_s": import_s,
         "import_service_s": seen["service_s"],
+        "import_breakdown_s": dict(seen["breakdown"]),
+        "import_python_cpu_s": seen["python_cpu_s"],
+        "import_postgres_cpu_s": seen["postgres_cpu_s"] if postgres else None,
+        "analyzed": bool(postgres and args.analyze),
         "reimport_s": reimport_s,
         "aggregate_s": aggregate_s,
         "report_fast_path_s": fast_s,

@@ -25,6 +25,8 @@ import torch
 from torch.nn import functional as F
 from torch.utils.data import Dataset
 
+from pipeline.dfew import indices_like_authors
+
 # ImageNet statistics, as the DFEW code and the pretrained backbones use them.
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -80,14 +82,10 @@ class CompactDataset(Dataset):
 
 
 def sample_indices(n_frames: int, count: int = 16) -> np.ndarray:
-    """The DFEW loader's frame choice: `count` indices evenly spaced over the clip, with a
-    short clip's frames repeated until it is long enough."""
-    if n_frames <= 0:
-        raise ValueError("a clip with no frames")
-    if n_frames < count:
-        repeats = -(-count // n_frames)
-        return np.tile(np.arange(n_frames), repeats)[:count]
-    return np.linspace(0, n_frames - 1, count).astype(int)
+    """The DFEW loader's test-time frame choice: `count` indices evenly spaced over the clip's
+    frame list, a short clip's list first repeated whole until it is long enough (the authors'
+    rule, written once in ``pipeline.dfew.indices_like_authors``)."""
+    return np.asarray(indices_like_authors(n_frames, train=False, count=count), dtype=np.int64)
 
 
 class DFEWDataset(Dataset):

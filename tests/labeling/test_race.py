@@ -89,7 +89,10 @@ class AnnotationRaceTests:
             n=Count("pk"), people=Count("annotator", distinct=True)
         )
         assert len(per_clip) == CLIPS
-        assert all(row["n"] == 10 and row["people"] == 10 for row in per_clip), (list(per_clip), statuses)
+        assert all(row["n"] == 10 and row["people"] == 10 for row in per_clip), (
+            list(per_clip),
+            statuses,
+        )
         assert set(Clip.objects.values_list("status", flat=True)) == {Clip.Status.COMPLETE}
         # no submitted label lost: every 201 is a stored annotation with that label
         stored = {

@@ -64,11 +64,14 @@ class DFEWDatasetTests:
         assert clip.shape == (16, 12, 12, 3) and int(label) == 4 and int(clip_id) == 7
         assert votes.tolist() == [0, 0, 0, 0, 1, 0, 0]
         reds = [int(clip[t, 6, 6, 0]) // 40 for t in range(16)]
-        assert reds[:6] == [1, 2, 3, 4, 5, 1]
+        # The authors' rule: 5 frames repeated whole to 20, then linspace(0, 19, 16):
+        # positions 0 1 2 3 5 6 7 8 10 11 12 13 15 16 17 19 -> frames 1 2 3 4 1 2 3 4 ... 5.
+        assert reds == [1, 2, 3, 4, 1, 2, 3, 4, 1, 2, 3, 4, 1, 2, 3, 5]
 
     def test_sample_indices_spread_over_long_clips(self):
         assert sample_indices(31, 16).tolist() == list(range(0, 31, 2))
-        assert sample_indices(3, 5).tolist() == [0, 1, 2, 0, 1]
+        # 3 frames -> 0 1 2 0 1 2, then linspace(0, 5, 5) -> positions 0 1 2 3 5.
+        assert sample_indices(3, 5).tolist() == [0, 1, 2, 0, 2]
 
 
 class PrepareBatchTests:

@@ -263,23 +263,6 @@ class SampleLikeAuthorsTests:
         with pytest.raises(ValueError, match="clip 9: no frames"):
             sample_like_authors(tmp_path, 9, train=False)
 
-    @pytest.mark.parametrize("n_frames", [16, 17, 31, 40, 144])
-    def test_it_agrees_with_ml_sample_indices_on_clips_of_16_frames_or_more(self, n_frames):
-        ml_data = pytest.importorskip("ml.data")
-        expected = ml_data.sample_indices(n_frames, 16).tolist()
-        assert indices_like_authors(n_frames, train=False) == expected
-
-    @pytest.mark.xfail(
-        strict=True,
-        reason="ml.data.sample_indices takes the first 16 of the repeated list for a short "
-        "clip; the authors take linspace over it. Drop this marker when ml.data is fixed.",
-    )
-    @pytest.mark.parametrize("n_frames", [5, 10])
-    def test_it_agrees_with_ml_sample_indices_on_short_clips(self, n_frames):
-        ml_data = pytest.importorskip("ml.data")
-        expected = ml_data.sample_indices(n_frames, 16).tolist()
-        assert indices_like_authors(n_frames, train=False) == expected
-
 
 class ReadSplitLikeAuthorsTests:
     def test_it_rejects_an_unknown_split(self, tmp_path):
