@@ -6,7 +6,7 @@ import logging
 
 from celery import shared_task
 
-from labeling import aggregation, agreement, services
+from labeling import aggregation, agreement, release, services
 
 logger = logging.getLogger(__name__)
 
@@ -49,3 +49,11 @@ def agreement_report_periodic_task() -> int:
     for campaign in due:
         agreement.agreement_report_request(campaign=campaign)
     return len(due)
+
+
+@shared_task(acks_late=True, soft_time_limit=6600, time_limit=7000)
+def label_export_task(export_id: int) -> bool:
+    """Writes a queued DFEW-format export; a duplicate delivery finds it claimed and stops.
+    Its time limit stays below the Redis visibility timeout (7,200 s), so it is never
+    delivered twice while it runs."""
+    return release.label_export_run(export_id)

@@ -24,6 +24,22 @@ urlpatterns = [
         name="campaign-agreement-run",
     ),
     path(
+        "staff/campaigns/<int:campaign_id>/release/",
+        views.campaign_release,
+        name="campaign-release",
+    ),
+    path(
+        "staff/campaigns/<int:campaign_id>/splits/",
+        views.campaign_split_create,
+        name="campaign-split-create",
+    ),
+    path(
+        "staff/campaigns/<int:campaign_id>/exports/",
+        views.campaign_export_create,
+        name="campaign-export-create",
+    ),
+    path("staff/exports/<int:export_id>/download/", views.export_download, name="export-download"),
+    path(
         "staff/campaigns/<int:campaign_id>/annotators/invalidate/",
         views.annotator_invalidate,
         name="annotator-invalidate",

@@ -6,18 +6,27 @@ Views get ready data from selectors and change data only through services.
 from __future__ import annotations
 
 from functools import wraps
+from pathlib import Path
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.http import FileResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
-from labeling import aggregation, agreement, selectors, services
+from labeling import aggregation, agreement, release, selectors, services
 from labeling.errors import ApplicationError
-from labeling.models import AgreementReport, Campaign, ClipReport, JobStatus, Role
+from labeling.models import (
+    AgreementReport,
+    Campaign,
+    ClipReport,
+    JobStatus,
+    LabelExport,
+    Role,
+)
 from pipeline.aggregation import BUCKETS
 
 # DFEW's emotion names as the annotator sees them, in the page's language.
@@ -205,3 +214,100 @@ def annotator_invalidate(request, campaign_id: int):
             % {"n": n, "user": username},
         )
     return redirect("campaign-agreement", campaign_id=campaign.pk)
+
+
+def export_required(view):
+    """Staff, or users given the export permission (the same rule as the export API)."""
+
+    @wraps(view)
+    @login_required
+    def wrapper(request, *args, **kwargs):
+        if not release.user_can_export(request.user):
+            raise PermissionDenied("Staff or exporters only.")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+@export_required
+@require_GET
+def campaign_release(request, campaign_id: int):
+    """Splits with their per-fold class counts, exports with progress and downloads."""
+    campaign = get_object_or_404(Campaign, pk=campaign_id)
+    splits = list(campaign.splits.select_related("created_by").order_by("-created_at", "-pk"))
+    exports = list(
+        campaign.exports.select_related("split", "requested_by").order_by("-created_at", "-pk")[:20]
+    )
+    names = list(campaign.labels.order_by("code").values_list("name", flat=True))
+    pending = any(e.status in (JobStatus.QUEUED, JobStatus.RUNNING) for e in exports)
+    return render(
+        request,
+        "labeling/release.html",
+        {
+            "campaign": campaign,
+            "labels": names,
+            "splits": [
+                (
+                    split,
+                    [
+                        (fold, [c[n] for n in names], sum(c.values()))
+                        for fold, c in split.fold_counts.items()
+                    ],
+                )
+                for split in splits
+            ],
+            "exports": exports,
+            "pending": pending,
+        },
+    )
+
+
+@export_required
+@require_POST
+def campaign_split_create(request, campaign_id: int):
+    campaign = get_object_or_404(Campaign, pk=campaign_id)
+    try:
+        made = release.split_create(
+            campaign=campaign,
+            k=int(request.POST.get("k", 5)),
+            seed=int(request.POST.get("seed", 0)),
+            group_by_movie=request.POST.get("group_by_movie") == "on",
+            user=request.user,
+        )
+    except ValueError:
+        messages.error(request, _("Folds and seed must be whole numbers."))
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, _("Split %(id)d made.") % {"id": made.split.pk})
+        for warning in made.warnings:
+            messages.warning(request, warning)
+    return redirect("campaign-release", campaign_id=campaign.pk)
+
+
+@export_required
+@require_POST
+def campaign_export_create(request, campaign_id: int):
+    campaign = get_object_or_404(Campaign, pk=campaign_id)
+    raw = request.POST.get("split", "")
+    try:
+        split = release.split_for(campaign, int(raw)) if raw else None
+        release.label_export_request(campaign=campaign, split=split, user=request.user)
+    except ValueError:
+        messages.error(request, _("Choose a split."))
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, _("The export is queued; this page shows its progress."))
+    return redirect("campaign-release", campaign_id=campaign.pk)
+
+
+@export_required
+@require_GET
+def export_download(request, export_id: int):
+    export = get_object_or_404(LabelExport, pk=export_id, status=JobStatus.DONE)
+    response = FileResponse(
+        export.file.open("rb"), as_attachment=True, filename=Path(export.file.name).name
+    )
+    response["Content-MD5-Hex"] = export.md5
+    return response

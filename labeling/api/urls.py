@@ -3,7 +3,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.parsers import JSONParser
 
-from labeling.api import views
+from labeling.api import exports, views
 
 app_name = "api"
 
@@ -36,6 +36,21 @@ urlpatterns = [
         "campaigns/<int:campaign_id>/agreement/",
         views.CampaignAgreementApi.as_view(),
         name="campaign-agreement",
+    ),
+    path(
+        "campaigns/<int:campaign_id>/clips/",
+        exports.CampaignClipsApi.as_view(),
+        name="campaign-clips",
+    ),
+    path(
+        "campaigns/<int:campaign_id>/export/",
+        exports.CampaignExportApi.as_view(),
+        name="campaign-export",
+    ),
+    path(
+        "campaigns/<int:campaign_id>/annotations/export/",
+        exports.CampaignAnnotationsExportApi.as_view(),
+        name="campaign-annotations-export",
     ),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),

@@ -1,0 +1,217 @@
+"""REST export of a campaign's labels: the clip list (filtered, cursor-paginated), the whole
+campaign as CSV or JSON Lines (streamed), and every label as CSV or JSON Lines (streamed).
+
+Staff, or users given the ``labeling.export_campaign`` permission; annotators get 403.
+Streams read through a server-side cursor in chunks, so memory stays flat however large.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Iterator
+
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import permissions, serializers
+from rest_framework.pagination import CursorPagination
+from rest_framework.views import APIView
+
+from labeling import release
+from labeling.errors import NotFound
+from labeling.models import Campaign
+from pipeline.aggregation import BUCKETS, duration_bucket
+
+CHUNK = 2000
+FORMATS = ("csv", "jsonl")
+ERRORS = {
+    400: OpenApiResponse(description="Bad filter or format; the message says which."),
+    401: OpenApiResponse(description="No credentials."),
+    403: OpenApiResponse(description="Neither staff nor given the export permission."),
+    404: OpenApiResponse(description="No such campaign or split."),
+}
+
+
+class CanExport(permissions.BasePermission):
+    message = "Only staff or users given the export permission can export a campaign."
+
+    def has_permission(self, request, view) -> bool:
+        return release.user_can_export(request.user)
+
+
+def _campaign(campaign_id: int) -> Campaign:
+    campaign = Campaign.objects.filter(pk=campaign_id).first()
+    if campaign is None:
+        raise NotFound(f"Campaign {campaign_id} not found.")
+    return campaign
+
+
+def _clip_record(row: dict, names: list[str]) -> dict:
+    """One clip as every export shapes it."""
+    duration = None if row["end_s"] is None else round(row["end_s"] - row["start_s"], 3)
+    return {
+        "clip": row["number"],
+        "movie": row["movie_title"],
+        "duration_s": duration,
+        "bucket": duration_bucket(duration),
+        "votes": {name: row["votes"].get(name, 0) for name in names},
+        "distribution": {name: row["distribution"].get(name, 0.0) for name in names},
+        "single_label": row["single_label"],
+        "fold": row["fold"],
+    }
+
+
+def _csv_lines(header: list[str], rows: Iterable[list]) -> Iterator[str]:
+    """CSV text in blocks of rows (one small string per block, not per cell)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    for n, row in enumerate(rows, start=1):
+        writer.writerow(row)
+        if n % CHUNK == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def _stream(lines: Iterator[str], fmt: str, filename: str) -> StreamingHttpResponse:
+    content_type = "text/csv" if fmt == "csv" else "application/x-ndjson"
+    response = StreamingHttpResponse(lines, content_type=f"{content_type}; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}.{fmt}"'
+    return response
+
+
+class _FormatSerializer(serializers.Serializer):
+    format = serializers.ChoiceField(choices=FORMATS, default="csv")
+
+
+class CampaignClipsApi(APIView):
+    """A campaign's aggregated clips, filtered, in pages (cursor pagination by clip number)."""
+
+    permission_classes = [permissions.IsAuthenticated, CanExport]
+
+    class FilterSerializer(serializers.Serializer):
+        split = serializers.IntegerField(required=False, min_value=1)
+        label = serializers.CharField(required=False, help_text="single label name")
+        single = serializers.BooleanField(required=False, allow_null=True, default=None)
+        fold = serializers.IntegerField(required=False, min_value=1, help_text="needs split")
+        bucket = serializers.ChoiceField(choices=[b for b, _, _ in BUCKETS], required=False)
+        movie = serializers.IntegerField(required=False, min_value=1, help_text="movie id")
+
+        def validate(self, data):
+            if "fold" in data and "split" not in data:
+                raise serializers.ValidationError("fold needs split (a split id).")
+            return data
+
+    class OutputSerializer(serializers.Serializer):
+        clip = serializers.IntegerField()
+        movie = serializers.CharField()
+        duration_s = serializers.FloatField(allow_null=True)
+        bucket = serializers.CharField(allow_null=True)
+        votes = serializers.DictField(child=serializers.IntegerField())
+        distribution = serializers.DictField(child=serializers.FloatField())
+        single_label = serializers.CharField(allow_null=True)
+        fold = serializers.IntegerField(allow_null=True)
+
+    class Pagination(CursorPagination):
+        ordering = "number"
+        page_size = 100
+        page_size_query_param = "page_size"
+        max_page_size = 1000
+
+    @extend_schema(
+        parameters=[FilterSerializer],
+        responses={200: OutputSerializer(many=True), **ERRORS},
+    )
+    def get(self, request, campaign_id: int):
+        campaign = _campaign(campaign_id)
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        f = filters.validated_data
+        split = release.split_for(campaign, f.get("split"))
+        rows = release.clip_rows(campaign, split)
+        if "label" in f:
+            rows = rows.filter(result__single_label__name=f["label"])
+        if f.get("single") is not None:
+            rows = rows.filter(result__single_label__isnull=not f["single"])
+        if "fold" in f:
+            rows = rows.filter(membership__fold=f["fold"])
+        if "bucket" in f:
+            rows = rows.filter(release.bucket_filter(f["bucket"]))
+        if "movie" in f:
+            rows = rows.filter(movie_id=f["movie"])
+        paginator = self.Pagination()
+        page = paginator.paginate_queryset(rows, request, view=self)
+        names = list(campaign.labels.order_by("code").values_list("name", flat=True))
+        data = self.OutputSerializer([_clip_record(row, names) for row in page], many=True).data
+        return paginator.get_paginated_response(data)
+
+
+class CampaignExportApi(APIView):
+    """The whole campaign, one row per aggregated clip, streamed as CSV or JSON Lines. CSV
+    columns: clip, movie, duration_s, bucket, votes_<label> for each label, single_label (empty
+    when none), fold (of ``split``; empty outside it or without one)."""
+
+    permission_classes = [permissions.IsAuthenticated, CanExport]
+
+    class FilterSerializer(_FormatSerializer):
+        split = serializers.IntegerField(required=False, min_value=1)
+
+    @extend_schema(
+        parameters=[FilterSerializer],
+        responses={(200, "text/csv"): OpenApiTypes.STR, **ERRORS},
+    )
+    def get(self, request, campaign_id: int):
+        campaign = _campaign(campaign_id)
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        fmt = filters.validated_data["format"]
+        split = release.split_for(campaign, filters.validated_data.get("split"))
+        names = list(campaign.labels.order_by("code").values_list("name", flat=True))
+        rows = release.clip_rows(campaign, split).iterator(chunk_size=CHUNK)
+        records = (_clip_record(row, names) for row in rows)
+        if fmt == "jsonl":
+            lines = (json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+        else:
+            header = ["clip", "movie", "duration_s", "bucket"]
+            header += [f"votes_{name}" for name in names] + ["single_label", "fold"]
+            lines = _csv_lines(
+                header,
+                (
+                    [r["clip"], r["movie"], r["duration_s"], r["bucket"]]
+                    + [r["votes"][name] for name in names]
+                    + [r["single_label"] or "", "" if r["fold"] is None else r["fold"]]
+                    for r in records
+                ),
+            )
+        return _stream(lines, fmt, f"{campaign.slug}-clips")
+
+
+class CampaignAnnotationsExportApi(APIView):
+    """Every valid label of the campaign, one row each (clip, annotator, label, submitted_at),
+    streamed as CSV or JSON Lines, for those who aggregate the votes themselves."""
+
+    permission_classes = [permissions.IsAuthenticated, CanExport]
+
+    @extend_schema(
+        parameters=[_FormatSerializer],
+        responses={(200, "text/csv"): OpenApiTypes.STR, **ERRORS},
+    )
+    def get(self, request, campaign_id: int):
+        campaign = _campaign(campaign_id)
+        filters = _FormatSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        fmt = filters.validated_data["format"]
+        rows = release.annotation_rows(campaign).iterator(chunk_size=CHUNK)
+        header = ["clip", "annotator", "label", "submitted_at"]
+        if fmt == "jsonl":
+            lines = (
+                json.dumps(dict(zip(header, (c, a, lab, t.isoformat()), strict=True))) + "\n"
+                for c, a, lab, t in rows
+            )
+        else:
+            lines = _csv_lines(header, ([c, a, lab, t.isoformat()] for c, a, lab, t in rows))
+        return _stream(lines, fmt, f"{campaign.slug}-annotations")

@@ -1,0 +1,68 @@
+"""python manage.py export_dfew <campaign-slug> <outdir> [--split <id>] [--no-compact]"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from labeling.errors import ApplicationError
+from labeling.management.commands.split_folds import print_fold_counts
+from labeling.models import Campaign
+from labeling.release import dfew_export_write, split_create, split_for
+
+
+class Command(BaseCommand):
+    help = (
+        "Writes a campaign in DFEW's release layout (label/single_{train,test}set_<k>.csv, "
+        "label/votes.csv, data/<clip>/<clip>_<frame>.jpg) plus the compact training format, "
+        "from a stored split (a new 5-fold split when --split is not given)."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("campaign", help="campaign slug")
+        parser.add_argument("outdir", type=Path)
+        parser.add_argument("--split", type=int, help="id of a stored split")
+        parser.add_argument("--no-compact", action="store_true", help="skip compact/")
+        parser.add_argument("--size", type=int, default=112, help="compact frame side (112)")
+
+    def handle(self, *args, campaign, outdir, split, no_compact, size, **options):
+        target = Campaign.objects.filter(slug=campaign).first()
+        if target is None:
+            raise CommandError(f"no campaign {campaign!r}")
+        try:
+            chosen = split_for(target, split)
+            if chosen is None:
+                made = split_create(campaign=target)
+                chosen = made.split
+                for warning in made.warnings:
+                    self.stderr.write(f"warning: {warning}")
+                self.stdout.write(f"made split {chosen.pk}:")
+                print_fold_counts(self.stdout, chosen)
+            bar = tqdm(total=100, desc="exporting", unit="%", disable=None, file=self.stderr._out)
+
+            def progress(fraction: float, stage: str) -> None:
+                bar.set_description(stage[:40])
+                bar.update(round(fraction * 100) - bar.n)
+
+            try:
+                summary = dfew_export_write(
+                    campaign=target,
+                    split=chosen,
+                    out=outdir,
+                    compact=not no_compact,
+                    compact_size=size,
+                    progress=progress,
+                )
+            finally:
+                bar.close()
+        except ApplicationError as exc:
+            raise CommandError(exc.message) from exc
+        self.stdout.write(
+            f"wrote {outdir}: {summary['clips']} clips ({summary['single_labelled_in_split']} "
+            f"single-labelled in split {chosen.pk}), {summary['frames']} frames of "
+            f"{summary['clips_with_frames']} clips; {summary['clips_without_media']} clips "
+            f"without media got label rows and no frames; compact: {summary['compact_clips']} "
+            "clips"
+        )

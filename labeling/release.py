@@ -1,0 +1,347 @@
+"""A campaign's dataset release: stored k-fold splits, the rows every export reads, and the
+DFEW-format export (labels, votes, face frames, and the compact training format).
+
+Splits are made once and never changed. Exports read the aggregated results (``ClipLabel``)
+and a split; they write to a staged folder that is moved into place only when complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, FilteredRelation, IntegerField, Q, QuerySet, Value
+from django.utils import timezone
+from PIL import Image
+
+from labeling.errors import ApplicationError, Forbidden, NotFound
+from labeling.models import (
+    Annotation,
+    Campaign,
+    Clip,
+    ClipLabel,
+    JobStatus,
+    LabelExport,
+    Split,
+    SplitClip,
+)
+from pipeline import dfew
+from pipeline.aggregation import BUCKETS
+from pipeline.compact import ClipRecord, write_compact
+from pipeline.folds import assign_folds
+from pipeline.media import read_frames
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[float, str], None]
+STALE_RUN = timedelta(hours=2)
+
+
+def user_can_export(user) -> bool:
+    """Staff, or a user given the ``labeling.export_campaign`` permission."""
+    return bool(
+        user.is_authenticated and (user.is_staff or user.has_perm("labeling.export_campaign"))
+    )
+
+
+# --- splits --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SplitMade:
+    split: Split
+    warnings: list[str]
+
+
+def split_create(
+    *,
+    campaign: Campaign,
+    k: int = 5,
+    seed: int = 0,
+    group_by_movie: bool = False,
+    user=None,
+) -> SplitMade:
+    """Stores a new k-fold split of the campaign's single-labelled clips, stratified by label
+    (scikit-learn), every movie's clips in one fold with ``group_by_movie``.
+
+    Reads the stored results; never changes an existing split. scikit-learn's warnings (a label
+    with fewer clips than folds) are returned, not hidden.
+    """
+    if user is not None and not user_can_export(user):
+        raise Forbidden("Only staff or exporters can make splits.")
+    if k < 2:
+        raise ApplicationError("A split needs at least 2 folds.")
+    rows = list(
+        ClipLabel.objects.filter(
+            clip__campaign=campaign,
+            clip__status=Clip.Status.COMPLETE,
+            single_label__isnull=False,
+        )
+        .order_by("clip__number")
+        .values_list("clip_id", "clip__movie_id", "single_label_id")
+    )
+    if len(rows) < k:
+        raise ApplicationError(
+            f"{len(rows)} single-labelled clips: a {k}-fold split needs at least {k}."
+        )
+    clip_ids, movies, labels = (np.array(column) for column in zip(*rows, strict=True))
+    if group_by_movie and len(set(movies.tolist())) < k:
+        raise ApplicationError(
+            f"The clips come from {len(set(movies.tolist()))} movies: grouping by movie needs "
+            f"at least {k}."
+        )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            folds = assign_folds(labels, groups=movies if group_by_movie else None, k=k, seed=seed)
+        except ValueError as exc:  # scikit-learn's own words: e.g. every label too small
+            raise ApplicationError(f"Cannot split into {k} folds: {exc}") from exc
+    in_code_order = list(campaign.labels.order_by("code").values_list("pk", "name"))
+    fold_counts = {
+        str(fold): {
+            name: int(((folds == fold) & (labels == pk)).sum()) for pk, name in in_code_order
+        }
+        for fold in range(1, k + 1)
+    }
+    with transaction.atomic():
+        split = Split.objects.create(
+            campaign=campaign,
+            k=k,
+            seed=seed,
+            group_by_movie=group_by_movie,
+            n_clips=len(rows),
+            fold_counts=fold_counts,
+            created_by=user,
+        )
+        SplitClip.objects.bulk_create(
+            [
+                SplitClip(split=split, clip_id=int(c), label_id=int(label), fold=int(fold))
+                for c, label, fold in zip(clip_ids, labels, folds, strict=True)
+            ],
+            batch_size=5000,
+        )
+    return SplitMade(split, [str(w.message) for w in caught])
+
+
+def split_for(campaign: Campaign, split_id: int | None) -> Split | None:
+    """The campaign's split ``split_id`` (404 if it is another campaign's or missing)."""
+    if split_id is None:
+        return None
+    split = Split.objects.filter(pk=split_id, campaign=campaign).first()
+    if split is None:
+        raise NotFound(f"Campaign {campaign.pk} has no split {split_id}.")
+    return split
+
+
+# --- rows every export reads ----------------------------------------------------------------
+
+
+def clip_rows(campaign: Campaign, split: Split | None = None) -> QuerySet:
+    """The campaign's aggregated clips as value rows, ordered by clip number, with the fold of
+    ``split`` (None outside it). One query; iterate it with ``.iterator()`` for large campaigns."""
+    rows = Clip.objects.filter(campaign=campaign, result__isnull=False)
+    fold = Value(None, output_field=IntegerField())
+    if split is not None:
+        rows = rows.annotate(
+            membership=FilteredRelation(
+                "split_memberships", condition=Q(split_memberships__split=split)
+            )
+        )
+        fold = F("membership__fold")
+    return rows.order_by("number").values(
+        "pk",
+        "number",
+        "movie_id",
+        "start_s",
+        "end_s",
+        "video",
+        movie_title=F("movie__title"),
+        votes=F("result__votes"),
+        distribution=F("result__distribution"),
+        single_label=F("result__single_label__name"),
+        fold=fold,
+    )
+
+
+def bucket_filter(name: str) -> Q:
+    """Clips whose duration falls in a Table 2 bucket (``0-2s``, ``2-5s``, ``5s+``)."""
+    for bucket, low, high in BUCKETS:
+        if bucket == name:
+            q = Q(end_s__isnull=False, end_s__gte=F("start_s") + low)
+            return q if high == float("inf") else q & Q(end_s__lt=F("start_s") + high)
+    valid = [bucket for bucket, _, _ in BUCKETS]
+    raise ApplicationError(
+        f"Unknown bucket {name!r}. Valid: {', '.join(valid)}.", {"valid_buckets": valid}
+    )
+
+
+def annotation_rows(campaign: Campaign) -> QuerySet:
+    """One row per valid label of the campaign: clip number, annotator, label, submitted at."""
+    return (
+        Annotation.objects.valid()
+        .filter(clip__campaign=campaign)
+        .order_by("clip__number", "slot")
+        .values_list("clip__number", "annotator__username", "label__name", "created_at")
+    )
+
+
+# --- the DFEW-format export -----------------------------------------------------------------
+
+
+def _compact_frames(frames: np.ndarray, count: int, size: int) -> np.ndarray:
+    """The authors' 16 test-time frames of a clip, resized to ``size`` × ``size``."""
+    picked = dfew.indices_like_authors(len(frames), train=False, count=count)
+    return np.stack(
+        [
+            np.asarray(Image.fromarray(frames[i]).resize((size, size), Image.BILINEAR))
+            for i in picked
+        ]
+    )
+
+
+def dfew_export_write(
+    *,
+    campaign: Campaign,
+    split: Split,
+    out: Path,
+    compact: bool = True,
+    compact_frames: int = 16,
+    compact_size: int = 112,
+    progress: Progress | None = None,
+) -> dict:
+    """Writes the DFEW release layout of ``split`` to ``out`` (staged, moved into place when
+    complete): ``label/single_{train,test}set_<k>.csv``, ``label/votes.csv``, and
+    ``data/<clip>/<clip>_<frame>.jpg`` for every frame of each clip that has media; with
+    ``compact`` also ``compact/`` (``pipeline/compact.py``) of the clips with media, their votes
+    and folds. Returns a summary. Label files are byte-identical for the same split and results.
+    """
+    step = progress or (lambda fraction, stage: None)
+    labels = list(campaign.labels.order_by("code").values_list("code", "name"))
+    codes = {name: code for code, name in labels}
+    members = dict(split.members.values_list("clip_id", "label__code"))
+    folds = dict(split.members.values_list("clip_id", "fold"))
+    rows = list(clip_rows(campaign).iterator(chunk_size=2000))
+    release, with_media = [], []
+    for row in rows:
+        votes = tuple(int(row["votes"].get(name, 0)) for _, name in labels)
+        if row["pk"] in members:
+            label, fold = members[row["pk"]], folds[row["pk"]]
+        else:
+            label, fold = codes.get(row["single_label"], 0), 0
+        release.append(dfew.ReleaseClip(number=row["number"], votes=votes, label=label, fold=fold))
+        if row["video"]:
+            with_media.append((row, release[-1]))
+    summary = {
+        "split": split.pk,
+        "k": split.k,
+        "clips": len(release),
+        "single_labelled_in_split": len(members),
+        "clips_with_frames": len(with_media),
+        "clips_without_media": len(release) - len(with_media),
+        "frames": 0,
+        "compact_clips": 0,
+    }
+    try:
+        with dfew.staged_directory(Path(out)) as root:
+            step(0.02, "writing the label files")
+            dfew.write_labels(root, release, labels, split.k)
+            compact_records, compact_clips = [], []
+            media_root = Path(settings.MEDIA_ROOT)
+            for i, (row, clip) in enumerate(with_media, start=1):
+                frames = read_frames(media_root / row["video"])
+                summary["frames"] += dfew.write_frames(root, clip.number, frames)
+                if compact:
+                    compact_records.append(
+                        ClipRecord(clip.number, row["movie_id"], clip.label, clip.votes, clip.fold)
+                    )
+                    compact_clips.append(_compact_frames(frames, compact_frames, compact_size))
+                step(0.05 + 0.85 * i / max(1, len(with_media)), f"frames of clip {clip.number}")
+            if compact and compact_records:
+                step(0.92, "writing the compact format")
+                write_compact(
+                    root / "compact",
+                    compact_records,
+                    compact_clips,
+                    [name for _, name in labels],
+                    compact_frames,
+                    (compact_size, compact_size),
+                )
+                summary["compact_clips"] = len(compact_records)
+    except ValueError as exc:  # the writers' checks: say what is wrong, write nothing
+        raise ApplicationError(f"Cannot export: {exc}") from exc
+    step(1.0, "done")
+    return summary
+
+
+def label_export_request(*, campaign: Campaign, split: Split | None, user) -> LabelExport:
+    """Queues a DFEW-format export of ``split`` (a new default split when None)."""
+    from labeling.tasks import label_export_task  # the tasks module imports this one
+
+    if not user_can_export(user):
+        raise Forbidden("Only staff or exporters can export a campaign.")
+    if split is None:
+        split = split_create(campaign=campaign, user=user).split
+    with transaction.atomic():
+        export = LabelExport.objects.create(campaign=campaign, split=split, requested_by=user)
+        label_export_task.delay_on_commit(export.pk)
+    return export
+
+
+def _md5(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def label_export_run(export_id: int) -> bool:
+    """Writes a queued export into MEDIA_ROOT/exports/ as a folder and a zip; False if it was
+    not claimed (another worker has it). A failure is stored on the row with its message."""
+    now = timezone.now()
+    claimed = LabelExport.objects.filter(
+        Q(status=JobStatus.QUEUED) | Q(status=JobStatus.RUNNING, started_at__lt=now - STALE_RUN),
+        pk=export_id,
+    ).update(status=JobStatus.RUNNING, started_at=now, progress=0.0, stage="starting")
+    if not claimed:
+        return False
+    export = LabelExport.objects.select_related("campaign", "split").get(pk=export_id)
+
+    def step(fraction: float, stage: str) -> None:
+        LabelExport.objects.filter(pk=export_id).update(
+            progress=round(min(fraction, 0.99), 4), stage=stage[:100]
+        )
+
+    name = f"dfew-{export.campaign.slug}-split{export.split_id}"
+    folder = Path(settings.MEDIA_ROOT) / "exports" / str(export.pk) / name
+    try:
+        summary = dfew_export_write(
+            campaign=export.campaign, split=export.split, out=folder, progress=step
+        )
+        step(0.99, "zipping")
+        archive = shutil.make_archive(str(folder), "zip", root_dir=folder.parent, base_dir=name)
+    except Exception as exc:
+        LabelExport.objects.filter(pk=export_id).update(
+            status=JobStatus.FAILED, error=str(exc)[:5000], finished_at=timezone.now()
+        )
+        raise
+    relative = Path(archive).relative_to(settings.MEDIA_ROOT).as_posix()
+    LabelExport.objects.filter(pk=export_id).update(
+        status=JobStatus.DONE,
+        file=relative,
+        md5=_md5(Path(archive)),
+        summary=summary,
+        progress=1.0,
+        stage="done",
+        finished_at=timezone.now(),
+    )
+    return True

@@ -1,0 +1,204 @@
+"""Stored splits and the DFEW-format export (commands and services)."""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from django.core.management import CommandError, call_command
+
+from labeling import release
+from labeling.aggregation import clips_aggregate
+from labeling.imports import annotations_import
+from labeling.models import Clip, Split, SplitClip
+from pipeline import dfew
+from pipeline.emotions import EMOTION_NAMES
+from pipeline.media import write_video
+from pipeline.synthetic import render_clip
+
+
+def import_votes(
+    campaign, per_label: int = 6, movies: int = 10, start: int = 1, split_votes=0, fear: int = -1
+):
+    """``per_label`` clips per emotion, each with 8 of 10 votes for it (single-labelled), plus
+    ``split_votes`` clips split 5/5 (not single-labelled); clip numbers from ``start``."""
+    rows, line, number = [], 1, start
+    plan = [(e, [e] * 8 + [EMOTION_NAMES[(i + 1) % 7]] * 2) for i, e in enumerate(EMOTION_NAMES)]
+    plan = [p for p in plan for _ in range(fear if p[0] == "fear" and fear >= 0 else per_label)]
+    plan += [("none", ["happy"] * 5 + ["sad"] * 5)] * split_votes
+    for _, votes in plan:
+        for r, label in enumerate(votes):
+            line += 1
+            rows.append(
+                (
+                    line,
+                    {
+                        "clip": str(number),
+                        "annotator": f"r{r}",
+                        "label": label,
+                        "movie": f"movie{number % movies}",
+                        "duration_s": str(0.5 + number % 9),
+                    },
+                )
+            )
+        number += 1
+    summary = annotations_import(
+        campaign=campaign, header=["clip", "annotator", "label", "movie", "duration_s"], rows=rows
+    )
+    clips_aggregate(summary.complete_clip_ids)
+    return summary
+
+
+def run(*args) -> tuple[str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    call_command(*args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+@pytest.mark.django_db
+class SplitFoldsTests:
+    def test_it_stratifies_prints_the_counts_and_ends_with_the_split_id(self, campaign):
+        import_votes(campaign, per_label=5, split_votes=3)
+        out, _ = run("split_folds", campaign.slug)
+        split = Split.objects.get()
+        assert out.strip().splitlines()[-1] == f"split {split.pk}"
+        assert split.n_clips == 35  # the 3 clips without a single label are left out
+        # stratified: every fold has one clip of each of the 7 emotions
+        for fold, counts in split.fold_counts.items():
+            assert counts == dict.fromkeys(EMOTION_NAMES, 1), fold
+        assert "happy" in out and "fold" in out
+
+    def test_a_new_split_never_replaces_an_old_one_nor_grows_it(self, campaign):
+        import_votes(campaign, per_label=5)
+        run("split_folds", campaign.slug, "--seed", "1")
+        first = Split.objects.get()
+        before = sorted(SplitClip.objects.filter(split=first).values_list("clip_id", "fold"))
+        import_votes(campaign, per_label=5, start=100)  # more clips become single-labelled
+        run("split_folds", campaign.slug, "--seed", "2")
+        assert Split.objects.count() == 2
+        assert (
+            sorted(SplitClip.objects.filter(split=first).values_list("clip_id", "fold")) == before
+        )
+        assert Split.objects.latest("pk").n_clips == 70
+
+    def test_grouping_by_movie_keeps_every_movie_in_one_fold(self, campaign):
+        import_votes(campaign, per_label=10, movies=14)
+        run("split_folds", campaign.slug, "--group-by-movie")
+        folds_of_movie = {}
+        for movie, fold in SplitClip.objects.values_list("clip__movie_id", "fold"):
+            folds_of_movie.setdefault(movie, set()).add(fold)
+        assert all(len(f) == 1 for f in folds_of_movie.values())
+        assert len({f for fs in folds_of_movie.values() for f in fs}) == 5
+
+    def test_it_refuses_too_few_clips_or_movies_with_a_clear_message(self, campaign):
+        with pytest.raises(CommandError, match="0 single-labelled clips"):
+            run("split_folds", campaign.slug)
+        import_votes(campaign, per_label=2, movies=3)
+        with pytest.raises(CommandError, match="3 movies: grouping by movie needs at least 5"):
+            run("split_folds", campaign.slug, "--group-by-movie")
+        assert not Split.objects.exists()
+
+    def test_it_warns_when_a_label_has_fewer_clips_than_folds(self, campaign):
+        import_votes(campaign, per_label=5, fear=3)
+        _, err = run("split_folds", campaign.slug)
+        assert "warning:" in err and "least populated class" in err
+        assert Split.objects.get().n_clips == 33
+
+    def test_it_says_why_when_every_label_is_smaller_than_the_folds(self, campaign):
+        import_votes(campaign, per_label=3)
+        with pytest.raises(CommandError, match="Cannot split into 5 folds: n_splits=5"):
+            run("split_folds", campaign.slug)
+
+
+def add_media(campaign, tmp_media: Path, numbers: list[int], frames: int = 10) -> None:
+    rng = np.random.default_rng(0)
+    for number in numbers:
+        clip = Clip.objects.get(campaign=campaign, number=number)
+        emotion = clip.result.single_label.name if clip.result.single_label else "neutral"
+        video = f"clips/{number:05d}.mp4"
+        write_video(render_clip(emotion, frames, 32, rng), tmp_media / video, fps=10)
+        Clip.objects.filter(pk=clip.pk).update(video=video)
+
+
+@pytest.mark.django_db
+class ExportDfewTests:
+    def test_it_writes_the_dfew_layout_read_the_way_the_authors_read_it(
+        self, campaign, tmp_path, settings
+    ):
+        # given: 35 single-labelled clips and 2 without a single label, 4 of them with media
+        import_votes(campaign, per_label=5, split_votes=2)
+        add_media(campaign, Path(settings.MEDIA_ROOT), [1, 2, 3, 36], frames=10)
+        out_dir = tmp_path / "release"
+        # when
+        out, _ = run("export_dfew", campaign.slug, str(out_dir), "--size", "32")
+        # then: the split made on the way is the one the files follow
+        split = Split.objects.get()
+        assert f"made split {split.pk}" in out and "33 clips without media" in out
+        member = dict(SplitClip.objects.values_list("clip__number", "fold"))
+        for fold in range(1, 6):
+            test_ids, test_labels = dfew.read_split_like_authors(out_dir, fold, "test")
+            train_ids, _ = dfew.read_split_like_authors(out_dir, fold, "train")
+            assert sorted(test_ids) == sorted(n for n, f in member.items() if f == fold)
+            assert set(train_ids) == set(member) - set(test_ids)
+            assert set(test_labels) <= set(range(1, 8))
+        votes = (out_dir / "label" / "votes.csv").read_text().splitlines()
+        assert votes[0] == "video_name,1happy,2sad,3neutral,4angry,5surprise,6disgust,7fear,label"
+        assert len(votes) == 1 + 37 and votes[-1].endswith(",0")  # 5/5 split: label 0
+        # frames of every frame of each clip with media, sampled as the authors' loader does
+        assert len(list((out_dir / "data" / "00001").glob("*.jpg"))) == 10
+        assert (out_dir / "data" / "00036" / "00036_00010.jpg").exists()
+        assert not (out_dir / "data" / "00004").exists()
+        picked = dfew.sample_like_authors(out_dir, 1, train=False)
+        assert [p.name for p in picked][:5] == [f"00001_{i:05d}.jpg" for i in (1, 2, 3, 4, 6)]
+        # the compact format of the clips with media, with their votes and folds
+        manifest = (out_dir / "compact" / "manifest.csv").read_text().splitlines()
+        assert len(manifest) == 1 + 4
+        frames = np.load(out_dir / "compact" / "frames.npy", mmap_mode="r")
+        assert frames.shape == (4, 16, 32, 32, 3)
+
+    def test_exporting_the_same_split_twice_gives_byte_identical_label_files(
+        self, campaign, tmp_path
+    ):
+        import_votes(campaign, per_label=5)
+        made = release.split_create(campaign=campaign)
+        run("export_dfew", campaign.slug, str(tmp_path / "a"), "--split", str(made.split.pk))
+        run("export_dfew", campaign.slug, str(tmp_path / "b"), "--split", str(made.split.pk))
+        names = sorted(p.name for p in (tmp_path / "a" / "label").iterdir())
+        assert len(names) == 11
+        for name in names:
+            a = (tmp_path / "a" / "label" / name).read_bytes()
+            assert a == (tmp_path / "b" / "label" / name).read_bytes(), name
+        assert Split.objects.count() == 1
+
+    def test_it_refuses_another_campaigns_split(self, campaign, tmp_path):
+        with pytest.raises(CommandError, match="has no split 999"):
+            run("export_dfew", campaign.slug, str(tmp_path / "x"), "--split", "999")
+        assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.django_db
+class LabelExportTaskTests:
+    def test_the_task_writes_a_zip_with_its_md5_and_a_rerun_does_nothing(
+        self, campaign, admin_user, settings, django_capture_on_commit_callbacks
+    ):
+        import hashlib
+        import zipfile
+
+        from labeling.tasks import label_export_task
+
+        import_votes(campaign, per_label=5)
+        with django_capture_on_commit_callbacks(execute=False):
+            export = release.label_export_request(campaign=campaign, split=None, user=admin_user)
+        assert label_export_task(export.pk) is True
+        export.refresh_from_db()
+        assert export.status == "done" and export.progress == 1.0
+        path = Path(settings.MEDIA_ROOT) / export.file.name
+        assert hashlib.md5(path.read_bytes()).hexdigest() == export.md5
+        names = zipfile.ZipFile(path).namelist()
+        assert any(n.endswith("label/single_testset_5.csv") for n in names)
+        assert label_export_task(export.pk) is False
+        counts = Counter(n.split("/")[1] for n in names if n.count("/") > 1 and n[-1] != "/")
+        assert counts["label"] == 11
