@@ -41,39 +41,47 @@ def campaign_votes(campaign: Campaign, *, people: bool = True) -> Votes:
     clip_ids = clips[:, 0].astype(np.int64)
     label_names = list(campaign.labels.order_by("code").values_list("name", flat=True))
     codes = list(campaign.labels.order_by("code").values_list("code", flat=True))
-    rows = Annotation.objects.valid().filter(
-        clip__campaign=campaign, clip__status=Clip.Status.COMPLETE
+    # No ORDER BY (the model's default ordering costs a join and a sort): rows are placed by
+    # searchsorted, so their order does not matter.
+    votes = (
+        Annotation.objects.valid()
+        .filter(clip__campaign=campaign, clip__status=Clip.Status.COMPLETE)
+        .order_by()
     )
     if people:
-        rows = rows.annotate(
+        votes = votes.annotate(
             took=ExpressionWrapper(
                 F("created_at") - F("assignment__leased_at"), output_field=DurationField()
             )
         ).values_list("clip_id", "label__code", "annotator_id", "took")
+        width = 3
     else:
-        rows = rows.values_list("clip_id", "label__code")
-    rows = list(rows)
-    columns = list(zip(*rows, strict=True)) if rows else [[], [], [], []]
-    item = np.searchsorted(clip_ids, np.array(columns[0], dtype=np.int64))
-    label = np.searchsorted(np.array(codes), np.array(columns[1], dtype=np.int64))
+        votes = votes.values_list("clip_id", "label__code")
+        width = 2
+    rows = list(votes)
+    ints = np.fromiter(
+        (value for row in rows for value in row[:width]), dtype=np.int64, count=len(rows) * width
+    ).reshape(-1, width)
+    item = np.searchsorted(clip_ids, ints[:, 0])
+    label = np.searchsorted(np.array(codes), ints[:, 1])
     rater_names: list[str] = []
     rater = np.zeros(len(rows), dtype=np.int64)
     seconds = np.full(len(rows), np.nan)
     if people and rows:
-        annotator_ids, rater = np.unique(np.array(columns[2], dtype=np.int64), return_inverse=True)
+        annotator_ids, rater = np.unique(ints[:, 2], return_inverse=True)
         names = dict(
             get_user_model()
             .objects.filter(pk__in=annotator_ids.tolist())
             .values_list("pk", "username")
         )
         rater_names = [names[int(pk)] for pk in annotator_ids]
-        # Imported votes have no lease; their lease and submit times coincide.
-        seconds = np.array(
-            [
-                t.total_seconds() if t is not None and t.total_seconds() > 0 else np.nan
-                for t in columns[3]
-            ]
+        # Imported votes have no lease: their lease and submit times coincide (unknown).
+        seconds = np.fromiter(
+            (row[3].total_seconds() if row[3] is not None else np.nan for row in rows),
+            dtype=np.float64,
+            count=len(rows),
         )
+        seconds[seconds <= 0] = np.nan
     with np.errstate(invalid="ignore"):
         durations = clips[:, 3] - clips[:, 2]  # NaN where the end is unknown
     return Votes(

@@ -12,12 +12,13 @@ import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from labeling.errors import ApplicationError
@@ -231,34 +232,47 @@ def annotations_import(
         clip_pk.update((c.number, c.pk) for c in created)
 
         step("writing labels")
-        assignments = Assignment.objects.bulk_create(
-            [
-                Assignment(
-                    clip_id=clip_pk[number],
-                    annotator_id=users[annotator],
-                    slot=slot,
-                    status=Assignment.Status.SUBMITTED,
-                    leased_at=now,
-                    expires_at=now,
-                    finished_at=now,
-                )
-                for number, annotator, _, slot in new_votes
-            ],
-            batch_size=5000,
+        _insert_rows(
+            Assignment,
+            ["clip", "annotator", "slot", "status", "leased_at", "expires_at", "finished_at"],
+            (
+                (clip_pk[n], users[a], slot, Assignment.Status.SUBMITTED, now, now, now)
+                for n, a, _, slot in new_votes
+            ),
         )
-        Annotation.objects.bulk_create(
+        # This import's assignments are the submitted ones leased, expiring and finished at
+        # this exact moment (a lease made in the app never expires the moment it is made).
+        assignment_of = {
+            (clip_id, annotator_id): pk
+            for pk, clip_id, annotator_id in Assignment.objects.filter(
+                status=Assignment.Status.SUBMITTED, leased_at=now, expires_at=now
+            )
+            .order_by()
+            .values_list("pk", "clip_id", "annotator_id")
+        }
+        _insert_rows(
+            Annotation,
             [
-                Annotation(
-                    assignment_id=assignment.pk,
-                    clip_id=assignment.clip_id,
-                    annotator_id=assignment.annotator_id,
-                    label_id=labels[code],
-                    slot=slot,
-                    created_at=now,
-                )
-                for assignment, (_, _, code, slot) in zip(assignments, new_votes, strict=True)
+                "assignment",
+                "clip",
+                "annotator",
+                "label",
+                "slot",
+                "created_at",
+                "invalidation_reason",
             ],
-            batch_size=5000,
+            (
+                (
+                    assignment_of[clip_pk[n], users[a]],
+                    clip_pk[n],
+                    users[a],
+                    labels[code],
+                    slot,
+                    now,
+                    "",
+                )
+                for n, a, code, slot in new_votes
+            ),
         )
         summary.imported = len(new_votes)
 
@@ -283,3 +297,24 @@ def annotations_import(
         summary.complete_clip_ids = sorted(full)
         summary.incomplete_clips = len(short)
     return summary
+
+
+def _insert_rows(model, fields: list[str], rows: Iterable[tuple]) -> None:
+    """Inserts many rows of ``model`` without building model instances: PostgreSQL's COPY, or
+    ``executemany`` elsewhere. Every row was checked before; the database's constraints still
+    apply. (``bulk_create`` spent most of an import of DFEW's 163,720 labels in Python.)"""
+    columns = [model._meta.get_field(name).column for name in fields]
+    table = connection.ops.quote_name(model._meta.db_table)
+    names = ", ".join(connection.ops.quote_name(c) for c in columns)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            with cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            adapt = connection.ops.adapt_datetimefield_value
+            marks = ", ".join(["%s"] * len(columns))
+            cursor.executemany(
+                f"INSERT INTO {table} ({names}) VALUES ({marks})",
+                [tuple(adapt(v) if isinstance(v, datetime) else v for v in row) for row in rows],
+            )

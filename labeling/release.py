@@ -260,8 +260,11 @@ def dfew_export_write(
                 frames = read_frames(media_root / row["video"])
                 summary["frames"] += dfew.write_frames(root, clip.number, frames)
                 if compact:
+                    # Fold 0: outside the split. Such a clip trains only distribution targets
+                    # (label 0), so a clip labelled after the split never joins its folds.
+                    label = clip.label if clip.fold else 0
                     compact_records.append(
-                        ClipRecord(clip.number, row["movie_id"], clip.label, clip.votes, clip.fold)
+                        ClipRecord(clip.number, row["movie_id"], label, clip.votes, clip.fold)
                     )
                     compact_clips.append(_compact_frames(frames, compact_frames, compact_size))
                 step(0.05 + 0.85 * i / max(1, len(with_media)), f"frames of clip {clip.number}")

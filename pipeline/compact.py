@@ -5,7 +5,8 @@ A folder with three files:
 - ``manifest.csv``: one row per clip, in the order of the frames array. Columns: ``clip_id``,
   ``movie``, ``label`` (the single label's 1-based code, 0 when no emotion reached the
   campaign's single-label threshold), ``votes_1`` … ``votes_K`` (how many annotators chose each
-  label code), ``fold`` (1..k).
+  label code), ``fold`` (1..k; 0 for a clip outside the split, which only ever trains a
+  distribution target).
 - ``frames.npy``: uint8, shape ``(N, T, H, W, 3)``, the T sampled frames of every clip,
   channels last. One array, read with ``numpy.load(..., mmap_mode="r")``: a DataLoader
   worker touches only the pages of the clips it reads, and a clip is one contiguous slice

@@ -14,24 +14,20 @@ from collections.abc import Iterable, Iterator
 
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import permissions, serializers
 from rest_framework.pagination import CursorPagination
 from rest_framework.views import APIView
 
 from labeling import release
+from labeling.api.schema import errors
 from labeling.errors import NotFound
 from labeling.models import Campaign
 from pipeline.aggregation import BUCKETS, duration_bucket
 
 CHUNK = 2000
 FORMATS = ("csv", "jsonl")
-ERRORS = {
-    400: OpenApiResponse(description="Bad filter or format; the message says which."),
-    401: OpenApiResponse(description="No credentials."),
-    403: OpenApiResponse(description="Neither staff nor given the export permission."),
-    404: OpenApiResponse(description="No such campaign or split."),
-}
+ERRORS = errors(400, 404)
 
 
 class CanExport(permissions.BasePermission):
@@ -84,6 +80,7 @@ def _stream(lines: Iterator[str], fmt: str, filename: str) -> StreamingHttpRespo
     return response
 
 
+@extend_schema_serializer(component_name="ExportFormat")
 class _FormatSerializer(serializers.Serializer):
     format = serializers.ChoiceField(choices=FORMATS, default="csv")
 
@@ -93,6 +90,7 @@ class CampaignClipsApi(APIView):
 
     permission_classes = [permissions.IsAuthenticated, CanExport]
 
+    @extend_schema_serializer(component_name="ClipQuery")
     class FilterSerializer(serializers.Serializer):
         split = serializers.IntegerField(required=False, min_value=1)
         label = serializers.CharField(required=False, help_text="single label name")
@@ -106,6 +104,7 @@ class CampaignClipsApi(APIView):
                 raise serializers.ValidationError("fold needs split (a split id).")
             return data
 
+    @extend_schema_serializer(component_name="ClipResult")
     class OutputSerializer(serializers.Serializer):
         clip = serializers.IntegerField()
         movie = serializers.CharField()
@@ -157,6 +156,7 @@ class CampaignExportApi(APIView):
 
     permission_classes = [permissions.IsAuthenticated, CanExport]
 
+    @extend_schema_serializer(component_name="ExportQuery")
     class FilterSerializer(_FormatSerializer):
         split = serializers.IntegerField(required=False, min_value=1)
 

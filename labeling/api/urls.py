@@ -1,9 +1,12 @@
 from django.urls import path
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework import serializers
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.parsers import JSONParser
 
 from labeling.api import exports, views
+from labeling.api.schema import ERROR
 
 app_name = "api"
 
@@ -12,6 +15,15 @@ class TokenApi(ObtainAuthToken):
     """POST {username, password} → {token}."""
 
     parser_classes = [JSONParser]
+
+    @extend_schema(
+        responses={
+            200: inline_serializer("Token", {"token": serializers.CharField()}),
+            400: OpenApiResponse(response=ERROR, description="Bad credentials."),
+        }
+    )
+    def post(self, request, *args, **kwargs):
+        return super().post(request, *args, **kwargs)
 
 
 urlpatterns = [

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from django.urls import reverse
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_serializer,
+    inline_serializer,
+)
 from rest_framework import permissions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from labeling import agreement, selectors, services
+from labeling.api.schema import errors
 from labeling.errors import NotFound
 from labeling.models import Assignment, Campaign, ClipReport
 
@@ -26,10 +32,12 @@ class _CommaIntegers(serializers.CharField):
 class TaskNextApi(APIView):
     """The next clip for the calling annotator: a lease on one of its ten slots."""
 
+    @extend_schema_serializer(component_name="TaskNextQuery")
     class FilterSerializer(serializers.Serializer):
         campaign = serializers.IntegerField(required=False, min_value=1)
         skip = _CommaIntegers(required=False, allow_blank=True)
 
+    @extend_schema_serializer(component_name="TaskNext")
     class OutputSerializer(serializers.Serializer):
         assignment = serializers.IntegerField(source="pk")
         campaign = serializers.IntegerField(source="clip.campaign_id")
@@ -63,6 +71,7 @@ class TaskNextApi(APIView):
         responses={
             200: OutputSerializer,
             204: OpenApiResponse(description="Nothing left for you."),
+            **errors(400, 404, 429),
         },
     )
     def get(self, request):
@@ -83,9 +92,11 @@ class TaskNextApi(APIView):
 
 
 class AssignmentSubmitApi(APIView):
+    @extend_schema_serializer(component_name="SubmitIn")
     class InputSerializer(serializers.Serializer):
         label = serializers.CharField(max_length=40)
 
+    @extend_schema_serializer(component_name="Annotation")
     class OutputSerializer(serializers.Serializer):
         annotation = serializers.IntegerField(source="pk")
         assignment = serializers.IntegerField(source="assignment_id")
@@ -94,7 +105,8 @@ class AssignmentSubmitApi(APIView):
         submitted_at = serializers.DateTimeField(source="created_at")
 
     @extend_schema(
-        request=InputSerializer, responses={201: OutputSerializer, 200: OutputSerializer}
+        request=InputSerializer,
+        responses={201: OutputSerializer, 200: OutputSerializer, **errors(400, 404, 409)},
     )
     def post(self, request, assignment_id: int):
         data = self.InputSerializer(data=request.data)
@@ -110,7 +122,7 @@ class AssignmentSubmitApi(APIView):
 
 
 class AssignmentReleaseApi(APIView):
-    @extend_schema(request=None, responses={204: None})
+    @extend_schema(request=None, responses={204: None, **errors(404, 409)})
     def post(self, request, assignment_id: int):
         services.assignment_release(user=request.user, assignment_id=assignment_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -119,13 +131,17 @@ class AssignmentReleaseApi(APIView):
 class AssignmentReportApi(APIView):
     """ "Problem with this clip": no face, broken video, or none of the emotions."""
 
+    @extend_schema_serializer(component_name="ReportIn")
     class InputSerializer(serializers.Serializer):
         kind = serializers.ChoiceField(choices=ClipReport.Kind.choices)
         note = serializers.CharField(required=False, allow_blank=True, max_length=2000)
 
     @extend_schema(
         request=InputSerializer,
-        responses={201: inline_serializer("ReportOut", {"report": serializers.IntegerField()})},
+        responses={
+            201: inline_serializer("ReportOut", {"report": serializers.IntegerField()}),
+            **errors(400, 404, 409),
+        },
     )
     def post(self, request, assignment_id: int):
         data = self.InputSerializer(data=request.data)
@@ -161,12 +177,14 @@ class CampaignAgreementApi(APIView):
 
     permission_classes = [permissions.IsAuthenticated, _StaffOnly]
 
+    @extend_schema_serializer(component_name="CampaignAgreement")
     class ReportOut(serializers.Serializer):
         report = serializers.IntegerField(allow_null=True)
         status = serializers.CharField()
         computed_at = serializers.DateTimeField(allow_null=True)
         result = serializers.DictField()
 
+    @extend_schema_serializer(component_name="AgreementQueued")
     class QueuedOut(serializers.Serializer):
         report = serializers.IntegerField()
         status = serializers.CharField()
@@ -175,9 +193,7 @@ class CampaignAgreementApi(APIView):
     @extend_schema(
         responses={
             200: ReportOut,
-            401: OpenApiResponse(description="No credentials."),
-            403: OpenApiResponse(description="Not staff."),
-            404: OpenApiResponse(description="No such campaign."),
+            **errors(404),
         }
     )
     def get(self, request, campaign_id: int):
@@ -203,9 +219,7 @@ class CampaignAgreementApi(APIView):
         request=None,
         responses={
             202: QueuedOut,
-            401: OpenApiResponse(description="No credentials."),
-            403: OpenApiResponse(description="Not staff."),
-            404: OpenApiResponse(description="No such campaign."),
+            **errors(404),
         },
     )
     def post(self, request, campaign_id: int):
