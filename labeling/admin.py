@@ -122,3 +122,24 @@ class AgreementReportAdmin(_ReadOnly):
     list_display = ("pk", "campaign", "status", "progress", "created_at", "finished_at")
     list_filter = ("campaign", "status")
     exclude = ("plots",)
+
+
+@admin.register(models.Split)
+class SplitAdmin(_ReadOnly):
+    """Splits are made by `split_folds` or the release page and never changed."""
+
+    list_display = ("pk", "campaign", "k", "seed", "group_by_movie", "n_clips", "created_at")
+    list_filter = ("campaign",)
+
+
+@admin.register(models.SplitClip)
+class SplitClipAdmin(_ReadOnly):
+    list_display = ("split", "clip", "label", "fold")
+    list_filter = ("split", "fold")
+    list_select_related = ("split", "clip", "label")
+
+
+@admin.register(models.LabelExport)
+class LabelExportAdmin(_ReadOnly):
+    list_display = ("pk", "campaign", "split", "status", "progress", "created_at", "md5")
+    list_filter = ("campaign", "status")

@@ -11,14 +11,14 @@ import hashlib
 import logging
 import shutil
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, FilteredRelation, IntegerField, Q, QuerySet, Value
 from django.utils import timezone
 from PIL import Image
@@ -30,7 +30,9 @@ from labeling.models import (
     Clip,
     ClipLabel,
     JobStatus,
+    Label,
     LabelExport,
+    Movie,
     Split,
     SplitClip,
 )
@@ -182,6 +184,66 @@ def bucket_filter(name: str) -> Q:
     raise ApplicationError(
         f"Unknown bucket {name!r}. Valid: {', '.join(valid)}.", {"valid_buckets": valid}
     )
+
+
+def clip_csv_header(names: list[str]) -> list[str]:
+    """The per-clip CSV's columns, whichever way it is written."""
+    return [
+        "clip",
+        "movie",
+        "duration_s",
+        "bucket",
+        *[f"votes_{n}" for n in names],
+        "single_label",
+        "fold",
+    ]
+
+
+def clip_csv_copy(campaign: Campaign, split: Split | None, names: list[str]) -> Iterator[bytes]:
+    """The per-clip CSV as PostgreSQL's ``COPY … TO STDOUT WITH CSV HEADER`` writes it, block by
+    block: the same columns and values as the generic writer (a test holds them equal).
+
+    PostgreSQL only. bench/export.py measured the generic writer at 4.6× this COPY's time for
+    DFEW's 16,372 clips (JSON decoding and row shaping in Python); this runs near the bound.
+    """
+    from psycopg import sql
+
+    votes = [
+        sql.SQL("COALESCE((r.votes ->> {})::int, 0) AS {}").format(
+            sql.Literal(name), sql.Identifier(f"votes_{name}")
+        )
+        for name in names
+    ]
+    buckets = sql.SQL(" ").join(
+        sql.SQL("WHEN c.end_s - c.start_s >= {} AND c.end_s - c.start_s < {} THEN {}").format(
+            sql.Literal(low), sql.Literal(high), sql.Literal(name)
+        )
+        for name, low, high in BUCKETS
+    )
+    query = sql.SQL(
+        "COPY (SELECT c.number AS clip, m.title AS movie, "
+        "round((c.end_s - c.start_s)::numeric, 3)::float8 AS duration_s, "
+        "CASE {buckets} END AS bucket, {votes}, "
+        # NULL, not an empty string: COPY writes NULL as an empty unquoted field, as csv does.
+        "l.name AS single_label, s.fold AS fold "
+        "FROM {clip} c JOIN {result} r ON r.clip_id = c.id JOIN {movie} m ON m.id = c.movie_id "
+        "LEFT JOIN {label} l ON l.id = r.single_label_id "
+        "LEFT JOIN {member} s ON s.clip_id = c.id AND s.split_id = {split} "
+        "WHERE c.campaign_id = {campaign} ORDER BY c.number) TO STDOUT WITH CSV HEADER"
+    ).format(
+        buckets=buckets,
+        votes=sql.SQL(", ").join(votes),
+        clip=sql.Identifier(Clip._meta.db_table),
+        result=sql.Identifier(ClipLabel._meta.db_table),
+        movie=sql.Identifier(Movie._meta.db_table),
+        label=sql.Identifier(Label._meta.db_table),
+        member=sql.Identifier(SplitClip._meta.db_table),
+        split=sql.Literal(split.pk if split is not None else None),
+        campaign=sql.Literal(campaign.pk),
+    )
+    with connection.cursor() as cursor, cursor.cursor.copy(query) as copy:
+        for block in copy:
+            yield bytes(block)
 
 
 def annotation_rows(campaign: Campaign) -> QuerySet:

@@ -12,6 +12,7 @@ import io
 import json
 from collections.abc import Iterable, Iterator
 
+from django.db import connection
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_serializer
@@ -44,19 +45,45 @@ def _campaign(campaign_id: int) -> Campaign:
     return campaign
 
 
+def _duration_text(seconds: float) -> float | int:
+    """Seconds to 3 decimals, written as PostgreSQL writes a float8 (2.0 → 2)."""
+    value = round(seconds, 3)
+    return int(value) if value.is_integer() else value
+
+
 def _clip_record(row: dict, names: list[str]) -> dict:
     """One clip as every export shapes it."""
-    duration = None if row["end_s"] is None else round(row["end_s"] - row["start_s"], 3)
+    raw = None if row["end_s"] is None else row["end_s"] - row["start_s"]
     return {
         "clip": row["number"],
         "movie": row["movie_title"],
-        "duration_s": duration,
-        "bucket": duration_bucket(duration),
+        "duration_s": None if raw is None else _duration_text(raw),
+        "bucket": duration_bucket(raw),
         "votes": {name: row["votes"].get(name, 0) for name in names},
         "distribution": {name: row["distribution"].get(name, 0.0) for name in names},
         "single_label": row["single_label"],
         "fold": row["fold"],
     }
+
+
+def _clip_records(campaign: Campaign, split) -> Iterator[dict]:
+    names = list(campaign.labels.order_by("code").values_list("name", flat=True))
+    for row in release.clip_rows(campaign, split).iterator(chunk_size=CHUNK):
+        yield _clip_record(row, names)
+
+
+def clip_csv_lines(campaign: Campaign, split, names: list[str]) -> Iterator[str]:
+    """The per-clip CSV written in Python (any database); ``release.clip_csv_copy`` writes the
+    same bytes on PostgreSQL."""
+    return _csv_lines(
+        release.clip_csv_header(names),
+        (
+            [r["clip"], r["movie"], r["duration_s"], r["bucket"]]
+            + [r["votes"][name] for name in names]
+            + [r["single_label"] or "", "" if r["fold"] is None else r["fold"]]
+            for r in _clip_records(campaign, split)
+        ),
+    )
 
 
 def _csv_lines(header: list[str], rows: Iterable[list]) -> Iterator[str]:
@@ -171,22 +198,16 @@ class CampaignExportApi(APIView):
         fmt = filters.validated_data["format"]
         split = release.split_for(campaign, filters.validated_data.get("split"))
         names = list(campaign.labels.order_by("code").values_list("name", flat=True))
-        rows = release.clip_rows(campaign, split).iterator(chunk_size=CHUNK)
-        records = (_clip_record(row, names) for row in rows)
-        if fmt == "jsonl":
-            lines = (json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-        else:
-            header = ["clip", "movie", "duration_s", "bucket"]
-            header += [f"votes_{name}" for name in names] + ["single_label", "fold"]
-            lines = _csv_lines(
-                header,
-                (
-                    [r["clip"], r["movie"], r["duration_s"], r["bucket"]]
-                    + [r["votes"][name] for name in names]
-                    + [r["single_label"] or "", "" if r["fold"] is None else r["fold"]]
-                    for r in records
-                ),
+        if fmt == "csv" and connection.vendor == "postgresql":
+            return _stream(
+                release.clip_csv_copy(campaign, split, names), fmt, f"{campaign.slug}-clips"
             )
+        if fmt == "jsonl":
+            lines = (
+                json.dumps(r, ensure_ascii=False) + "\n" for r in _clip_records(campaign, split)
+            )
+        else:
+            lines = clip_csv_lines(campaign, split, names)
         return _stream(lines, fmt, f"{campaign.slug}-clips")
 
 

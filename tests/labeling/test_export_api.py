@@ -195,3 +195,32 @@ class ReleasePageTests:
         client.login(username=alice.username, password=PASSWORD)
         assert client.get(f"/staff/campaigns/{campaign.pk}/release/").status_code == 403
         assert client.post(f"/staff/campaigns/{campaign.pk}/splits/").status_code == 403
+
+
+@pytest.mark.django_db
+class ClipCsvCopyTests:
+    def test_postgres_copy_writes_the_same_bytes_as_the_python_writer(self, campaign):
+        from django.db import connection
+
+        from labeling.api.exports import clip_csv_lines
+        from labeling.models import Clip, Movie
+        from tests.conftest import need
+
+        need(connection.vendor == "postgresql", "needs PostgreSQL (set DATABASE_URL)")
+        # given: awkward titles, whole and fractional durations, an unknown one, clips outside
+        # the split and without a single label
+        import_votes(campaign, per_label=5, split_votes=2)
+        Movie.objects.filter(title="movie3").update(title='Say "cheese", please')
+        Clip.objects.filter(number=4).update(start_s=1.0, end_s=3.0)
+        Clip.objects.filter(number=5).update(start_s=0.0, end_s=1.99951)
+        Clip.objects.filter(number=6).update(end_s=None)
+        split = release.split_create(campaign=campaign).split
+        names = list(campaign.labels.order_by("code").values_list("name", flat=True))
+        for chosen in (split, None):
+            # when
+            python = "".join(clip_csv_lines(campaign, chosen, names)).encode()
+            copy = b"".join(release.clip_csv_copy(campaign, chosen, names))
+            # then
+            assert copy == python
+        assert b'"Say ""cheese"", please"' in python and b"\n4,movie4,2,2-5s," in python
+        assert b"\n5,movie5,2,0-2s," in python  # 1.99951 s: bucket of the raw duration
