@@ -54,10 +54,11 @@ from unittest import mock
 from urllib.parse import urlparse, urlunparse
 
 import numpy as np
-import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.annotation_load import bench_database_url, postgres_cpu  # noqa: E402
 
 # DFEW's seven emotions (codes 1..7) and their shares of its single-labelled clips (Table 2).
 LABELS = ["happy", "sad", "neutral", "angry", "surprise", "disgust", "fear"]
@@ -139,21 +140,6 @@ def check(condition: bool, message: str) -> None:
 
 
 # --- the database the benchmark owns ----------------------------------------------------------
-
-
-def bench_database_url(workdir: Path) -> str:
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith(("postgres://", "postgresql://")):
-        return f"sqlite:///{workdir / 'bench.sqlite3'}"
-    parts = urlparse(url)
-    name = (parts.path.lstrip("/") or "dfer") + "_bench"
-    admin = urlunparse(parts._replace(path="/postgres"))
-    import psycopg
-
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return urlunparse(parts._replace(path=f"/{name}"))
 
 
 def drop_database(url: str) -> None:
@@ -328,19 +314,6 @@ def run_import(csv_path: Path, slug: str, create: bool) -> tuple[float, dict]:
         for (stage, at), (_, later) in zip(marks, [*marks[1:], ("end", end)], strict=True)
     ]
     return seconds, seen
-
-
-def postgres_cpu() -> float:
-    """User + system CPU seconds of this machine's PostgreSQL processes (0 without any)."""
-    total = 0.0
-    for p in psutil.process_iter(["username"]):
-        if p.info["username"] == "postgres":
-            try:
-                t = p.cpu_times()
-                total += t.user + t.system
-            except psutil.Error:
-                pass
-    return total
 
 
 def fast_path(campaign):

@@ -241,9 +241,15 @@ def clip_csv_copy(campaign: Campaign, split: Split | None, names: list[str]) -> 
         split=sql.Literal(split.pk if split is not None else None),
         campaign=sql.Literal(campaign.pk),
     )
+    # COPY hands over one row per block: send ~64 KiB at a time, not one write per row.
+    buffer = bytearray()
     with connection.cursor() as cursor, cursor.cursor.copy(query) as copy:
         for block in copy:
-            yield bytes(block)
+            buffer += block
+            if len(buffer) >= 1 << 16:
+                yield bytes(buffer)
+                buffer.clear()
+    yield bytes(buffer)
 
 
 def annotation_rows(campaign: Campaign) -> QuerySet:

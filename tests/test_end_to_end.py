@@ -23,7 +23,7 @@ from pipeline.emotions import EMOTION_NAMES
 from pipeline.media import write_video
 from pipeline.synthetic import render_clip
 from tests.conftest import make_user
-from tests.labeling.test_tasks import _app
+from tests.labeling.test_tasks import filesystem_app
 
 PER_EMOTION = 20
 CHANCE = 1 / 7
@@ -114,16 +114,7 @@ class EndToEndTests:
 
         campaign = services.campaign_create(name="E2E", slug="e2e")
         truth = _make_clips(campaign)
-        folder = tmp_path / "broker"
-        folder.mkdir()
-        app = _app(
-            "filesystem://",
-            {
-                "data_folder_in": str(folder),
-                "data_folder_out": str(folder),
-                "control_folder": str(tmp_path / "control"),
-            },
-        )
+        app = filesystem_app(tmp_path)
         app.set_current()
         try:
             with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=60):

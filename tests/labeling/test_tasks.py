@@ -32,6 +32,21 @@ def _app(broker_url: str, transport_options: dict) -> Celery:
     return app
 
 
+def filesystem_app(tmp_path) -> Celery:
+    """A Celery app on kombu's filesystem broker in a folder of the test's own."""
+    folder = tmp_path / "broker"
+    folder.mkdir()
+    return _app(
+        "filesystem://",
+        {
+            "data_folder_in": str(folder),
+            "data_folder_out": str(folder),
+            "control_folder": str(tmp_path / "control"),
+            "store_processed": False,
+        },
+    )
+
+
 def _run_on_worker(app: Celery, lease: Assignment) -> None:
     with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
         app.send_task("labeling.tasks.assignment_expire_task")
@@ -65,17 +80,7 @@ class AssignmentExpireTaskWorkerTests:
         self, campaign, alice, tmp_path
     ):
         lease = _expired_lease(campaign, alice)
-        folder = str(tmp_path / "broker")
-        (tmp_path / "broker").mkdir()
-        app = _app(
-            "filesystem://",
-            {
-                "data_folder_in": folder,
-                "data_folder_out": folder,
-                "control_folder": str(tmp_path / "control"),
-                "store_processed": False,
-            },
-        )
+        app = filesystem_app(tmp_path)
         _run_on_worker(app, lease)
 
     def test_a_worker_runs_it_over_redis(self, campaign, alice):
@@ -115,17 +120,7 @@ class ClipAggregateWorkerTests:
     def test_a_worker_aggregates_the_clip_after_its_last_label_over_the_filesystem_broker(
         self, campaign, annotators, tmp_path
     ):
-        folder = str(tmp_path / "broker")
-        (tmp_path / "broker").mkdir()
-        app = _app(
-            "filesystem://",
-            {
-                "data_folder_in": folder,
-                "data_folder_out": folder,
-                "control_folder": str(tmp_path / "control"),
-                "store_processed": False,
-            },
-        )
+        app = filesystem_app(tmp_path)
         _aggregated_by_worker(app, campaign, annotators)
 
     def test_a_worker_aggregates_the_clip_after_its_last_label_over_redis(
