@@ -309,5 +309,5 @@ def export_download(request, export_id: int):
     response = FileResponse(
         export.file.open("rb"), as_attachment=True, filename=Path(export.file.name).name
     )
-    response["Content-MD5-Hex"] = export.md5
+    response["X-Content-MD5"] = export.md5  # hex, as the release page shows it
     return response

@@ -43,9 +43,9 @@ def kappa_per_label_svg(report: dict) -> str:
             if report["fleiss_kappa_ci"]:
                 low, high = report["fleiss_kappa_ci"]
                 axes.axhspan(low, high, color="#c44e52", alpha=0.15, label="95% CI")
-            axes.legend(frameon=False, loc="lower right")
+            axes.legend(frameon=False, loc="upper right", ncols=2)
         axes.set_ylabel("Fleiss' κ")
-        axes.set_ylim(min([0.0, *values]), 1.0)
+        axes.set_ylim(min([0.0, *values]), 1.1)
         axes.set_title("Agreement per label")
         return _svg(figure)
 

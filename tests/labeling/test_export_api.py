@@ -224,3 +224,30 @@ class ClipCsvCopyTests:
             assert copy == python
         assert b'"Say ""cheese"", please"' in python and b"\n4,movie4,2,2-5s," in python
         assert b"\n5,movie5,2,0-2s," in python  # 1.99951 s: bucket of the raw duration
+
+
+@pytest.mark.django_db
+class ExportDownloadTests:
+    def test_staff_and_exporters_download_the_finished_zip_others_are_refused(
+        self, client, released, admin_user, exporter, alice, django_capture_on_commit_callbacks
+    ):
+        import hashlib
+
+        from labeling.tasks import label_export_task
+        from tests.conftest import PASSWORD
+
+        campaign, split = released
+        with django_capture_on_commit_callbacks(execute=False):
+            export = release.label_export_request(campaign=campaign, split=split, user=admin_user)
+        url = f"/staff/exports/{export.pk}/download/"
+        client.login(username=admin_user.username, password=PASSWORD)
+        assert client.get(url).status_code == 404  # not written yet
+        label_export_task(export.pk)
+        export.refresh_from_db()
+        for user in (admin_user, exporter):
+            client.login(username=user.username, password=PASSWORD)
+            r = client.get(url)
+            assert r.status_code == 200
+            assert hashlib.md5(b"".join(r.streaming_content)).hexdigest() == export.md5
+        client.login(username=alice.username, password=PASSWORD)
+        assert client.get(url).status_code == 403
