@@ -144,18 +144,21 @@ def assignment_next(*, user, campaign_id: int | None = None, skip: Sequence[int]
     if not user_has_role(user, Role.ANNOTATOR):
         raise Forbidden("Only annotators can ask for clips.")
     now = timezone.now()
-    open_leases = sql.open_lease_ids(user.pk, campaign_id, now)
-    for lease_id in open_leases:
-        if lease_id not in skip:
-            return Assignment.objects.select_related("clip").get(pk=lease_id)
-    if len(open_leases) >= settings.LABELING_MAX_OPEN_LEASES:
-        raise TooManyOpen(
-            f"You hold {len(open_leases)} open clips; submit or release one before asking for more."
-        )
-
     tried: list[int] = []
     for _attempt in range(_NEXT_ATTEMPTS):
         with transaction.atomic():
+            # The annotator's own row first: one annotator's parallel `next` calls queue here,
+            # so the open-lease count below cannot be read by two of them at once.
+            sql.lock_user(user.pk)
+            open_leases = sql.open_lease_ids(user.pk, campaign_id, now)
+            for lease_id in open_leases:
+                if lease_id not in skip:
+                    return Assignment.objects.select_related("clip").get(pk=lease_id)
+            if len(open_leases) >= settings.LABELING_MAX_OPEN_LEASES:
+                raise TooManyOpen(
+                    f"You hold {len(open_leases)} open clips; submit or release one before "
+                    "asking for more."
+                )
             clip = sql.candidate_clip(user.pk, campaign_id, now, tried)
             if clip is None:
                 # Every open clip may be locked for an instant by other annotators' submits;
@@ -244,6 +247,20 @@ def annotation_submit(*, user, assignment_id: int, label_name: str) -> SubmitRes
             raise Conflict("This clip was withdrawn by a reviewer; ask for the next one.")
         if not assignment.is_live_lease(now):
             _reclaim_expired(clip.pk, now, exclude_pk=assignment.pk)
+            newer = (
+                Assignment.objects.filter(
+                    clip=clip, annotator=user, status__in=LIVE_ASSIGNMENT_STATUSES
+                )
+                .exclude(pk=assignment.pk)
+                .values_list("pk", flat=True)
+                .first()
+            )
+            if newer is not None:
+                raise Conflict(
+                    f"Your lease on this clip expired and you hold it again as assignment "
+                    f"{newer}; submit your label there.",
+                    {"assignment": newer},
+                )
             slot_taken = (
                 Assignment.objects.filter(
                     clip=clip, slot=assignment.slot, status__in=LIVE_ASSIGNMENT_STATUSES

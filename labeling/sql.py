@@ -81,6 +81,15 @@ def token_user(key: str):
     return user
 
 
+def lock_user(user_id: int) -> None:
+    """Locks the user's row until the transaction ends (a no-op lock on SQLite, whose
+    IMMEDIATE transaction already serialises writers)."""
+    clause = _for_update()
+    if clause:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT id FROM {USER} WHERE id = %s {clause}", [user_id])
+
+
 def open_lease_ids(user_id: int, campaign_id: int | None, now: datetime) -> list[int]:
     """The annotator's live leases in open campaigns, oldest first."""
     sql = (

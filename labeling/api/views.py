@@ -21,6 +21,12 @@ from labeling.models import Assignment, Campaign, ClipReport
 
 
 class _CommaIntegers(serializers.CharField):
+    def run_validation(self, data=serializers.empty):
+        # An empty value is an empty list (CharField would hand back the empty string).
+        if data == "":
+            return []
+        return super().run_validation(data)
+
     def to_internal_value(self, data):
         text = super().to_internal_value(data)
         try:

@@ -243,3 +243,71 @@ class SchemaApiTests:
         text = r.content.decode()
         for path in ("/api/v1/tasks/next/", "/api/v1/assignments/{assignment_id}/submit/"):
             assert path in text
+
+
+@pytest.mark.django_db
+class LoopFaultTests:
+    """Faults found by probing the loop (issue 8), each pinned by a test."""
+
+    def test_an_empty_skip_resumes_the_live_lease_instead_of_a_500(self, campaign, alice):
+        make_clips(campaign, 2)
+        client = client_for(alice)
+        first = client.get(NEXT).json()
+        r = client.get(NEXT + "?skip=")
+        assert r.status_code == 200 and r.json()["assignment"] == first["assignment"]
+
+    def test_a_late_submit_on_a_lease_taken_again_is_409_not_500(self, campaign, alice, bob):
+        from django.utils import timezone
+
+        # given: alice's lease on slot 1 lapses; bob takes slot 1; alice gets slot 2 of the
+        # same clip; bob releases slot 1
+        (clip,) = make_clips(campaign, 1)
+        alice_client, bob_client = client_for(alice), client_for(bob)
+        old = alice_client.get(NEXT).json()["assignment"]
+        Assignment.objects.filter(pk=old).update(expires_at=timezone.now())
+        bobs = bob_client.get(NEXT).json()
+        assert Assignment.objects.get(pk=bobs["assignment"]).slot == 1
+        new = alice_client.get(NEXT).json()["assignment"]
+        assert Assignment.objects.get(pk=new).slot == 2
+        assert (
+            bob_client.post(f"/api/v1/assignments/{bobs['assignment']}/release/").status_code == 204
+        )
+        # when alice submits on the old assignment
+        r = submit(alice_client, old)
+        # then: 409 naming the lease to use, and nothing written
+        assert r.status_code == 409 and r.json()["assignment"] == new
+        assert not Annotation.objects.exists()
+        assert submit(alice_client, new).status_code == 201
+
+
+@pytest.mark.django_db(transaction=True)
+class OpenLeaseCapRaceTests:
+    def test_parallel_next_calls_never_exceed_the_open_lease_cap(self, campaign, alice, settings):
+        import threading
+
+        from django.db import connection
+
+        from labeling import services
+        from tests.conftest import need
+
+        need(connection.vendor == "postgresql", "needs PostgreSQL (set DATABASE_URL)")
+        settings.LABELING_MAX_OPEN_LEASES = 2
+        make_clips(campaign, 10)
+        held = services.assignment_next(user=alice)
+        start = threading.Barrier(6)
+
+        def ask():
+            try:
+                start.wait()
+                services.assignment_next(user=alice, skip=[held.pk])
+            except Exception:  # noqa: BLE001 - TooManyOpen for the ones over the cap
+                pass
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=ask) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert Assignment.objects.filter(annotator=alice, status="leased").count() == 2
