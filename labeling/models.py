@@ -332,7 +332,7 @@ class Annotation(models.Model):
         blank=True,
         related_name="+",
     )
-    invalidation_reason = models.TextField(blank=True)
+    invalidation_reason = models.TextField(blank=True, default="", db_default="")
 
     objects = AnnotationQuerySet.as_manager()
 
