@@ -58,8 +58,23 @@ class ClipReportAdmin(admin.ModelAdmin):
     list_select_related = ("clip", "reporter")
 
 
+class _ReadOnly(admin.ModelAdmin):
+    """Rows only the services and tasks write: the admin shows them and changes nothing."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(models.Assignment)
-class AssignmentAdmin(admin.ModelAdmin):
+class AssignmentAdmin(_ReadOnly):
+    """Leases are made and ended by the services only (slots, never an eleventh label)."""
+
     list_display = ("clip", "annotator", "slot", "status", "leased_at", "expires_at")
     list_filter = ("status",)
     list_select_related = ("clip", "annotator")
@@ -67,20 +82,15 @@ class AssignmentAdmin(admin.ModelAdmin):
 
 
 @admin.register(models.Annotation)
-class AnnotationAdmin(admin.ModelAdmin):
-    """Raw labels are the dataset: admins read them here, nobody edits them."""
+class AnnotationAdmin(_ReadOnly):
+    """Raw labels are the dataset: admins read them here, nobody adds, edits or deletes them;
+    staff invalidate them through the service (the action below)."""
 
     list_display = ("clip", "annotator", "label", "slot", "created_at", "invalidated_at")
     list_filter = ("label__name", ("invalidated_at", admin.EmptyFieldListFilter))
     list_select_related = ("clip", "annotator", "label")
     search_fields = ("annotator__username",)
     actions = ["invalidate"]
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.action(description="Invalidate the selected annotations (their slots re-open)")
     def invalidate(self, request, queryset):
@@ -95,19 +105,6 @@ class AnnotationAdmin(admin.ModelAdmin):
             self.message_user(request, exc.message, messages.ERROR)
         else:
             self.message_user(request, f"Invalidated; {len(clips)} clips are open again.")
-
-
-class _ReadOnly(admin.ModelAdmin):
-    """Derived rows: computed by tasks from the raw annotations, never edited by hand."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(models.ClipLabel)

@@ -109,3 +109,38 @@ class AdminTests:
         client = logged_in(client, admin_user)
         for model in ("campaign", "clip", "assignment", "annotation", "screening"):
             assert client.get(f"/admin/labeling/{model}/").status_code == 200
+
+
+@pytest.mark.django_db
+class AdminInvariantTests:
+    def test_the_admin_cannot_add_change_or_delete_labels_or_leases(self, client, admin_user):
+        client = logged_in(client, admin_user)
+        for model in ("annotation", "assignment"):
+            assert client.get(f"/admin/labeling/{model}/add/").status_code == 403
+            model_admin = admin.site._registry[apps.get_model("labeling", model)]
+            request = type("R", (), {"user": admin_user})()
+            assert not model_admin.has_add_permission(request)
+            assert not model_admin.has_change_permission(request)
+            assert not model_admin.has_delete_permission(request)
+
+    def test_the_invalidate_action_goes_through_the_service(
+        self, client, admin_user, campaign, annotators
+    ):
+        from labeling import services
+        from labeling.models import Annotation, Assignment
+
+        (clip,) = make_clips(campaign, 1)
+        for user in annotators:
+            lease = services.assignment_next(user=user)
+            services.annotation_submit(user=user, assignment_id=lease.pk, label_name="sad")
+        target = Annotation.objects.first()
+        r = logged_in(client, admin_user).post(
+            "/admin/labeling/annotation/",
+            {"action": "invalidate", "_selected_action": [target.pk]},
+        )
+        assert r.status_code == 302
+        target.refresh_from_db()
+        assert target.invalidated_by == admin_user
+        assert Assignment.objects.get(pk=target.assignment_id).status == "invalidated"
+        clip.refresh_from_db()
+        assert clip.status == Clip.Status.ANNOTATING
