@@ -166,14 +166,23 @@ def agreement_report_run(report_id: int, *, progress: Progress | None = None) ->
 
 
 def campaigns_due_for_report() -> list[Campaign]:
-    """Active campaigns whose results changed since their last finished report (or that have
-    results and no report yet). The beat schedule reports on these."""
+    """Active campaigns whose results changed (a clip aggregated, or labels invalidated) since
+    their last report (or that have results and no report yet). The beat schedule reports on
+    these."""
     due = []
     latest_result = dict(
         ClipLabel.objects.values("clip__campaign_id")
         .annotate(at=Max("computed_at"))
         .values_list("clip__campaign_id", "at")
     )
+    # Invalidating labels drops results, which no computed_at shows: count it as a change.
+    for campaign_id, at in (
+        Annotation.objects.filter(invalidated_at__isnull=False)
+        .values("clip__campaign_id")
+        .annotate(at=Max("invalidated_at"))
+        .values_list("clip__campaign_id", "at")
+    ):
+        latest_result[campaign_id] = max(at, latest_result.get(campaign_id, at))
     latest_report = dict(
         AgreementReport.objects.exclude(status=JobStatus.FAILED)
         .values("campaign_id")

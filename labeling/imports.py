@@ -27,6 +27,8 @@ from labeling.models import Annotation, Assignment, Campaign, Clip, Movie
 User = get_user_model()
 DEFAULT_MOVIE = "imported"
 REQUIRED_COLUMNS = ("clip", "annotator", "label")
+MAX_CLIP_NUMBER = 2**31 - 1  # the database's integer
+MAX_TITLE = Movie._meta.get_field("title").max_length
 
 
 class ImportRowError(ApplicationError):
@@ -57,6 +59,9 @@ class _ClipRows:
 
 
 def _parse(campaign: Campaign, header: list[str], rows: Iterable[tuple[int, dict]]):
+    repeated = sorted({c for c in header if header.count(c) > 1})
+    if repeated:
+        raise _bad(1, f"the header repeats the column(s) {', '.join(repeated)}")
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
         raise _bad(1, f"the header lacks the column(s) {', '.join(missing)}")
@@ -81,8 +86,8 @@ def _parse(campaign: Campaign, header: list[str], rows: Iterable[tuple[int, dict
             number = int(raw_clip)
         except ValueError:
             raise _bad(line, f"clip {raw_clip!r} is not a whole number") from None
-        if number < 1:
-            raise _bad(line, f"clip {number} must be 1 or more")
+        if not 1 <= number <= MAX_CLIP_NUMBER:
+            raise _bad(line, f"clip {number} must be between 1 and {MAX_CLIP_NUMBER}")
         if not annotator:
             raise _bad(line, "the annotator is empty")
         try:
@@ -102,6 +107,8 @@ def _parse(campaign: Campaign, header: list[str], rows: Iterable[tuple[int, dict
         seen[number, annotator] = line
         clip = clips[number]
         movie = (row.get("movie") or "").strip() or None
+        if movie is not None and len(movie) > MAX_TITLE:
+            raise _bad(line, f"the movie title is longer than {MAX_TITLE} characters")
         if movie is not None:
             if clip.movie is not None and clip.movie != movie:
                 raise _bad(line, f"clip {number} is in movie {clip.movie!r} on an earlier line")
@@ -151,12 +158,16 @@ def annotations_import(
             .values_list("pk", "number", "video")
         }
         prior: dict[int, dict[str, tuple[int, int]]] = defaultdict(dict)
-        for number, username, code, slot in (
-            Annotation.objects.valid()
-            .filter(clip__campaign=campaign, clip__number__in=list(existing))
-            .values_list("clip__number", "annotator__username", "label__code", "slot")
+        invalidated: set[tuple[int, str]] = set()
+        for number, username, code, slot, gone in Annotation.objects.filter(
+            clip__campaign=campaign, clip__number__in=list(existing)
+        ).values_list(
+            "clip__number", "annotator__username", "label__code", "slot", "invalidated_at"
         ):
-            prior[number][username] = (code, slot)
+            if gone is None:
+                prior[number][username] = (code, slot)
+            else:
+                invalidated.add((number, username))
         new_votes: list[tuple[int, str, int, int]] = []  # (number, annotator, code, slot)
         for number, clip in clips.items():
             if number in existing and existing[number][1]:
@@ -167,6 +178,12 @@ def annotations_import(
             free = (s for s in range(1, 10**6) if s not in slots)
             added = 0
             for line, annotator, code in clip.votes:
+                if (number, annotator) in invalidated:
+                    raise _bad(
+                        line,
+                        f"{annotator}'s label on clip {number} was invalidated by staff; an "
+                        "invalidated annotator cannot label the clip again",
+                    )
                 if annotator in held:
                     if held[annotator][0] != code:
                         raise _bad(

@@ -8,6 +8,7 @@ and a split; they write to a staged folder that is moved into place only when co
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import shutil
 import warnings
@@ -82,6 +83,8 @@ def split_create(
         raise Forbidden("Only staff or exporters can make splits.")
     if k < 2:
         raise ApplicationError("A split needs at least 2 folds.")
+    if not 0 <= seed < 2**31:
+        raise ApplicationError(f"The seed must be between 0 and {2**31 - 1}, not {seed}.")
     rows = list(
         ClipLabel.objects.filter(
             clip__campaign=campaign,
@@ -276,6 +279,30 @@ def _compact_frames(frames: np.ndarray, count: int, size: int) -> np.ndarray:
     )
 
 
+# Written into every export folder; only a folder holding it may be replaced by a new export.
+MARKER = "dfer-export.json"
+
+
+def _check_split_current(split: Split, members: dict, rows: list[dict], names: dict) -> None:
+    """Refuses a split whose clips no longer have the result they were split with (labels
+    invalidated since): exporting it would drop clips or contradict the exported votes."""
+    current = {row["pk"]: row["single_label"] for row in rows}
+    stale = sorted(
+        clip_id for clip_id, (code, _) in members.items() if current.get(clip_id, "") != names[code]
+    )
+    if stale:
+        numbers = list(
+            Clip.objects.filter(pk__in=stale[:10])
+            .order_by("number")
+            .values_list("number", flat=True)
+        )
+        raise ApplicationError(
+            f"Split {split.pk} is out of date: {len(stale)} of its clips no longer have the "
+            f"single label they were split with (e.g. clips {', '.join(map(str, numbers))}; "
+            "labels invalidated since). Make a new split and export that."
+        )
+
+
 def dfew_export_write(
     *,
     campaign: Campaign,
@@ -293,18 +320,25 @@ def dfew_export_write(
     and folds. Returns a summary. Label files are byte-identical for the same split and results.
     """
     step = progress or (lambda fraction, stage: None)
+    out = Path(out)
+    if out.exists() and not (out / MARKER).is_file():
+        raise ApplicationError(
+            f"{out} exists and is not an earlier export (no {MARKER} in it): choose a new "
+            "folder; nothing was written or removed."
+        )
     labels = list(campaign.labels.order_by("code").values_list("code", "name"))
-    codes = {name: code for code, name in labels}
-    members = dict(split.members.values_list("clip_id", "label__code"))
-    folds = dict(split.members.values_list("clip_id", "fold"))
+    members = {
+        clip_id: (code, fold)
+        for clip_id, code, fold in split.members.values_list("clip_id", "label__code", "fold")
+    }
     rows = list(clip_rows(campaign).iterator(chunk_size=2000))
+    _check_split_current(split, members, rows, dict(labels))
     release, with_media = [], []
     for row in rows:
         votes = tuple(int(row["votes"].get(name, 0)) for _, name in labels)
-        if row["pk"] in members:
-            label, fold = members[row["pk"]], folds[row["pk"]]
-        else:
-            label, fold = codes.get(row["single_label"], 0), 0
+        # The split is the release: a clip outside it (single-labelled after it was made)
+        # keeps its votes and has label 0, so it joins no fold's files.
+        label, fold = members.get(row["pk"], (0, 0))
         release.append(dfew.ReleaseClip(number=row["number"], votes=votes, label=label, fold=fold))
         if row["video"]:
             with_media.append((row, release[-1]))
@@ -322,6 +356,9 @@ def dfew_export_write(
         with dfew.staged_directory(Path(out)) as root:
             step(0.02, "writing the label files")
             dfew.write_labels(root, release, labels, split.k)
+            (root / MARKER).write_text(
+                json.dumps({"campaign": campaign.slug, "split": split.pk, "k": split.k}) + "\n"
+            )
             compact_records, compact_clips = [], []
             media_root = Path(settings.MEDIA_ROOT)
             for i, (row, clip) in enumerate(with_media, start=1):

@@ -11,7 +11,7 @@ from pathlib import Path
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import FileResponse
+from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -167,6 +167,11 @@ def campaign_agreement(request, campaign_id: int, report_id: int | None = None):
             "report": report,
             "result": report.result if report else None,
             "table2": _table2_rows(report.result) if report and report.result else [],
+            "kappa_per_label": [
+                (name, report.result["kappa_per_label"][name]) for name in report.result["labels"]
+            ]
+            if report and report.result
+            else [],
             "buckets": [name for name, _, _ in BUCKETS],
             "history": history,
             "pending": pending,
@@ -175,10 +180,17 @@ def campaign_agreement(request, campaign_id: int, report_id: int | None = None):
 
 
 def _table2_rows(result: dict) -> list[tuple]:
-    """Table 2 as rows a template can lay out (its bucket keys are not template names)."""
+    """Table 2 as rows a template can lay out (its bucket keys are not template names), in
+    label-code order (a stored report's objects come back from PostgreSQL's jsonb unordered)."""
+    table = result["table2"]
     return [
-        (name, [row[bucket] for bucket, _, _ in BUCKETS], row["total"], row["percent"])
-        for name, row in result["table2"].items()
+        (
+            name,
+            [table[name][b] for b, _, _ in BUCKETS],
+            table[name]["total"],
+            table[name]["percent"],
+        )
+        for name in [*result["labels"], "total"]
     ]
 
 
@@ -306,6 +318,8 @@ def campaign_export_create(request, campaign_id: int):
 @require_GET
 def export_download(request, export_id: int):
     export = get_object_or_404(LabelExport, pk=export_id, status=JobStatus.DONE)
+    if not export.file.storage.exists(export.file.name):
+        raise Http404("The export's file is no longer on the server; export again.")
     response = FileResponse(
         export.file.open("rb"), as_attachment=True, filename=Path(export.file.name).name
     )

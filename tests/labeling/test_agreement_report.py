@@ -271,3 +271,30 @@ class AgreementReportCommandTests:
         data = json.loads(body)
         assert data["fleiss_kappa"] == pytest.approx(0.430, abs=5e-4)
         assert data["n_clips"] == 30
+
+
+@pytest.mark.django_db
+class AgreementStalenessTests:
+    def test_invalidating_labels_makes_the_campaign_due_for_a_new_report(
+        self, fleiss_campaign, admin_user
+    ):
+        from labeling.aggregation import annotator_invalidate
+
+        report = AgreementReport.objects.create(campaign=fleiss_campaign)
+        agreement_report_task(report.pk)
+        assert agreement.campaigns_due_for_report() == []
+        annotator_invalidate(
+            staff=admin_user, campaign_id=fleiss_campaign.pk, username="psy01", reason="review"
+        )
+        assert agreement.campaigns_due_for_report() == [fleiss_campaign]
+
+    def test_the_page_lists_labels_and_table2_in_code_order(
+        self, client, fleiss_campaign, admin_user
+    ):
+        report = AgreementReport.objects.create(campaign=fleiss_campaign)
+        agreement_report_task(report.pk)
+        client.login(username=admin_user.username, password=PASSWORD)
+        html = client.get(f"/staff/campaigns/{fleiss_campaign.pk}/agreement/").content.decode()
+        table = html[html.index('id="table2"') :]
+        positions = [table.index(f"<th>{name.capitalize()}</th>") for name in DIAGNOSES]
+        assert positions == sorted(positions) and table.index("<th>Total</th>") > positions[-1]

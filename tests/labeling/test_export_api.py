@@ -251,3 +251,23 @@ class ExportDownloadTests:
             assert hashlib.md5(b"".join(r.streaming_content)).hexdigest() == export.md5
         client.login(username=alice.username, password=PASSWORD)
         assert client.get(url).status_code == 403
+
+
+@pytest.mark.django_db
+class ExportDownloadMissingTests:
+    def test_a_finished_export_whose_file_is_gone_is_404_not_500(
+        self, client, released, admin_user, settings, django_capture_on_commit_callbacks
+    ):
+        from pathlib import Path
+
+        from labeling.tasks import label_export_task
+        from tests.conftest import PASSWORD
+
+        campaign, split = released
+        with django_capture_on_commit_callbacks(execute=False):
+            export = release.label_export_request(campaign=campaign, split=split, user=admin_user)
+        label_export_task(export.pk)
+        export.refresh_from_db()
+        (Path(settings.MEDIA_ROOT) / export.file.name).unlink()
+        client.login(username=admin_user.username, password=PASSWORD)
+        assert client.get(f"/staff/exports/{export.pk}/download/").status_code == 404

@@ -140,3 +140,56 @@ class ImportAnnotationsTests:
         assert "1 with fewer than 10 labels" in out
         clip = Clip.objects.get(number=2)
         assert clip.status == Clip.Status.PROPOSED and "1 of 10" in clip.status_reason
+
+
+@pytest.mark.django_db
+class ImportAnnotationsInputTests:
+    """Found by probing the command with awkward files."""
+
+    def test_a_file_that_is_not_utf8_is_refused_with_a_message(self, tmp_path, campaign):
+        path = tmp_path / "latin1.csv"
+        path.write_bytes((HEADER + "1,rené,happy,m1,2.0\n").encode("latin-1"))
+        with pytest.raises(CommandError, match="is not UTF-8 text"):
+            call_command(
+                "import_annotations",
+                str(path),
+                "--campaign",
+                campaign.slug,
+                stdout=io.StringIO(),
+                stderr=io.StringIO(),
+            )
+        assert counts() == (0, 0, 0, 0, 0)
+
+    @pytest.mark.parametrize(
+        ("line", "message"),
+        [
+            ("3000000000,a,happy,m1,2\n", "line 2: clip 3000000000 must be between 1 and"),
+            (f"1,a,happy,{'t' * 301},2\n", "line 2: the movie title is longer than 300"),
+        ],
+    )
+    def test_values_the_database_cannot_hold_are_refused_by_line(
+        self, tmp_path, campaign, line, message
+    ):
+        with pytest.raises(CommandError, match=re.escape(message)):
+            run(tmp_path, HEADER + line, "--campaign", campaign.slug)
+
+    def test_a_repeated_header_column_is_refused_and_case_does_not_matter(self, tmp_path, campaign):
+        with pytest.raises(CommandError, match="repeats the column"):
+            run(tmp_path, "clip,annotator,label,label\n1,a,happy,sad\n", "--campaign", "campaign")
+        out = run(tmp_path, "Clip,Annotator,Label\n1,a,happy\n", "--campaign", campaign.slug)
+        assert "1 labels imported" in out
+
+    def test_an_invalidated_vote_cannot_come_back_through_an_import(
+        self, tmp_path, campaign, admin_user
+    ):
+        from labeling.aggregation import annotator_invalidate
+
+        text = HEADER + ten_votes(1, ["happy"] * 10)
+        run(tmp_path, text, "--campaign", campaign.slug)
+        annotator_invalidate(
+            staff=admin_user, campaign_id=campaign.pk, username="rater03", reason="spam"
+        )
+        before = counts()
+        with pytest.raises(CommandError, match="line 5: rater03's label on clip 1 was invalidated"):
+            run(tmp_path, text, "--campaign", campaign.slug)
+        assert counts() == before

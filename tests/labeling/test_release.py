@@ -202,3 +202,53 @@ class LabelExportTaskTests:
         assert label_export_task(export.pk) is False
         counts = Counter(n.split("/")[1] for n in names if n.count("/") > 1 and n[-1] != "/")
         assert counts["label"] == 11
+
+
+@pytest.mark.django_db
+class ExportSafetyTests:
+    """Found by probing the release as a careful user would."""
+
+    def test_it_never_replaces_a_folder_that_is_not_an_earlier_export(self, campaign, tmp_path):
+        import_votes(campaign, per_label=5)
+        precious = tmp_path / "thesis"
+        precious.mkdir()
+        (precious / "chapter1.tex").write_text("years of work")
+        with pytest.raises(CommandError, match="is not an earlier export"):
+            run("export_dfew", campaign.slug, str(precious))
+        assert (precious / "chapter1.tex").read_text() == "years of work"
+        # an earlier export is replaced
+        run("export_dfew", campaign.slug, str(tmp_path / "release"))
+        run("export_dfew", campaign.slug, str(tmp_path / "release"))
+        assert (tmp_path / "release" / "dfer-export.json").is_file()
+
+    def test_clips_single_labelled_after_the_split_join_no_fold(self, campaign, tmp_path):
+        import_votes(campaign, per_label=5)
+        split = release.split_create(campaign=campaign).split
+        import_votes(campaign, per_label=1, start=200)  # seven more single-labelled clips
+        run("export_dfew", campaign.slug, str(tmp_path / "out"), "--split", str(split.pk))
+        votes = (tmp_path / "out" / "label" / "votes.csv").read_text().splitlines()
+        assert len(votes) == 1 + 42
+        later = [line for line in votes[1:] if int(line.split(",")[0]) >= 200]
+        assert len(later) == 7 and all(line.endswith(",0") for line in later)
+        tested = set()
+        for fold in range(1, 6):
+            tested |= set(dfew.read_split_like_authors(tmp_path / "out", fold, "test")[0])
+        assert tested == set(range(1, 36))
+
+    def test_a_split_whose_labels_were_invalidated_since_is_refused_by_name(
+        self, campaign, admin_user, tmp_path
+    ):
+        from labeling.aggregation import annotator_invalidate
+
+        import_votes(campaign, per_label=5)
+        split = release.split_create(campaign=campaign).split
+        annotator_invalidate(staff=admin_user, campaign_id=campaign.pk, username="r0", reason="x")
+        with pytest.raises(CommandError, match=f"Split {split.pk} is out of date: 35 of its"):
+            run("export_dfew", campaign.slug, str(tmp_path / "out"), "--split", str(split.pk))
+        assert not (tmp_path / "out").exists()
+
+    def test_a_seed_out_of_the_databases_range_is_refused(self, campaign):
+        import_votes(campaign, per_label=5)
+        with pytest.raises(CommandError, match="seed must be between 0 and 2147483647"):
+            run("split_folds", campaign.slug, "--seed", "3000000000")
+        assert not Split.objects.exists()

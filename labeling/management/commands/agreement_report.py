@@ -67,7 +67,7 @@ class Command(BaseCommand):
         )
         out(
             "kappa per label: "
-            + ", ".join(f"{name} {_fmt(value)}" for name, value in r["kappa_per_label"].items())
+            + ", ".join(f"{name} {_fmt(r['kappa_per_label'][name])}" for name in r["labels"])
         )
         out(
             f"single-labelled: {r['n_single_labelled']} of {r['n_clips']} "
@@ -75,7 +75,9 @@ class Command(BaseCommand):
         )
         out("")
         out(f"{'Table 2':<12}{'0-2s':>8}{'2-5s':>8}{'5s+':>8}{'Total':>8}{'Percent':>9}")
-        for name, row in r["table2"].items():
+        # In code order: a stored report's objects come back from PostgreSQL's jsonb unordered.
+        for name in [*r["labels"], "total"]:
+            row = r["table2"][name]
             percent = "—" if row["percent"] is None else f"{row['percent']:.2f}"
             out(
                 f"{name:<12}{row['0-2s']:>8}{row['2-5s']:>8}{row['5s+']:>8}{row['total']:>8}"

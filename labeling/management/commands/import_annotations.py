@@ -56,7 +56,12 @@ class Command(BaseCommand):
             # One transaction: a bad row leaves nothing behind, a campaign made by --create too.
             target = self._campaign(campaign, create, name, labels, per_clip, options)
             reader = csv.DictReader(f)
-            header = [h.strip() for h in (reader.fieldnames or [])]
+            try:
+                header = [h.strip().lower() for h in (reader.fieldnames or [])]
+            except UnicodeDecodeError as exc:
+                raise CommandError(
+                    f"{file} is not UTF-8 text ({exc.reason}); save it as UTF-8"
+                ) from exc
             reader.fieldnames = header
             rows = tqdm(
                 ((reader.line_num, row) for row in reader),
@@ -73,6 +78,11 @@ class Command(BaseCommand):
                 )
             except ApplicationError as exc:
                 raise CommandError(exc.message) from exc
+            except UnicodeDecodeError as exc:
+                raise CommandError(
+                    f"{file} is not UTF-8 text after line {reader.line_num} ({exc.reason}); save "
+                    "it as UTF-8; nothing was imported."
+                ) from exc
             finally:
                 rows.close()
         bar = tqdm(
