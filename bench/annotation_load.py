@@ -206,7 +206,7 @@ def run_http(port: int, tokens: list[str], campaign_id: int):
             return response.status, (json.loads(raw) if raw else None), time.perf_counter() - t0
 
         while True:
-            status, body, dt = call("GET", f"/api/v1/tasks/next/?campaign={campaign_id}")
+            status, body, dt = call("POST", "/api/v1/tasks/next/", {"campaign": campaign_id})
             with lock:
                 statuses[status] += 1
                 latencies["next"].append(dt)

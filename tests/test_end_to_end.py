@@ -67,7 +67,7 @@ def _label_over_the_api(client, campaign, truth: dict[int, str]) -> int:
     for user in users:
         auth = {"HTTP_AUTHORIZATION": f"Token {Token.objects.create(user=user).key}"}
         while True:
-            r = client.get("/api/v1/tasks/next/", **auth)
+            r = client.post("/api/v1/tasks/next/", {}, content_type="application/json", **auth)
             if r.status_code == 204:
                 break
             assert r.status_code == 200, r.content

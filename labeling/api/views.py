@@ -11,6 +11,7 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import permissions, serializers, status
+from rest_framework.exceptions import MethodNotAllowed
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -20,28 +21,22 @@ from labeling.errors import NotFound
 from labeling.models import Assignment, Campaign, ClipReport
 
 
-class _CommaIntegers(serializers.CharField):
-    def run_validation(self, data=serializers.empty):
-        # An empty value is an empty list (CharField would hand back the empty string).
-        if data == "":
-            return []
-        return super().run_validation(data)
-
-    def to_internal_value(self, data):
-        text = super().to_internal_value(data)
-        try:
-            return [int(part) for part in text.split(",") if part.strip()]
-        except ValueError:
-            raise serializers.ValidationError("Expected comma-separated assignment ids.") from None
-
-
 class TaskNextApi(APIView):
-    """The next clip for the calling annotator: a lease on one of its ten slots."""
+    """The next clip for the calling annotator: a lease on one of its ten slots.
 
-    @extend_schema_serializer(component_name="TaskNextQuery")
-    class FilterSerializer(serializers.Serializer):
+    Leasing changes data, so it is a POST; a GET changes nothing and answers 405 saying so
+    (prefetchers, crawlers and link previews must not take slots).
+    """
+
+    @extend_schema_serializer(component_name="TaskNextIn")
+    class InputSerializer(serializers.Serializer):
         campaign = serializers.IntegerField(required=False, min_value=1)
-        skip = _CommaIntegers(required=False, allow_blank=True)
+        skip = serializers.ListField(
+            child=serializers.IntegerField(min_value=1),
+            required=False,
+            max_length=100,
+            help_text="Your own live leases not to return again (the page's prefetched clip).",
+        )
 
     @extend_schema_serializer(component_name="TaskNext")
     class OutputSerializer(serializers.Serializer):
@@ -73,20 +68,20 @@ class TaskNextApi(APIView):
             return {"submitted": self.context["submitted"]}
 
     @extend_schema(
-        parameters=[FilterSerializer],
+        request=InputSerializer,
         responses={
             200: OutputSerializer,
             204: OpenApiResponse(description="Nothing left for you."),
             **errors(400, 404, 429),
         },
     )
-    def get(self, request):
-        filters = self.FilterSerializer(data=request.query_params)
-        filters.is_valid(raise_exception=True)
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
         assignment = services.assignment_next(
             user=request.user,
-            campaign_id=filters.validated_data.get("campaign"),
-            skip=filters.validated_data.get("skip", []),
+            campaign_id=data.validated_data.get("campaign"),
+            skip=data.validated_data.get("skip", []),
         )
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
@@ -95,6 +90,13 @@ class TaskNextApi(APIView):
         )
         context = {"request": request, "labels": labels, "submitted": submitted}
         return Response(self.OutputSerializer(assignment, context=context).data)
+
+    def http_method_not_allowed(self, request, *args, **kwargs):
+        raise MethodNotAllowed(
+            request.method,
+            detail="Leasing a clip changes data, so it is a POST: POST /api/v1/tasks/next/ "
+            '{"campaign": <id>, "skip": [<assignment ids>]}.',
+        )
 
 
 class AssignmentSubmitApi(APIView):

@@ -46,7 +46,7 @@ class AuthTokenApiTests:
 class TaskNextApiTests:
     def test_it_returns_the_documented_shape(self, campaign, alice):
         make_clips(campaign, 1)
-        r = client_for(alice).get(NEXT)
+        r = client_for(alice).post(NEXT, format="json")
         assert r.status_code == 200
         body = r.json()
         assert set(body) >= {"assignment", "clip", "labels", "expires_at"}
@@ -66,40 +66,47 @@ class TaskNextApiTests:
         assert body["progress"] == {"submitted": 0}
 
     def test_it_answers_204_when_nothing_is_left(self, campaign, alice):
-        assert client_for(alice).get(NEXT).status_code == 204
+        assert client_for(alice).post(NEXT, format="json").status_code == 204
 
     def test_it_filters_by_campaign_and_hides_others(self, campaign, alice, charlie):
         make_clips(campaign, 1)
-        assert client_for(alice).get(NEXT, {"campaign": campaign.pk}).status_code == 200
-        r = client_for(charlie).get(NEXT, {"campaign": campaign.pk})
+        assert (
+            client_for(alice).post(NEXT, {"campaign": campaign.pk}, format="json").status_code
+            == 200
+        )
+        r = client_for(charlie).post(NEXT, {"campaign": campaign.pk}, format="json")
         assert r.status_code == 404 and "campaign" in r.json()["detail"]
 
     def test_it_rejects_a_malformed_campaign(self, campaign, alice):
-        r = client_for(alice).get(NEXT, {"campaign": "abc"})
+        r = client_for(alice).post(NEXT, {"campaign": "abc"}, format="json")
         assert r.status_code == 400 and "campaign" in r.json()["detail"]
         assert not Assignment.objects.exists()
 
     def test_it_rejects_a_malformed_skip(self, campaign, alice):
-        r = client_for(alice).get(NEXT, {"skip": "1,x"})
+        r = client_for(alice).post(NEXT, {"skip": [1, "x"]}, format="json")
         assert r.status_code == 400 and "skip" in r.json()["detail"]
 
     def test_it_refuses_users_without_the_role(self, campaign, dave):
-        assert client_for(dave).get(NEXT).status_code == 403
+        assert client_for(dave).post(NEXT, format="json").status_code == 403
 
     def test_it_needs_credentials(self, campaign):
-        r = APIClient().get(NEXT)
+        r = APIClient().post(NEXT, format="json")
         assert r.status_code == 401 and r.json()["detail"]
 
-    def test_it_refuses_post(self, campaign, alice):
-        assert client_for(alice).post(NEXT).status_code == 405
+    def test_a_get_changes_nothing_and_names_the_post(self, campaign, alice):
+        make_clips(campaign, 1)
+        r = client_for(alice).get(NEXT, {"campaign": campaign.pk})
+        assert r.status_code == 405 and "POST /api/v1/tasks/next/" in r.json()["detail"]
+        assert "GET" not in r["Allow"] and "POST" in r["Allow"]
+        assert not Assignment.objects.exists()
 
     def test_it_never_shows_other_labels_or_aggregates(self, campaign, alice, bob):
         make_clips(campaign, 1)
-        b = client_for(bob).get(NEXT).json()
+        b = client_for(bob).post(NEXT, format="json").json()
         submit(client_for(bob), b["assignment"], "disgust")
-        text = client_for(alice).get(NEXT).content.decode()
+        text = client_for(alice).post(NEXT, format="json").content.decode()
         assert "disgust" in text  # the label set lists it …
-        body = client_for(alice).get(NEXT).json()
+        body = client_for(alice).post(NEXT, format="json").json()
         # … but nothing in the response counts or attributes anyone's votes
         assert "bob" not in text
         assert set(body) == {"assignment", "campaign", "clip", "labels", "expires_at", "progress"}
@@ -111,7 +118,7 @@ class AssignmentSubmitApiTests:
     def test_it_answers_201_then_200_for_an_identical_repeat(self, campaign, alice):
         make_clips(campaign, 1)
         client = client_for(alice)
-        a = client.get(NEXT).json()["assignment"]
+        a = client.post(NEXT, format="json").json()["assignment"]
         first = submit(client, a, "surprise")
         again = submit(client, a, "surprise")
         assert (first.status_code, again.status_code) == (201, 200)
@@ -121,7 +128,7 @@ class AssignmentSubmitApiTests:
     def test_it_answers_409_for_a_changed_label(self, campaign, alice):
         make_clips(campaign, 1)
         client = client_for(alice)
-        a = client.get(NEXT).json()["assignment"]
+        a = client.post(NEXT, format="json").json()["assignment"]
         submit(client, a, "surprise")
         r = submit(client, a, "fear")
         assert r.status_code == 409 and "cannot be changed" in r.json()["detail"]
@@ -129,7 +136,7 @@ class AssignmentSubmitApiTests:
     def test_it_lists_valid_labels_for_an_unknown_one(self, campaign, alice):
         make_clips(campaign, 1)
         client = client_for(alice)
-        a = client.get(NEXT).json()["assignment"]
+        a = client.post(NEXT, format="json").json()["assignment"]
         r = submit(client, a, "joy")
         assert r.status_code == 400
         assert r.json()["valid_labels"][0] == "happy" and "joy" in r.json()["detail"]
@@ -137,7 +144,7 @@ class AssignmentSubmitApiTests:
 
     def test_it_answers_404_for_another_annotators_assignment(self, campaign, alice, bob):
         make_clips(campaign, 1)
-        a = client_for(alice).get(NEXT).json()["assignment"]
+        a = client_for(alice).post(NEXT, format="json").json()["assignment"]
         r = submit(client_for(bob), a)
         assert r.status_code == 404
         assert not Annotation.objects.exists()
@@ -147,13 +154,13 @@ class AssignmentSubmitApiTests:
 
     def test_it_answers_403_for_an_outsider(self, campaign, alice, dave):
         make_clips(campaign, 1)
-        a = client_for(alice).get(NEXT).json()["assignment"]
+        a = client_for(alice).post(NEXT, format="json").json()["assignment"]
         assert submit(client_for(dave), a).status_code == 403
 
     def test_it_rejects_malformed_json(self, campaign, alice):
         make_clips(campaign, 1)
         client = client_for(alice)
-        a = client.get(NEXT).json()["assignment"]
+        a = client.post(NEXT, format="json").json()["assignment"]
         r = client.post(
             f"/api/v1/assignments/{a}/submit/", data="{label:", content_type="application/json"
         )
@@ -163,26 +170,31 @@ class AssignmentSubmitApiTests:
     def test_it_rejects_a_missing_label(self, campaign, alice):
         make_clips(campaign, 1)
         client = client_for(alice)
-        a = client.get(NEXT).json()["assignment"]
+        a = client.post(NEXT, format="json").json()["assignment"]
         r = client.post(f"/api/v1/assignments/{a}/submit/", {}, format="json")
         assert r.status_code == 400 and "label" in r.json()["detail"]
 
     def test_it_needs_credentials(self, campaign, alice):
         make_clips(campaign, 1)
-        a = client_for(alice).get(NEXT).json()["assignment"]
+        a = client_for(alice).post(NEXT, format="json").json()["assignment"]
         assert submit(APIClient(), a).status_code == 401
 
     def test_it_refuses_get(self, campaign, alice):
         make_clips(campaign, 1)
         client = client_for(alice)
-        a = client.get(NEXT).json()["assignment"]
+        a = client.post(NEXT, format="json").json()["assignment"]
         assert client.get(f"/api/v1/assignments/{a}/submit/").status_code == 405
 
     def test_session_clients_need_the_csrf_token(self, campaign, alice):
         make_clips(campaign, 1)
         client = APIClient(enforce_csrf_checks=True)
         client.login(username="alice", password=PASSWORD)
-        a = client.get(NEXT).json()["assignment"]
+        r = client.post(NEXT, format="json")  # leasing is a POST: it needs the token too
+        assert r.status_code == 403 and "CSRF" in r.json()["detail"]
+        assert not Assignment.objects.exists()
+        from labeling import services
+
+        a = services.assignment_next(user=alice).pk
         r = submit(client, a)
         assert r.status_code == 403 and "CSRF" in r.json()["detail"]
         assert not Annotation.objects.exists()
@@ -193,13 +205,13 @@ class AssignmentReleaseApiTests:
     def test_it_answers_204_and_frees_the_slot(self, campaign, alice):
         make_clips(campaign, 1)
         client = client_for(alice)
-        a = client.get(NEXT).json()["assignment"]
+        a = client.post(NEXT, format="json").json()["assignment"]
         assert client.post(f"/api/v1/assignments/{a}/release/").status_code == 204
         assert Assignment.objects.get(pk=a).status == Assignment.Status.RELEASED
 
     def test_it_answers_404_for_another_annotators_assignment(self, campaign, alice, bob):
         make_clips(campaign, 1)
-        a = client_for(alice).get(NEXT).json()["assignment"]
+        a = client_for(alice).post(NEXT, format="json").json()["assignment"]
         assert client_for(bob).post(f"/api/v1/assignments/{a}/release/").status_code == 404
         assert Assignment.objects.get(pk=a).status == Assignment.Status.LEASED
 
@@ -212,7 +224,7 @@ class AssignmentReportApiTests:
     def test_it_returns_the_clip_to_screening(self, campaign, alice):
         make_clips(campaign, 1)
         client = client_for(alice)
-        a = client.get(NEXT).json()["assignment"]
+        a = client.post(NEXT, format="json").json()["assignment"]
         r = client.post(f"/api/v1/assignments/{a}/report/", {"kind": "broken"}, format="json")
         assert r.status_code == 201
         assert Clip.objects.get().status == Clip.Status.SCREENING
@@ -220,14 +232,14 @@ class AssignmentReportApiTests:
     def test_it_rejects_an_unknown_kind(self, campaign, alice):
         make_clips(campaign, 1)
         client = client_for(alice)
-        a = client.get(NEXT).json()["assignment"]
+        a = client.post(NEXT, format="json").json()["assignment"]
         r = client.post(f"/api/v1/assignments/{a}/report/", {"kind": "meh"}, format="json")
         assert r.status_code == 400 and "kind" in r.json()["detail"]
         assert Clip.objects.get().status == Clip.Status.ANNOTATING
 
     def test_it_answers_404_for_another_annotators_assignment(self, campaign, alice, bob):
         make_clips(campaign, 1)
-        a = client_for(alice).get(NEXT).json()["assignment"]
+        a = client_for(alice).post(NEXT, format="json").json()["assignment"]
         r = client_for(bob).post(
             f"/api/v1/assignments/{a}/report/", {"kind": "broken"}, format="json"
         )
@@ -249,12 +261,14 @@ class SchemaApiTests:
 class LoopFaultTests:
     """Faults found by probing the loop (issue 8), each pinned by a test."""
 
-    def test_an_empty_skip_resumes_the_live_lease_instead_of_a_500(self, campaign, alice):
+    def test_an_empty_skip_resumes_the_live_lease_and_a_blank_one_is_400(self, campaign, alice):
         make_clips(campaign, 2)
         client = client_for(alice)
-        first = client.get(NEXT).json()
-        r = client.get(NEXT + "?skip=")
+        first = client.post(NEXT, format="json").json()
+        r = client.post(NEXT, {"skip": []}, format="json")
         assert r.status_code == 200 and r.json()["assignment"] == first["assignment"]
+        r = client.post(NEXT, {"skip": ""}, format="json")
+        assert r.status_code == 400 and "skip" in r.json()["detail"]
 
     def test_a_late_submit_on_a_lease_taken_again_is_409_not_500(self, campaign, alice, bob):
         from django.utils import timezone
@@ -263,11 +277,11 @@ class LoopFaultTests:
         # same clip; bob releases slot 1
         (clip,) = make_clips(campaign, 1)
         alice_client, bob_client = client_for(alice), client_for(bob)
-        old = alice_client.get(NEXT).json()["assignment"]
+        old = alice_client.post(NEXT, format="json").json()["assignment"]
         Assignment.objects.filter(pk=old).update(expires_at=timezone.now())
-        bobs = bob_client.get(NEXT).json()
+        bobs = bob_client.post(NEXT, format="json").json()
         assert Assignment.objects.get(pk=bobs["assignment"]).slot == 1
-        new = alice_client.get(NEXT).json()["assignment"]
+        new = alice_client.post(NEXT, format="json").json()["assignment"]
         assert Assignment.objects.get(pk=new).slot == 2
         assert (
             bob_client.post(f"/api/v1/assignments/{bobs['assignment']}/release/").status_code == 204

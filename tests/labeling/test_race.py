@@ -56,7 +56,7 @@ class AnnotationRaceTests:
             rng = random.Random(index)
             token = tokens[index]
             while True:
-                status, body = call(live_server.url, token, "GET", "/api/v1/tasks/next/")
+                status, body = call(live_server.url, token, "POST", "/api/v1/tasks/next/", {})
                 with lock:
                     statuses[status] += 1
                 if status != 200:

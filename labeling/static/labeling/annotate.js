@@ -38,10 +38,13 @@
   }
 
   async function fetchNext(skip) {
-    const params = new URLSearchParams();
-    if (campaign) params.set("campaign", campaign);
-    if (skip.length) params.set("skip", skip.join(","));
-    const { status, body } = await api(`/api/v1/tasks/next/?${params}`);
+    // Leasing is a POST: a GET never changes anything.
+    const request = { skip };
+    if (campaign) request.campaign = Number(campaign);
+    const { status, body } = await api("/api/v1/tasks/next/", {
+      method: "POST",
+      body: JSON.stringify(request),
+    });
     if (status === 200) return body;
     if (status === 204 || status === 429) return null;
     throw new Error((body && body.detail) || `HTTP ${status}`);
