@@ -58,7 +58,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.annotation_load import bench_database_url, postgres_cpu  # noqa: E402
+from bench.annotation_load import bench_database_url, bench_env, postgres_cpu  # noqa: E402
 
 # DFEW's seven emotions (codes 1..7) and their shares of its single-labelled clips (Table 2).
 LABELS = ["happy", "sad", "neutral", "angry", "surprise", "disgust", "fear"]
@@ -364,15 +364,7 @@ def main() -> int:
     args = parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="dfer-bench-"))
     url = bench_database_url(workdir)
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-only-insecure-key"),
-        "DEBUG": "0",
-        "VAR_DIR": str(workdir),
-        "LOG_LEVEL": "WARNING",
-        "DJANGO_SETTINGS_MODULE": "annotation_site.settings",
-    }
+    env = bench_env(url, workdir)
     postgres = url.startswith("postgres")
     say(
         f"database: {'PostgreSQL' if postgres else 'SQLite'} ({url.rsplit('/', 1)[-1]}); "

@@ -47,7 +47,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--clips", type=int, default=100, help="clips, ten labels each (default 100)")
     p.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (default 2)")
     p.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker (default 8)")
-    p.add_argument("--worker-class", default="gthread", help="gunicorn worker class (gthread, sync)")
+    p.add_argument(
+        "--worker-class", default="gthread", help="gunicorn worker class (gthread, sync)"
+    )
     p.add_argument("--port", type=int, default=0, help="port for gunicorn (default: a free one)")
     p.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     return p.parse_args()
@@ -69,6 +71,19 @@ def bench_database_url(workdir: Path) -> str:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
     return urlunparse(parts._replace(path=f"/{name}"))
+
+
+def bench_env(url: str, workdir: Path) -> dict:
+    """The environment of the app under benchmark: its own database and var folder."""
+    return {
+        **os.environ,
+        "DATABASE_URL": url,
+        "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-only-insecure-key"),
+        "DEBUG": "0",
+        "VAR_DIR": str(workdir),
+        "LOG_LEVEL": "WARNING",
+        "DJANGO_SETTINGS_MODULE": "annotation_site.settings",
+    }
 
 
 def prepare(env: dict, args) -> tuple[list[str], int, int]:
@@ -377,15 +392,7 @@ def main() -> None:
     sys.setswitchinterval(0.0005)
     workdir = Path(tempfile.mkdtemp(prefix="dfer-bench-"))
     url = bench_database_url(workdir)
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-only-insecure-key"),
-        "DEBUG": "0",
-        "VAR_DIR": str(workdir),
-        "LOG_LEVEL": "WARNING",
-        "DJANGO_SETTINGS_MODULE": "annotation_site.settings",
-    }
+    env = bench_env(url, workdir)
     postgres = url.startswith("postgres")
     print(
         f"database: {'PostgreSQL' if postgres else 'SQLite'} ({url.rsplit('/', 1)[-1]}); "

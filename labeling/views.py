@@ -41,18 +41,32 @@ EMOTION_DISPLAY = {
 }
 
 
-def role_required(role: Role):
+def _guard(allowed, refusal: str):
+    """A page decorator: log in first, then 403 with ``refusal`` unless ``allowed(user)``."""
+
     def decorator(view):
         @wraps(view)
         @login_required
         def wrapper(request, *args, **kwargs):
-            if not services.user_has_role(request.user, role):
-                raise PermissionDenied(f"This page is for the {role.label.lower()} role.")
+            if not allowed(request.user):
+                raise PermissionDenied(refusal)
             return view(request, *args, **kwargs)
 
         return wrapper
 
     return decorator
+
+
+def role_required(role: Role):
+    return _guard(
+        lambda user: services.user_has_role(user, role),
+        f"This page is for the {role.label.lower()} role.",
+    )
+
+
+staff_required = _guard(lambda user: user.is_staff, "Staff only.")
+# Staff, or users given the export permission: the same rule as the export API.
+export_required = _guard(release.user_can_export, "Staff or exporters only.")
 
 
 @login_required
@@ -128,17 +142,6 @@ def screening_decide(request, clip_id: int):
     except ApplicationError as exc:
         messages.error(request, exc.message)
     return redirect("screening")
-
-
-def staff_required(view):
-    @wraps(view)
-    @login_required
-    def wrapper(request, *args, **kwargs):
-        if not request.user.is_staff:
-            raise PermissionDenied("Staff only.")
-        return view(request, *args, **kwargs)
-
-    return wrapper
 
 
 @staff_required
@@ -226,19 +229,6 @@ def annotator_invalidate(request, campaign_id: int):
             % {"n": n, "user": username},
         )
     return redirect("campaign-agreement", campaign_id=campaign.pk)
-
-
-def export_required(view):
-    """Staff, or users given the export permission (the same rule as the export API)."""
-
-    @wraps(view)
-    @login_required
-    def wrapper(request, *args, **kwargs):
-        if not release.user_can_export(request.user):
-            raise PermissionDenied("Staff or exporters only.")
-        return view(request, *args, **kwargs)
-
-    return wrapper
 
 
 @export_required
