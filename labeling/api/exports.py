@@ -66,8 +66,7 @@ def _clip_record(row: dict, names: list[str]) -> dict:
     }
 
 
-def _clip_records(campaign: Campaign, split) -> Iterator[dict]:
-    names = list(campaign.labels.order_by("code").values_list("name", flat=True))
+def _clip_records(campaign: Campaign, split, names: list[str]) -> Iterator[dict]:
     for row in release.clip_rows(campaign, split).iterator(chunk_size=CHUNK):
         yield _clip_record(row, names)
 
@@ -81,7 +80,7 @@ def clip_csv_lines(campaign: Campaign, split, names: list[str]) -> Iterator[str]
             [r["clip"], r["movie"], r["duration_s"], r["bucket"]]
             + [r["votes"][name] for name in names]
             + [r["single_label"] or "", "" if r["fold"] is None else r["fold"]]
-            for r in _clip_records(campaign, split)
+            for r in _clip_records(campaign, split, names)
         ),
     )
 
@@ -100,7 +99,9 @@ def _csv_lines(header: list[str], rows: Iterable[list]) -> Iterator[str]:
     yield buffer.getvalue()
 
 
-def _stream(lines: Iterator[str], fmt: str, filename: str) -> StreamingHttpResponse:
+def _stream(
+    lines: Iterator[str] | Iterator[bytes], fmt: str, filename: str
+) -> StreamingHttpResponse:
     content_type = "text/csv" if fmt == "csv" else "application/x-ndjson"
     response = StreamingHttpResponse(lines, content_type=f"{content_type}; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}.{fmt}"'
@@ -204,7 +205,8 @@ class CampaignExportApi(APIView):
             )
         if fmt == "jsonl":
             lines = (
-                json.dumps(r, ensure_ascii=False) + "\n" for r in _clip_records(campaign, split)
+                json.dumps(r, ensure_ascii=False) + "\n"
+                for r in _clip_records(campaign, split, names)
             )
         else:
             lines = clip_csv_lines(campaign, split, names)
