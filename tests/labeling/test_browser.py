@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 import pytest
@@ -98,6 +99,19 @@ class AnnotatePageBrowserTests:
         assert second == "00002"
         if os.environ.get("SCREENSHOTS"):
             browser.save_screenshot(os.environ["SCREENSHOTS"])
+
+        # a held key's repeats label nothing (only a fresh press counts)
+        # (as a browser sends them: a repeat every 60 ms for 1.5 s, on the focused body)
+        browser.execute_script(
+            "let n = 0; const t = setInterval(() => {"
+            " document.body.dispatchEvent(new KeyboardEvent('keydown',"
+            " {key: '3', repeat: true, bubbles: true}));"
+            " if (++n === 25) clearInterval(t); }, 60);"
+        )
+        time.sleep(2.5)
+        assert (
+            Annotation.objects.count() == 1 and browser.find_element(By.ID, "progress").text == "1"
+        )
 
         # key 2 labels the second clip "sad"
         browser.find_element(By.TAG_NAME, "body").send_keys("2")

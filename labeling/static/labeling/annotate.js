@@ -172,6 +172,8 @@
 
   document.addEventListener("keydown", (e) => {
     if (e.target.matches("input, textarea, select") || e.ctrlKey || e.metaKey || e.altKey) return;
+    // A key held down repeats: only its first press counts, or one held "1" labels a run of clips.
+    if (e.repeat) return;
     if (/^[1-9]$/.test(e.key)) {
       const button = labelsBox.querySelectorAll("button.label")[Number(e.key) - 1];
       if (button) { e.preventDefault(); button.click(); }
