@@ -266,6 +266,8 @@ class Assignment(models.Model):
     slot = models.PositiveSmallIntegerField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.LEASED)
     leased_at = models.DateTimeField(default=timezone.now)
+    # When the page first showed the clip (a prefetched lease's clock starts then).
+    shown_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
 

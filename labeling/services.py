@@ -246,33 +246,7 @@ def annotation_submit(*, user, assignment_id: int, label_name: str) -> SubmitRes
         if clip.status == Clip.Status.REJECTED:
             raise Conflict("This clip was withdrawn by a reviewer; ask for the next one.")
         if not assignment.is_live_lease(now):
-            _reclaim_expired(clip.pk, now, exclude_pk=assignment.pk)
-            newer = (
-                Assignment.objects.filter(
-                    clip=clip, annotator=user, status__in=LIVE_ASSIGNMENT_STATUSES
-                )
-                .exclude(pk=assignment.pk)
-                .values_list("pk", flat=True)
-                .first()
-            )
-            if newer is not None:
-                raise Conflict(
-                    f"Your lease on this clip expired and you hold it again as assignment "
-                    f"{newer}; submit your label there.",
-                    {"assignment": newer},
-                )
-            slot_taken = (
-                Assignment.objects.filter(
-                    clip=clip, slot=assignment.slot, status__in=LIVE_ASSIGNMENT_STATUSES
-                )
-                .exclude(pk=assignment.pk)
-                .exists()
-            )
-            if slot_taken:
-                raise Conflict(
-                    "Your lease on this clip expired and its place went to another annotator; "
-                    "your label was not recorded. Ask for the next clip."
-                )
+            _check_lapsed_lease(clip, assignment, user, now, "your label was not recorded")
         assignment.status = Assignment.Status.SUBMITTED
         assignment.finished_at = now
         assignment.save(update_fields=["status", "finished_at"])
@@ -288,6 +262,56 @@ def annotation_submit(*, user, assignment_id: int, label_name: str) -> SubmitRes
             # Counted under the clip lock, so exactly one submit sees the n-th label.
             _complete(clip.pk, now)
     return SubmitResult(annotation, created=True)
+
+
+def _check_lapsed_lease(clip: Clip, assignment: Assignment, user, now, lost: str) -> None:
+    """A lapsed lease is honoured only while its slot is still free and the annotator holds
+    no newer lease on the clip; else Conflict. Caller holds the clip lock."""
+    _reclaim_expired(clip.pk, now, exclude_pk=assignment.pk)
+    newer = (
+        Assignment.objects.filter(clip=clip, annotator=user, status__in=LIVE_ASSIGNMENT_STATUSES)
+        .exclude(pk=assignment.pk)
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if newer is not None:
+        raise Conflict(
+            f"Your lease on this clip expired and you hold it again as assignment {newer}; "
+            "use that one.",
+            {"assignment": newer},
+        )
+    slot_taken = (
+        Assignment.objects.filter(
+            clip=clip, slot=assignment.slot, status__in=LIVE_ASSIGNMENT_STATUSES
+        )
+        .exclude(pk=assignment.pk)
+        .exists()
+    )
+    if slot_taken:
+        raise Conflict(
+            f"Your lease on this clip expired and its place went to another annotator; {lost}. "
+            "Ask for the next clip."
+        )
+
+
+def assignment_show(*, user, assignment_id: int) -> Assignment:
+    """The page shows a leased clip (a prefetched one, typically): its lease clock starts now,
+    so a clip never arrives already expired. Renews ``expires_at`` to now + the campaign's
+    lease; records the first ``shown_at``. A lapsed (or swept) lease is renewed only while its
+    slot is free and the annotator holds no newer lease on the clip. Re-running it renews
+    again."""
+    now = timezone.now()
+    with transaction.atomic():
+        clip, assignment = _lock(user, assignment_id)
+        if assignment.status not in (Assignment.Status.LEASED, Assignment.Status.EXPIRED):
+            raise Conflict("This lease is no longer open; ask for the next clip.")
+        if not assignment.is_live_lease(now):
+            _check_lapsed_lease(clip, assignment, user, now, "nothing was lost")
+        assignment.status = Assignment.Status.LEASED
+        assignment.shown_at = assignment.shown_at or now
+        assignment.expires_at = now + timedelta(minutes=clip.lease_minutes)
+        assignment.save(update_fields=["status", "shown_at", "expires_at"])
+    return assignment
 
 
 def _is_full(clip_id: int, target: int) -> bool:

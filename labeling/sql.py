@@ -169,11 +169,12 @@ def live_assignments(clip_id: int) -> list[tuple[int, int, int, str, datetime]]:
 
 
 def clip_of_assignment_locked(assignment_id: int, user_id: int):
-    """Locks and returns the clip of the user's assignment, with `.target`; None when the
-    assignment is missing or not theirs."""
+    """Locks and returns the clip of the user's assignment, with `.target` and
+    `.lease_minutes`; None when the assignment is missing or not theirs."""
     return _first(
         Clip.objects.raw(
-            f"SELECT c.*, k.annotations_per_clip AS target FROM {CLIP} c "
+            f"SELECT c.*, k.annotations_per_clip AS target, k.lease_minutes AS lease_minutes "
+            f"FROM {CLIP} c "
             f"JOIN {CAMPAIGN} k ON k.id = c.campaign_id "
             f"JOIN {ASSIGNMENT} a ON a.clip_id = c.id "
             f"WHERE a.id = %s AND a.annotator_id = %s {_for_update(of='c')}",

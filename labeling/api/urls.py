@@ -35,6 +35,11 @@ urlpatterns = [
         name="assignment-submit",
     ),
     path(
+        "assignments/<int:assignment_id>/shown/",
+        views.AssignmentShownApi.as_view(),
+        name="assignment-shown",
+    ),
+    path(
         "assignments/<int:assignment_id>/release/",
         views.AssignmentReleaseApi.as_view(),
         name="assignment-release",

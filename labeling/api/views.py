@@ -129,6 +129,28 @@ class AssignmentSubmitApi(APIView):
         )
 
 
+class AssignmentShownApi(APIView):
+    """The page shows this leased clip now: its lease runs from now (a prefetched clip never
+    arrives already expired)."""
+
+    @extend_schema(
+        request=None,
+        responses={
+            200: inline_serializer(
+                "Shown",
+                {
+                    "assignment": serializers.IntegerField(),
+                    "expires_at": serializers.DateTimeField(),
+                },
+            ),
+            **errors(404, 409),
+        },
+    )
+    def post(self, request, assignment_id: int):
+        assignment = services.assignment_show(user=request.user, assignment_id=assignment_id)
+        return Response({"assignment": assignment.pk, "expires_at": assignment.expires_at})
+
+
 class AssignmentReleaseApi(APIView):
     @extend_schema(request=None, responses={204: None, **errors(404, 409)})
     def post(self, request, assignment_id: int):

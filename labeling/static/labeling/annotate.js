@@ -96,6 +96,13 @@
       return;
     }
     root.dataset.assignment = assignment.assignment;
+    // The lease runs from when the clip is shown: a prefetched clip never arrives expired.
+    api(`/api/v1/assignments/${assignment.assignment}/shown/`, { method: "POST" }).then(({ status, body }) => {
+      if (status === 200 && current && current.assignment === body.assignment) {
+        current.expires_at = body.expires_at;
+        tick();
+      }
+    }).catch(() => {});
     clipNumberEl.textContent = String(assignment.clip.number).padStart(5, "0");
     // A prefetched clip carries the count from when it was fetched; never step backwards.
     progressEl.textContent = Math.max(Number(progressEl.textContent), assignment.progress.submitted);
