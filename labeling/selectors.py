@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.db.models.fields.json import KT
 from django.utils import timezone
 
@@ -23,7 +23,11 @@ def campaign_overview_list(*, active_within: timedelta = timedelta(hours=24)) ->
     since = timezone.now() - active_within
     campaigns = list(
         Campaign.objects.annotate(
-            labels_collected=Count("clips__annotations", distinct=True),
+            labels_collected=Count(
+                "clips__annotations",
+                filter=Q(clips__annotations__invalidated_at__isnull=True),
+                distinct=True,
+            ),
             annotators_enrolled=Count("annotators", distinct=True),
         ).order_by("-created_at", "pk")
     )
