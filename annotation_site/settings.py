@@ -182,8 +182,10 @@ if REDIS_URL:
         "visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 7200)
     }
 else:
-    # kombu's filesystem transport: a real broker that needs no server, for one machine.
+    # kombu's filesystem transport: a real broker that needs no server, for one machine;
+    # with messages written atomically (annotation_site/broker.py says why).
     CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT = "annotation_site.broker:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(CELERY_BROKER_DIR / "queue"),
         "data_folder_out": str(CELERY_BROKER_DIR / "queue"),

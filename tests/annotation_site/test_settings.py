@@ -17,6 +17,7 @@ PROBE = (
     "db = settings.DATABASES['default']; "
     "print(json.dumps({'engine': db['ENGINE'], 'options': db.get('OPTIONS', {}), "
     "'broker': settings.CELERY_BROKER_URL, 'debug': settings.DEBUG, "
+    "'transport': getattr(settings, 'CELERY_BROKER_TRANSPORT', None), "
     "'media': str(settings.MEDIA_ROOT), 'hosts': settings.ALLOWED_HOSTS}))"
 )
 VARS = ("DEBUG", "SECRET_KEY", "DATABASE_URL", "REDIS_URL", "MEDIA_ROOT", "ALLOWED_HOSTS", "CI")
@@ -74,6 +75,7 @@ class SettingsTests:
         assert loaded["engine"] == "django.db.backends.sqlite3"
         assert loaded["options"]["transaction_mode"] == "IMMEDIATE"
         assert loaded["broker"] == "filesystem://"
+        assert loaded["transport"] == "annotation_site.broker:Transport"  # atomic writes
         assert loaded["debug"] is False
 
     def test_urls_switch_to_postgres_and_redis(self, tmp_path):
@@ -89,6 +91,7 @@ class SettingsTests:
         loaded = json.loads(proc.stdout)
         assert loaded["engine"] == "django.db.backends.postgresql"
         assert loaded["broker"] == "redis://cache:6379/0"
+        assert loaded["transport"] is None
         assert loaded["media"] == "/srv/media"
         assert loaded["hosts"] == ["dfer.example.org", "localhost"]
 

@@ -23,13 +23,18 @@ def _expired_lease(campaign, user) -> Assignment:
     return lease
 
 
-def _app(broker_url: str, transport_options: dict) -> Celery:
+def _app(broker_url: str, transport_options: dict, transport: str | None = None) -> Celery:
     app = Celery("dfer-test", set_as_current=False)
     app.config_from_object("django.conf:settings", namespace="CELERY")
     app.conf.broker_url = broker_url
+    app.conf.broker_transport = transport
     app.conf.broker_transport_options = transport_options
     app.autodiscover_tasks(["labeling"], force=True)
     return app
+
+
+# The app's own filesystem transport (atomic writes), as `make run` uses it.
+FILESYSTEM = "annotation_site.broker:Transport"
 
 
 def filesystem_app(tmp_path) -> Celery:
@@ -44,6 +49,7 @@ def filesystem_app(tmp_path) -> Celery:
             "control_folder": str(tmp_path / "control"),
             "store_processed": False,
         },
+        transport=FILESYSTEM,
     )
 
 
