@@ -48,8 +48,9 @@ class Campaign(models.Model):
             models.CheckConstraint(
                 condition=Q(annotations_per_clip__gte=1), name="campaign_annotations_per_clip_gte_1"
             ),
-            # The single-label rule must never give two labels: more than half of the votes
-            # (pipeline.aggregation.min_votes_is_unambiguous says the same in Python).
+            # The single-label rule (pipeline.aggregation.single_labels) must never give two
+            # labels: the threshold is more than half of the votes. full_clean() checks this
+            # constraint too, so every form shows its message.
             models.CheckConstraint(
                 condition=Q(single_label_min_votes__lte=F("annotations_per_clip"))
                 & GreaterThan(F("single_label_min_votes") * 2, F("annotations_per_clip")),

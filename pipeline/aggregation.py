@@ -2,9 +2,10 @@
 
 The single-label rule lives here and only here: a clip is single-labelled when one label has at
 least ``min_votes`` of its votes (DFEW: "more than 6 of 10", so ``min_votes = 7``). Everything
-that decides a single label (the aggregation task, the synthetic generator, exports) calls
-:func:`single_labels`. The rule is unambiguous only when ``min_votes`` is more than half of the
-votes, which :func:`min_votes_is_unambiguous` states and a database constraint enforces.
+that decides a single label (the aggregation task, the agreement report, the synthetic
+generator) calls :func:`single_labels`. The rule is unambiguous only when ``min_votes`` is more
+than half of the votes, which the campaign's database constraint enforces
+(``labeling/models.py``).
 
 Also DFEW's Table 2 (single-labelled clips per label and duration bucket).
 """
@@ -22,11 +23,6 @@ BUCKETS: tuple[tuple[str, float, float], ...] = (
     ("2-5s", 2.0, 5.0),
     ("5s+", 5.0, float("inf")),
 )
-
-
-def min_votes_is_unambiguous(min_votes: int, votes_per_clip: int) -> bool:
-    """True when no two labels can both reach ``min_votes`` of ``votes_per_clip`` votes."""
-    return 1 <= min_votes <= votes_per_clip and 2 * min_votes > votes_per_clip
 
 
 def single_labels(counts: np.ndarray, min_votes: int) -> np.ndarray:

@@ -8,7 +8,6 @@ import pytest
 from pipeline.aggregation import (
     aggregate,
     duration_bucket,
-    min_votes_is_unambiguous,
     single_labels,
     table2,
 )
@@ -28,13 +27,6 @@ class SingleLabelTests:
             ]
         )
         assert single_labels(counts, 7).tolist() == [0, -1, 6, -1]
-
-    def test_only_a_majority_threshold_is_unambiguous(self):
-        assert min_votes_is_unambiguous(7, 10)
-        assert min_votes_is_unambiguous(6, 10)
-        assert not min_votes_is_unambiguous(5, 10)  # 5 + 5: two labels could both qualify
-        assert min_votes_is_unambiguous(4, 6) and not min_votes_is_unambiguous(3, 6)
-        assert not min_votes_is_unambiguous(11, 10) and not min_votes_is_unambiguous(0, 10)
 
 
 class AggregateTests:
