@@ -45,7 +45,6 @@ import math
 import os
 import pstats
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -58,7 +57,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.annotation_load import bench_database_url, bench_env, postgres_cpu  # noqa: E402
+from bench.annotation_load import (  # noqa: E402
+    bench_database_url,
+    bench_env,
+    postgres_cpu,
+    setup_django,
+)
 
 # DFEW's seven emotions (codes 1..7) and their shares of its single-labelled clips (Table 2).
 LABELS = ["happy", "sad", "neutral", "angry", "surprise", "disgust", "fear"]
@@ -152,19 +156,6 @@ def drop_database(url: str) -> None:
 
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def setup_django(env: dict) -> None:
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-    )
-    os.environ.update(env)
-    import django
-
-    django.setup()
 
 
 # --- the votes --------------------------------------------------------------------------------

@@ -86,8 +86,8 @@ def bench_env(url: str, workdir: Path) -> dict:
     }
 
 
-def prepare(env: dict, args) -> tuple[list[str], int, int]:
-    """Migrates and seeds two identical campaigns: one for the app, one for the baseline."""
+def setup_django(env: dict) -> None:
+    """Migrates the benchmark's database and sets Django up in this process on it."""
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
         cwd=ROOT,
@@ -98,6 +98,11 @@ def prepare(env: dict, args) -> tuple[list[str], int, int]:
     import django
 
     django.setup()
+
+
+def prepare(env: dict, args) -> tuple[list[str], int, int]:
+    """Migrates and seeds two identical campaigns: one for the app, one for the baseline."""
+    setup_django(env)
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
     from rest_framework.authtoken.models import Token

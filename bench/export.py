@@ -63,7 +63,6 @@ sys.path.insert(0, str(ROOT))
 from bench.agreement_scale import (  # noqa: E402
     DFEW_CLIPS,
     CheckFailed,
-    bench_database_url,
     check,
     drop_database,
     generate_csv,
@@ -71,9 +70,8 @@ from bench.agreement_scale import (  # noqa: E402
     profile,
     run_import,
     say,
-    setup_django,
 )
-from bench.annotation_load import free_port  # noqa: E402
+from bench.annotation_load import bench_database_url, free_port, setup_django  # noqa: E402
 
 PER_CLIP_TARGET_S = 1.0
 PER_CLIP_TARGET_RATIO = 2.0
