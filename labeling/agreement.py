@@ -39,8 +39,9 @@ def campaign_votes(campaign: Campaign, *, people: bool = True) -> Votes:
         dtype=np.float64,
     ).reshape(-1, 4)
     clip_ids = clips[:, 0].astype(np.int64)
-    label_names = list(campaign.labels.order_by("code").values_list("name", flat=True))
-    codes = list(campaign.labels.order_by("code").values_list("code", flat=True))
+    labels = list(campaign.labels.order_by("code").values_list("code", "name"))
+    codes = [code for code, _ in labels]
+    label_names = [name for _, name in labels]
     # No ORDER BY (the model's default ordering costs a join and a sort): rows are placed by
     # searchsorted, so their order does not matter.
     votes = (

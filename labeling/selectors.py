@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.db.models import Count, Q
+from django.db.models import Count, OuterRef, Q, Subquery
 from django.db.models.fields.json import KT
 from django.utils import timezone
 
@@ -29,6 +29,13 @@ def campaign_overview_list(*, active_within: timedelta = timedelta(hours=24)) ->
                 distinct=True,
             ),
             annotators_enrolled=Count("annotators", distinct=True),
+            # The latest finished report's kappa: one row per campaign, however long the
+            # history of hourly reports grows.
+            kappa=Subquery(
+                AgreementReport.objects.filter(campaign=OuterRef("pk"), status=JobStatus.DONE)
+                .order_by("-finished_at", "-pk")
+                .values(k=KT("result__fleiss_kappa"))[:1]
+            ),
         ).order_by("-created_at", "pk")
     )
     by_status: dict[int, dict[str, int]] = {}
@@ -40,12 +47,6 @@ def campaign_overview_list(*, active_within: timedelta = timedelta(hours=24)) ->
         .annotate(n=Count("annotator", distinct=True))
         .order_by()
         .values_list("clip__campaign_id", "n")
-    )
-    # The latest finished report's kappa per campaign: oldest first, so dict() keeps the newest.
-    kappas = dict(
-        AgreementReport.objects.filter(status=JobStatus.DONE)
-        .order_by("campaign_id", "finished_at", "pk")
-        .values_list("campaign_id", KT("result__fleiss_kappa"))
     )
     rows = []
     for campaign in campaigns:
@@ -62,7 +63,7 @@ def campaign_overview_list(*, active_within: timedelta = timedelta(hours=24)) ->
                 "labels_needed": in_pool * campaign.annotations_per_clip,
                 "annotators_enrolled": campaign.annotators_enrolled,
                 "annotators_active": active.get(campaign.pk, 0),
-                "kappa": kappas.get(campaign.pk),
+                "kappa": campaign.kappa,
             }
         )
     return rows
