@@ -119,7 +119,7 @@ def prepare(env: dict, args) -> tuple[list[str], int, int]:
     tokens = [Token.objects.create(user=u).key for u in users]
     campaign_ids = []
     for slug in ("bench-app", "bench-sql"):
-        campaign = services.campaign_create(name=slug, slug=slug)
+        campaign = services.campaign_create(name=slug, slug=slug, min_view_seconds=0)
         campaign.annotators.add(*users)
         movie = Movie.objects.create(campaign=campaign, title="bench", status="ready")
         Clip.objects.bulk_create(

@@ -140,3 +140,9 @@ class SplitClipAdmin(_ReadOnly):
 class LabelExportAdmin(_ReadOnly):
     list_display = ("pk", "campaign", "split", "status", "progress", "created_at", "md5")
     list_filter = ("campaign", "status")
+
+
+@admin.register(models.AnnotatorTally)
+class AnnotatorTallyAdmin(_ReadOnly):
+    list_display = ("campaign", "annotator", "submitted")
+    list_filter = ("campaign",)

@@ -14,6 +14,7 @@ import numpy as np
 from django.db import transaction
 from django.utils import timezone
 
+from labeling import sql
 from labeling.errors import ApplicationError, Forbidden
 from labeling.models import Annotation, Assignment, Campaign, Clip, ClipLabel, Label
 from pipeline.aggregation import aggregate
@@ -156,6 +157,7 @@ def annotations_invalidate(*, staff, annotation_ids: Iterable[int], reason: str 
         Assignment.objects.filter(pk__in=assignment_ids).update(
             status=Assignment.Status.INVALIDATED
         )
+        sql.clip_slots_recount(*clip_ids)
         Clip.objects.filter(pk__in=clip_ids, status=Clip.Status.COMPLETE).update(
             status=Clip.Status.ANNOTATING, updated_at=now
         )

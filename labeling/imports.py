@@ -21,6 +21,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
+from labeling import sql
 from labeling.errors import ApplicationError
 from labeling.models import Annotation, Assignment, Campaign, Clip, Movie
 
@@ -311,6 +312,7 @@ def annotations_import(
                 status_reason=f"imported with {total} of {target} labels",
                 updated_at=now,
             )
+        sql.campaign_counts_rebuild(campaign.pk)
         summary.complete_clip_ids = sorted(full)
         summary.incomplete_clips = len(short)
     return summary

@@ -35,6 +35,14 @@ class Campaign(models.Model):
     )
     lease_minutes = models.PositiveSmallIntegerField(_("lease length (minutes)"), default=10)
     clips_per_movie = models.PositiveSmallIntegerField(_("clips per movie"), default=20)
+    min_view_seconds = models.FloatField(
+        _("minimum viewing time (s)"),
+        default=0.5,
+        help_text=_(
+            "A label is accepted only after the clip has been on screen this long (counted "
+            "from when the page showed it); 0 turns the check off."
+        ),
+    )
     is_active = models.BooleanField(_("open for labelling"), default=True)
     annotators = models.ManyToManyField(
         settings.AUTH_USER_MODEL, related_name="annotation_campaigns", blank=True
@@ -64,6 +72,9 @@ class Campaign(models.Model):
             models.CheckConstraint(condition=Q(lease_minutes__gte=1), name="campaign_lease_gte_1"),
             models.CheckConstraint(
                 condition=Q(clips_per_movie__gte=1), name="campaign_clips_per_movie_gte_1"
+            ),
+            models.CheckConstraint(
+                condition=Q(min_view_seconds__gte=0), name="campaign_min_view_gte_0"
             ),
         ]
 
@@ -141,6 +152,8 @@ class JobStatus(models.TextChoices):
 
 class ClipQuerySet(models.QuerySet):
     def open_for_annotation(self) -> ClipQuerySet:
+        """Clips annotators may be offered: being annotated, in an open campaign. The hot
+        path's SQL (`labeling.sql.candidate_clip`) is this filter plus "a slot is free"."""
         return self.filter(status=Clip.Status.ANNOTATING, campaign__is_active=True)
 
     def awaiting_screening(self) -> ClipQuerySet:
@@ -167,6 +180,11 @@ class Clip(models.Model):
     poster = models.FileField(upload_to="posters/", blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PROPOSED)
     status_reason = models.TextField(blank=True)
+    # How many of the clip's assignments hold a slot (leased or submitted): recounted from
+    # the assignment rows, under the clip's lock, by every service that changes them
+    # (`labeling.services.clip_slots_recount`). It lets `next` find the open clip nearest
+    # completion through an index instead of counting every clip's assignments.
+    slots_held = models.PositiveSmallIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -180,7 +198,13 @@ class Clip(models.Model):
                 condition=Q(end_s__gt=F("start_s")), name="clip_end_after_start"
             ),
         ]
-        indexes = [models.Index(fields=["status", "campaign"], name="clip_status_campaign")]
+        indexes = [
+            models.Index(fields=["status", "campaign"], name="clip_status_campaign"),
+            # The order `next` offers clips in: nearest completion first, then by number.
+            models.Index(
+                "campaign", "status", F("slots_held").desc(), "number", name="clip_lease_order"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"clip {self.number:05d}"
@@ -240,7 +264,23 @@ class ClipReport(models.Model):
         return f"{self.kind} on {self.clip}"
 
 
+# Assignment statuses that hold one of a clip's slots. A leased row holds its slot until it is
+# marked expired, released or submitted, even after its lease has lapsed: a lapsed lease is
+# freed by the beat sweep or by the next `next` on its clip (`AssignmentQuerySet.lapsed`).
 LIVE_ASSIGNMENT_STATUSES = ("leased", "submitted")
+
+
+class AssignmentQuerySet(models.QuerySet):
+    def holding_slots(self) -> AssignmentQuerySet:
+        return self.filter(status__in=LIVE_ASSIGNMENT_STATUSES)
+
+    def live_leases(self, now) -> AssignmentQuerySet:
+        """Leases the annotator may still submit on (see `Assignment.is_live_lease`)."""
+        return self.filter(status="leased", expires_at__gt=now)
+
+    def lapsed(self, now) -> AssignmentQuerySet:
+        """Leases whose time is up but whose slot is still held: to be marked expired."""
+        return self.filter(status="leased", expires_at__lte=now)
 
 
 class Assignment(models.Model):
@@ -272,6 +312,8 @@ class Assignment(models.Model):
     expires_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
 
+    objects = AssignmentQuerySet.as_manager()
+
     class Meta:
         ordering = ["leased_at", "pk"]
         constraints = [
@@ -286,9 +328,15 @@ class Assignment(models.Model):
                 name="assignment_one_live_per_annotator",
             ),
             models.CheckConstraint(condition=Q(slot__gte=1), name="assignment_slot_gte_1"),
+            # What an annotation's composite foreign key points at (migration 0007): an
+            # annotation carries its own assignment's clip, slot and annotator.
+            models.UniqueConstraint(
+                fields=["id", "clip", "slot", "annotator"], name="assignment_identity"
+            ),
         ]
         indexes = [
             models.Index(fields=["clip", "status"], name="assignment_clip_status"),
+            models.Index(fields=["clip", "annotator"], name="assignment_clip_annotator"),
             models.Index(fields=["annotator", "status"], name="assignment_annotator_status"),
             models.Index(fields=["status", "expires_at"], name="assignment_status_expiry"),
         ]
@@ -297,7 +345,14 @@ class Assignment(models.Model):
         return f"assignment {self.pk} ({self.status})"
 
     def is_live_lease(self, now=None) -> bool:
+        """The one definition of a live lease, for a row in hand (`AssignmentQuerySet.live_leases`
+        is the same for a query)."""
         return self.status == self.Status.LEASED and self.expires_at > (now or timezone.now())
+
+    def visible_since(self):
+        """When the annotator could first see the clip: when the page showed it, else when
+        it was leased (API clients that never report showing it)."""
+        return self.shown_at or self.leased_at
 
 
 # Assignment statuses that mean "this annotator has this clip": they are never offered it again.
@@ -504,3 +559,23 @@ class LabelExport(models.Model):
 
     def __str__(self) -> str:
         return f"export {self.pk} of {self.campaign_id} ({self.status})"
+
+
+class AnnotatorTally(models.Model):
+    """How many labels an annotator has submitted in a campaign ("N of M" on the page), kept
+    in the same transaction as each annotation so `next` never counts an annotator's
+    history. `labeling.sql.campaign_counts_rebuild` recomputes it from the annotations."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    submitted = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "annotator"], name="tally_one_per_member"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.annotator_id} submitted {self.submitted} in {self.campaign_id}"

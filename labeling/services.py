@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from labeling import sql
@@ -76,7 +76,7 @@ def user_has_role(user, role: Role) -> bool:
         return False
     if user.is_staff:
         return True
-    # Token auth reads the roles with the user (labeling.sql.token_user); sessions query once.
+    # Token auth reads the roles with the user (labeling.api.auth.token_user); sessions query once.
     names = getattr(user, "role_names", None)
     if names is None:
         names = user.role_names = set(user.groups.values_list("name", flat=True))
@@ -124,27 +124,32 @@ def _check_campaign_open_to(user, campaign_id: int) -> None:
 
 def _reclaim_expired(clip_id: int, now: datetime, exclude_pk: int | None = None) -> None:
     """Marks the clip's lapsed leases expired, freeing their slots. Caller holds the clip lock."""
-    stale = Assignment.objects.filter(
-        clip_id=clip_id, status=Assignment.Status.LEASED, expires_at__lte=now
-    )
+    stale = Assignment.objects.filter(clip_id=clip_id).lapsed(now)
     if exclude_pk is not None:
         stale = stale.exclude(pk=exclude_pk)
-    stale.update(status=Assignment.Status.EXPIRED, finished_at=now)
+    if stale.update(status=Assignment.Status.EXPIRED, finished_at=now):
+        sql.clip_slots_recount(clip_id)
 
 
 def assignment_next(*, user, campaign_id: int | None = None, skip: Sequence[int] = ()):
     """Leases the annotator a clip slot, or returns None when nothing is left for them.
 
     Reads the annotator's live leases first: one not listed in ``skip`` is returned again, so a
-    reloaded page resumes its clip instead of leaking a lease. Otherwise it picks, among open
-    clips the annotator has neither labelled nor leased, the one with the most live slots
-    (nearest completion, then lowest number), locks it, re-counts its slots under the lock and
-    leases the lowest free one. Re-running it returns the same live lease.
+    reloaded page resumes its clip instead of leaking a lease. Otherwise it takes, among open
+    clips with a free slot that the annotator has neither labelled nor leased, the one nearest
+    completion (most slots held, then lowest number), locks it, re-checks its slots under the
+    lock and leases the lowest free one. Re-running it returns the same live lease.
+
+    Its cost does not grow with the campaign: the candidate comes off an index, and the
+    annotator's progress from their tally. Only when nothing is found does it free the
+    campaign's lapsed leases (whose slots are still held) and look once more.
     """
     if not user_has_role(user, Role.ANNOTATOR):
         raise Forbidden("Only annotators can ask for clips.")
     now = timezone.now()
+    campaigns = [campaign_id] if campaign_id is not None else None
     tried: list[int] = []
+    swept = False
     for _attempt in range(_NEXT_ATTEMPTS):
         with transaction.atomic():
             # The annotator's own row first: one annotator's parallel `next` calls queue here,
@@ -159,15 +164,18 @@ def assignment_next(*, user, campaign_id: int | None = None, skip: Sequence[int]
                     f"You hold {len(open_leases)} open clips; submit or release one before "
                     "asking for more."
                 )
-            clip = sql.candidate_clip(user.pk, campaign_id, now, tried)
-            if clip is None:
-                # Every open clip may be locked for an instant by other annotators' submits;
-                # "nothing left" (204) must not mean "nothing unlocked right now", so wait.
-                clip = sql.candidate_clip(user.pk, campaign_id, now, tried, skip_locked=False)
+            if campaigns is None:
+                campaigns = sql.member_campaign_ids(user.pk)
+            clip = _candidate(user.pk, campaigns, tried)
+            if clip is None and not swept:
+                # Lapsed leases still hold their slots until swept: free them and look again.
+                swept = True
+                for campaign in campaigns:
+                    assignment_expire_stale(now=now, campaign_id=campaign)
+                clip = _candidate(user.pk, campaigns, tried)
             if clip is None:
                 break
-            # Under the lock, with a fresh statement (a fresh snapshot on PostgreSQL's READ
-            # COMMITTED): the count above may predate a commit that filled the clip.
+            # Under the lock: the clip's rows that hold a slot, the lapsed ones freed.
             live = sql.live_assignments(clip.pk)
             stale = {
                 pk for pk, _, _, status, expires in live if status == "leased" and expires <= now
@@ -179,15 +187,31 @@ def assignment_next(*, user, campaign_id: int | None = None, skip: Sequence[int]
                 tried.append(clip.pk)
                 continue
             slot = min(set(range(1, clip.target + 1)) - set(holders))
-            return Assignment.objects.create(
+            assignment = Assignment.objects.create(
                 clip=clip,
                 annotator=user,
                 slot=slot,
                 leased_at=now,
                 expires_at=now + timedelta(minutes=clip.lease_minutes),
             )
+            sql.clip_slots_recount(clip.pk)
+            return assignment
     if campaign_id is not None:
         _check_campaign_open_to(user, campaign_id)
+    return None
+
+
+def _candidate(user_id: int, campaigns: list[int], tried: list[int]):
+    """The first campaign's candidate clip, locked. A clip locked for an instant by another
+    annotator's submit is skipped, but "nothing left" must not mean "nothing unlocked right
+    now", so when every candidate is locked it waits for one."""
+    for skip_locked in (True, False):
+        for campaign in campaigns:
+            clip = sql.candidate_clip(user_id, campaign, tried, skip_locked=skip_locked)
+            if clip is not None:
+                return clip
+        if not connection.features.has_select_for_update_skip_locked:
+            return None
     return None
 
 
@@ -247,9 +271,13 @@ def annotation_submit(*, user, assignment_id: int, label_name: str) -> SubmitRes
             raise Conflict("This clip was withdrawn by a reviewer; ask for the next one.")
         if not assignment.is_live_lease(now):
             _check_lapsed_lease(clip, assignment, user, now, "your label was not recorded")
+        _check_viewed_long_enough(clip, assignment, now)
+        was_holding = assignment.status == Assignment.Status.LEASED
         assignment.status = Assignment.Status.SUBMITTED
         assignment.finished_at = now
         assignment.save(update_fields=["status", "finished_at"])
+        if not was_holding:  # a swept lease whose slot was still free holds it again
+            sql.clip_slots_recount(clip.pk)
         annotation = Annotation.objects.create(
             assignment=assignment,
             clip=clip,
@@ -258,10 +286,24 @@ def annotation_submit(*, user, assignment_id: int, label_name: str) -> SubmitRes
             slot=assignment.slot,
             created_at=now,
         )
+        sql.tally_add(clip.campaign_id, user.pk)
         if clip.status == Clip.Status.ANNOTATING and _is_full(clip.pk, clip.target):
             # Counted under the clip lock, so exactly one submit sees the n-th label.
             _complete(clip.pk, now)
     return SubmitResult(annotation, created=True)
+
+
+def _check_viewed_long_enough(clip: Clip, assignment: Assignment, now: datetime) -> None:
+    """A label is accepted only once the clip has been visible for the campaign's minimum
+    viewing time (held keys and accidental presses label nothing); else Conflict."""
+    seen = (now - assignment.visible_since()).total_seconds()
+    if seen < clip.min_view_seconds:
+        wait = clip.min_view_seconds - seen
+        raise Conflict(
+            f"The clip has been on screen for {seen:.2f} s; watch it for at least "
+            f"{clip.min_view_seconds:g} s before labelling it. Nothing was recorded.",
+            {"retry_after_s": round(wait, 3)},
+        )
 
 
 def _check_lapsed_lease(clip: Clip, assignment: Assignment, user, now, lost: str) -> None:
@@ -307,10 +349,13 @@ def assignment_show(*, user, assignment_id: int) -> Assignment:
             raise Conflict("This lease is no longer open; ask for the next clip.")
         if not assignment.is_live_lease(now):
             _check_lapsed_lease(clip, assignment, user, now, "nothing was lost")
+        was_holding = assignment.status == Assignment.Status.LEASED
         assignment.status = Assignment.Status.LEASED
         assignment.shown_at = assignment.shown_at or now
         assignment.expires_at = now + timedelta(minutes=clip.lease_minutes)
         assignment.save(update_fields=["status", "shown_at", "expires_at"])
+        if not was_holding:
+            sql.clip_slots_recount(clip.pk)
     return assignment
 
 
@@ -331,13 +376,14 @@ def _complete(clip_id: int, now: datetime) -> None:
 def assignment_release(*, user, assignment_id: int) -> None:
     """Gives a leased clip back to the pool. A no-op on a lease already released or expired."""
     with transaction.atomic():
-        _clip, assignment = _lock(user, assignment_id)
+        clip, assignment = _lock(user, assignment_id)
         if assignment.status == Assignment.Status.SUBMITTED:
             raise Conflict("This clip is already labelled; a submitted label cannot be released.")
         if assignment.status == Assignment.Status.LEASED:
             assignment.status = Assignment.Status.RELEASED
             assignment.finished_at = timezone.now()
             assignment.save(update_fields=["status", "finished_at"])
+            sql.clip_slots_recount(clip.pk)
 
 
 def clip_report_problem(*, user, assignment_id: int, kind: str, note: str = "") -> ClipReport:
@@ -356,6 +402,7 @@ def clip_report_problem(*, user, assignment_id: int, kind: str, note: str = "") 
         assignment.status = Assignment.Status.RELEASED
         assignment.finished_at = timezone.now()
         assignment.save(update_fields=["status", "finished_at"])
+        sql.clip_slots_recount(clip.pk)
         if clip.status == Clip.Status.ANNOTATING:
             clip.status = Clip.Status.SCREENING
             clip.status_reason = f"reported by an annotator: {ClipReport.Kind(kind).label}"
@@ -363,24 +410,35 @@ def clip_report_problem(*, user, assignment_id: int, kind: str, note: str = "") 
     return report
 
 
-def assignment_expire_stale(*, now: datetime | None = None, batch: int = 5000) -> int:
+def assignment_expire_stale(
+    *, now: datetime | None = None, campaign_id: int | None = None, batch: int = 5000
+) -> int:
     """Marks lapsed leases expired so their slots are free again; returns how many.
 
-    Takes rows with SKIP LOCKED, so it never waits on (or deadlocks with) a request that holds
-    a clip's assignments; what it skips, the next sweep or the next `next` on that clip takes.
-    Re-running it changes nothing new.
+    In the house order: it locks the clips first, with SKIP LOCKED, so it never waits on (or
+    deadlocks with) a request that holds a clip; what it skips, the next sweep or the next
+    `next` on that clip takes. Re-running it changes nothing new.
     """
     now = now or timezone.now()
     with transaction.atomic():
-        ids = list(
-            Assignment.objects.select_for_update(skip_locked=True)
-            .filter(status=Assignment.Status.LEASED, expires_at__lte=now)
-            .order_by("pk")
-            .values_list("pk", flat=True)[:batch]
+        lapsed = Assignment.objects.lapsed(now)
+        if campaign_id is not None:
+            lapsed = lapsed.filter(clip__campaign_id=campaign_id)
+        clip_ids = list(lapsed.order_by().values_list("clip_id", flat=True).distinct()[:batch])
+        if not clip_ids:
+            return 0
+        locked = list(
+            Clip.objects.select_for_update(skip_locked=True)
+            .filter(pk__in=clip_ids)
+            .values_list("pk", flat=True)
         )
-        return Assignment.objects.filter(pk__in=ids, status=Assignment.Status.LEASED).update(
-            status=Assignment.Status.EXPIRED, finished_at=now
+        expired = (
+            Assignment.objects.filter(clip_id__in=locked)
+            .lapsed(now)
+            .update(status=Assignment.Status.EXPIRED, finished_at=now)
         )
+        sql.clip_slots_recount(*locked)
+        return expired
 
 
 # --- screening ---------------------------------------------------------------------------------
@@ -431,5 +489,6 @@ def clip_screen(
             Assignment.objects.filter(clip=clip, status=Assignment.Status.LEASED).update(
                 status=Assignment.Status.RELEASED, finished_at=timezone.now()
             )
+            sql.clip_slots_recount(clip.pk)
         clip.save(update_fields=["status", "status_reason", "updated_at"])
     return screening

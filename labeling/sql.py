@@ -1,4 +1,5 @@
-"""The reads on the labelling hot path (`next`, `submit`, token auth), written as SQL.
+"""The reads on the labelling hot path (`next`, `submit`), written as SQL (token auth's is in
+`labeling.api.auth`).
 
 These run for every label of every annotator. Measured with bench/annotation_load.py on the
 2-core development machine, building and compiling each ORM query cost 0.5–2.3 ms of CPU,
@@ -15,19 +16,17 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.db import connection
-from rest_framework.authtoken.models import Token
 
 from labeling.models import (
     HELD_OR_DONE_STATUSES,
     LIVE_ASSIGNMENT_STATUSES,
     Annotation,
+    AnnotatorTally,
     Assignment,
     Campaign,
     Clip,
     Label,
-    Role,
 )
 
 CLIP = Clip._meta.db_table
@@ -36,10 +35,8 @@ ASSIGNMENT = Assignment._meta.db_table
 ANNOTATION = Annotation._meta.db_table
 LABEL = Label._meta.db_table
 MEMBERS = Campaign.annotators.through._meta.db_table
+TALLY = AnnotatorTally._meta.db_table
 USER = get_user_model()._meta.db_table
-USER_GROUPS = get_user_model().groups.through._meta.db_table
-GROUP = Group._meta.db_table
-TOKEN = Token._meta.db_table
 
 
 def _for_update(of: str = "", skip_locked: bool = False) -> str:
@@ -62,98 +59,101 @@ def _first(raw_queryset):
     return next(iter(raw_queryset), None)
 
 
-def token_user(key: str):
-    """The active user owning API token `key`, with `.role_names` set, or None."""
-    flags = ", ".join(
-        f"EXISTS (SELECT 1 FROM {USER_GROUPS} ug JOIN {GROUP} g ON g.id = ug.group_id "
-        f"WHERE ug.user_id = u.id AND g.name = %s) AS has_{role.value}"
-        for role in Role
-    )
-    user = _first(
-        get_user_model().objects.raw(
-            f"SELECT u.*, {flags} FROM {USER} u JOIN {TOKEN} t ON t.user_id = u.id "
-            "WHERE t.key = %s",
-            [*Role.values, key],
-        )
-    )
-    if user is not None:
-        user.role_names = {role for role in Role.values if getattr(user, f"has_{role}")}
-    return user
-
-
 def lock_user(user_id: int) -> None:
     """Locks the user's row until the transaction ends (a no-op lock on SQLite, whose
     IMMEDIATE transaction already serialises writers)."""
     clause = _for_update()
     if clause:
         with connection.cursor() as cursor:
-            cursor.execute(f"SELECT id FROM {USER} WHERE id = %s {clause}", [user_id])
+            cursor.execute(f"SELECT id FROM {USER} WHERE id = %(user)s {clause}", {"user": user_id})
+
+
+def _in(name: str, values) -> tuple[str, dict]:
+    """Named placeholders for an IN list: ("%(name_0)s, %(name_1)s", {"name_0": …})."""
+    params = {f"{name}_{i}": value for i, value in enumerate(values)}
+    return ", ".join(f"%({key})s" for key in params), params
+
+
+# `AssignmentQuerySet.live_leases` in SQL, for the one statement below that needs it; the
+# test tests/labeling/test_rules.py checks that both select the same rows.
+LIVE_LEASE = "a.status = %(leased)s AND a.expires_at > %(now)s"
 
 
 def open_lease_ids(user_id: int, campaign_id: int | None, now: datetime) -> list[int]:
     """The annotator's live leases in open campaigns, oldest first."""
-    sql = (
-        f"SELECT a.id FROM {ASSIGNMENT} a JOIN {CLIP} c ON c.id = a.clip_id "
-        f"JOIN {CAMPAIGN} k ON k.id = c.campaign_id "
-        "WHERE a.annotator_id = %s AND a.status = %s AND a.expires_at > %s AND k.is_active"
-    )
-    params: list = [user_id, Assignment.Status.LEASED, _when(now)]
-    if campaign_id is not None:
-        sql += " AND c.campaign_id = %s"
-        params.append(campaign_id)
+    by_campaign = "AND c.campaign_id = %(campaign)s" if campaign_id is not None else ""
     with connection.cursor() as cursor:
-        cursor.execute(sql + " ORDER BY a.leased_at, a.id", params)
+        cursor.execute(
+            f"SELECT a.id FROM {ASSIGNMENT} a JOIN {CLIP} c ON c.id = a.clip_id "
+            f"JOIN {CAMPAIGN} k ON k.id = c.campaign_id "
+            f"WHERE a.annotator_id = %(user)s AND {LIVE_LEASE} AND k.is_active {by_campaign} "
+            "ORDER BY a.leased_at, a.id",
+            {
+                "user": user_id,
+                "leased": Assignment.Status.LEASED,
+                "now": _when(now),
+                "campaign": campaign_id,
+            },
+        )
         return [row[0] for row in cursor.fetchall()]
 
 
-def candidate_clip(
-    user_id: int,
-    campaign_id: int | None,
-    now: datetime,
-    tried: list[int],
-    skip_locked: bool = True,
-):
-    """Locks and returns the open clip nearest completion that the annotator has neither
-    labelled nor leased, with `.target` (annotations per clip) and `.lease_minutes`; or None.
+def candidate_clip(user_id: int, campaign_id: int, tried: list[int], skip_locked: bool = True):
+    """Locks and returns the open clip of the campaign nearest completion with a free slot
+    that the annotator has neither labelled nor leased, with `.target` (annotations per clip),
+    `.lease_minutes` and `.min_view_seconds`; or None.
 
-    With `skip_locked`, racing annotators spread over clips instead of queueing on one, but a
-    clip locked for a moment by someone else's submit looks absent; without it the query waits
-    for that lock. The count is from this statement's snapshot; the caller re-counts under the
-    lock.
+    It walks the index `clip_lease_order` (campaign, status, slots held desc, number) and
+    stops at the first clip the annotator has not touched, so its cost does not grow with the
+    number of open clips. With `skip_locked`, racing annotators spread over clips instead of
+    queueing on one, but a clip locked for a moment by someone else's submit looks absent;
+    without it the query waits for that lock. The caller re-checks the slots under the lock.
     """
-    live = "(a.status = %s OR (a.status = %s AND a.expires_at > %s))"
-    live_params = [Assignment.Status.SUBMITTED, Assignment.Status.LEASED, _when(now)]
-    taken = f"(SELECT count(*) FROM {ASSIGNMENT} a WHERE a.clip_id = c.id AND {live})"
-    by_campaign = "AND c.campaign_id = %s" if campaign_id is not None else ""
-    not_tried = f"AND c.id NOT IN ({', '.join(['%s'] * len(tried))})" if tried else ""
-    held = ", ".join(["%s"] * len(HELD_OR_DONE_STATUSES))
+    held, held_params = _in("held", HELD_OR_DONE_STATUSES)
+    tried_sql, tried_params = _in("tried", tried)
+    not_tried = f"AND c.id NOT IN ({tried_sql})" if tried else ""
     sql = f"""
         SELECT c.*, k.annotations_per_clip AS target, k.lease_minutes AS lease_minutes,
-               {taken} AS taken
+               k.min_view_seconds AS min_view_seconds
         FROM {CLIP} c JOIN {CAMPAIGN} k ON k.id = c.campaign_id
-        WHERE c.status = %s AND k.is_active
-          AND c.campaign_id IN (SELECT m.campaign_id FROM {MEMBERS} m WHERE m.user_id = %s)
-          {by_campaign} {not_tried}
+        WHERE c.campaign_id = %(campaign)s AND c.status = %(annotating)s AND k.is_active
+          AND EXISTS (SELECT 1 FROM {MEMBERS} m
+                      WHERE m.campaign_id = c.campaign_id AND m.user_id = %(user)s)
+          AND c.slots_held < k.annotations_per_clip {not_tried}
           AND NOT EXISTS (SELECT 1 FROM {ASSIGNMENT} a WHERE a.clip_id = c.id
-                          AND a.annotator_id = %s AND a.status IN ({held}))
-          AND {taken} < k.annotations_per_clip
-        ORDER BY taken DESC, c.number, c.id
+                          AND a.annotator_id = %(user)s AND a.status IN ({held}))
+        ORDER BY c.slots_held DESC, c.number
         LIMIT 1 {_for_update(of="c", skip_locked=skip_locked)}
     """
-    params = [*live_params, Clip.Status.ANNOTATING, user_id]
-    if campaign_id is not None:
-        params.append(campaign_id)
-    params += [*tried, user_id, *HELD_OR_DONE_STATUSES, *live_params]
+    params = {
+        "campaign": campaign_id,
+        "annotating": Clip.Status.ANNOTATING,
+        "user": user_id,
+        **held_params,
+        **tried_params,
+    }
     return _first(Clip.objects.raw(sql, params))
 
 
+def member_campaign_ids(user_id: int) -> list[int]:
+    """The open campaigns the user annotates, oldest first."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT k.id FROM {CAMPAIGN} k JOIN {MEMBERS} m ON m.campaign_id = k.id "
+            "WHERE m.user_id = %(user)s AND k.is_active ORDER BY k.created_at, k.id",
+            {"user": user_id},
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
 def live_assignments(clip_id: int) -> list[tuple[int, int, int, str, datetime]]:
-    """(id, slot, annotator, status, expires_at) of the clip's leased and submitted rows."""
+    """(id, slot, annotator, status, expires_at) of the clip's rows that hold a slot."""
+    live, live_params = _in("live", LIVE_ASSIGNMENT_STATUSES)
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT id, slot, annotator_id, status, expires_at FROM {ASSIGNMENT} "
-            "WHERE clip_id = %s AND status IN (%s, %s)",
-            [clip_id, *LIVE_ASSIGNMENT_STATUSES],
+            f"WHERE clip_id = %(clip)s AND status IN ({live})",
+            {"clip": clip_id, **live_params},
         )
         rows = cursor.fetchall()
     # SQLite hands back naive datetimes (Django's SQLite backend has a converter to aware
@@ -168,17 +168,54 @@ def live_assignments(clip_id: int) -> list[tuple[int, int, int, str, datetime]]:
     ]
 
 
+def clip_slots_recount(*clip_ids: int) -> None:
+    """Sets each clip's `slots_held` from its assignment rows. Caller holds the clips' locks."""
+    if not clip_ids:
+        return
+    live, live_params = _in("live", LIVE_ASSIGNMENT_STATUSES)
+    ids, id_params = _in("clip", clip_ids)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {CLIP} SET slots_held = (SELECT count(*) FROM {ASSIGNMENT} a "
+            f"WHERE a.clip_id = {CLIP}.id AND a.status IN ({live})) WHERE id IN ({ids})",
+            {**live_params, **id_params},
+        )
+
+
+def campaign_counts_rebuild(campaign_id: int) -> None:
+    """Recomputes every clip's `slots_held` and every member's tally in the campaign from the
+    assignment and annotation rows (after a bulk import; the same counts as the hot path's)."""
+    live, live_params = _in("live", LIVE_ASSIGNMENT_STATUSES)
+    params = {"campaign": campaign_id, **live_params}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {CLIP} SET slots_held = (SELECT count(*) FROM {ASSIGNMENT} a "
+            f"WHERE a.clip_id = {CLIP}.id AND a.status IN ({live})) "
+            "WHERE campaign_id = %(campaign)s",
+            params,
+        )
+        cursor.execute(f"DELETE FROM {TALLY} WHERE campaign_id = %(campaign)s", params)
+        cursor.execute(
+            f"INSERT INTO {TALLY} (campaign_id, annotator_id, submitted) "
+            f"SELECT c.campaign_id, n.annotator_id, count(*) FROM {ANNOTATION} n "
+            f"JOIN {CLIP} c ON c.id = n.clip_id WHERE c.campaign_id = %(campaign)s "
+            "GROUP BY c.campaign_id, n.annotator_id",
+            params,
+        )
+
+
 def clip_of_assignment_locked(assignment_id: int, user_id: int):
     """Locks and returns the clip of the user's assignment, with `.target` and
     `.lease_minutes`; None when the assignment is missing or not theirs."""
     return _first(
         Clip.objects.raw(
-            f"SELECT c.*, k.annotations_per_clip AS target, k.lease_minutes AS lease_minutes "
+            "SELECT c.*, k.annotations_per_clip AS target, k.lease_minutes AS lease_minutes, "
+            "k.min_view_seconds AS min_view_seconds "
             f"FROM {CLIP} c "
             f"JOIN {CAMPAIGN} k ON k.id = c.campaign_id "
             f"JOIN {ASSIGNMENT} a ON a.clip_id = c.id "
-            f"WHERE a.id = %s AND a.annotator_id = %s {_for_update(of='c')}",
-            [assignment_id, user_id],
+            f"WHERE a.id = %(assignment)s AND a.annotator_id = %(user)s {_for_update(of='c')}",
+            {"assignment": assignment_id, "user": user_id},
         )
     )
 
@@ -186,7 +223,7 @@ def clip_of_assignment_locked(assignment_id: int, user_id: int):
 def assignment_locked(assignment_id: int) -> Assignment:
     return _first(
         Assignment.objects.raw(
-            f"SELECT * FROM {ASSIGNMENT} WHERE id = %s {_for_update()}", [assignment_id]
+            f"SELECT * FROM {ASSIGNMENT} WHERE id = %(id)s {_for_update()}", {"id": assignment_id}
         )
     )
 
@@ -194,7 +231,8 @@ def assignment_locked(assignment_id: int) -> Assignment:
 def label_named(campaign_id: int, name: str) -> Label | None:
     return _first(
         Label.objects.raw(
-            f"SELECT * FROM {LABEL} WHERE campaign_id = %s AND name = %s", [campaign_id, name]
+            f"SELECT * FROM {LABEL} WHERE campaign_id = %(campaign)s AND name = %(name)s",
+            {"campaign": campaign_id, "name": name},
         )
     )
 
@@ -203,20 +241,33 @@ def annotation_count(clip_id: int) -> int:
     """The clip's valid (not invalidated) annotations."""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT count(*) FROM {ANNOTATION} WHERE clip_id = %s AND invalidated_at IS NULL",
-            [clip_id],
+            f"SELECT count(*) FROM {ANNOTATION} "
+            "WHERE clip_id = %(clip)s AND invalidated_at IS NULL",
+            {"clip": clip_id},
         )
         return cursor.fetchone()[0]
 
 
 def labels_and_submitted(campaign_id: int, user_id: int) -> tuple[list[Label], int]:
-    """The campaign's labels in code order, and how many labels this annotator submitted in it."""
+    """The campaign's labels in code order, and how many labels this annotator submitted in it
+    (from their tally: no count over their history)."""
     labels = list(
         Label.objects.raw(
-            f"SELECT l.*, (SELECT count(*) FROM {ANNOTATION} n JOIN {CLIP} c ON c.id = n.clip_id "
-            "WHERE n.annotator_id = %s AND c.campaign_id = %s) AS submitted "
-            f"FROM {LABEL} l WHERE l.campaign_id = %s ORDER BY l.code",
-            [user_id, campaign_id, campaign_id],
+            "SELECT l.*, COALESCE((SELECT t.submitted FROM "
+            f"{TALLY} t WHERE t.campaign_id = %(campaign)s AND t.annotator_id = %(user)s), 0) "
+            f"AS submitted FROM {LABEL} l WHERE l.campaign_id = %(campaign)s ORDER BY l.code",
+            {"campaign": campaign_id, "user": user_id},
         )
     )
     return labels, (labels[0].submitted if labels else 0)
+
+
+def tally_add(campaign_id: int, user_id: int) -> None:
+    """One more submitted label for the annotator in the campaign (an upsert)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {TALLY} (campaign_id, annotator_id, submitted) "
+            "VALUES (%(campaign)s, %(user)s, 1) ON CONFLICT (campaign_id, annotator_id) "
+            f"DO UPDATE SET submitted = {TALLY}.submitted + 1",
+            {"campaign": campaign_id, "user": user_id},
+        )

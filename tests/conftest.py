@@ -78,7 +78,8 @@ def make_clips(campaign, n: int, status=Clip.Status.ANNOTATING, start_number: in
 
 @pytest.fixture
 def campaign(db):
-    return services.campaign_create(name="Campaign", slug="campaign")
+    # Tests label the moment a clip is leased; the minimum viewing time has its own tests.
+    return services.campaign_create(name="Campaign", slug="campaign", min_view_seconds=0)
 
 
 @pytest.fixture

@@ -112,7 +112,7 @@ class EndToEndTests:
         # given: a campaign of real clips and a worker on a broker of its own
         from annotation_site.celery import app as default_app
 
-        campaign = services.campaign_create(name="E2E", slug="e2e")
+        campaign = services.campaign_create(name="E2E", slug="e2e", min_view_seconds=0)
         truth = _make_clips(campaign)
         app = filesystem_app(tmp_path)
         app.set_current()
