@@ -1,17 +1,24 @@
-"""Annotation load: N concurrent annotators doing next → submit over HTTP against gunicorn.
+"""Annotation load: concurrent annotators doing next → submit over HTTP against gunicorn.
 
-Prints annotations/s, p50/p95 latency of `next` and `submit`, the server's CPU time per
-annotation (gunicorn, and PostgreSQL's backends where it is PostgreSQL), and the correctness
-counts: clips over their ten, an annotator twice on one clip, submissions answered 201 but
-not stored. The baseline, measured in the same run on the same database: the same
-lease-then-label transactions issued as raw SQL by the same number of threads, with no HTTP
-and no Django, i.e. the floor the database itself sets.
+Two shapes, back to back in one run, on one database:
 
-    python bench/annotation_load.py                       # the SQLite default
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/dfer_bench python bench/annotation_load.py
+* mixed (the default targets): 50 annotators against campaigns of each ``--clips`` size
+  (100 and DFEW's 16,372 by default), each phase bounded by ``--seconds``. Prints labels/s,
+  p50/p95 of `next` and `submit`, the server's CPU per label (gunicorn, and PostgreSQL's
+  backends), and the correctness counts (clips over their ten, an annotator twice on a clip,
+  labels answered 201 but not stored). Baseline, same run, same database, same size: the same
+  lease-then-label transactions as raw SQL from the same number of threads, with no HTTP and no
+  Django (the floor the database itself sets for this design).
+* dfew: DFEW's own shape, 10 annotators each labelling every clip of a ``--dfew-clips``
+  campaign; prints labels/s of the first and of the last thousand labels.
+
+    python bench/annotation_load.py                                   # the SQLite default
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/dfer python bench/annotation_load.py
+    python bench/annotation_load.py --shape dfew --dfew-clips 16372
 
 It creates (and drops, on PostgreSQL) its own database: `<name>_bench` next to DATABASE_URL's,
-or a temporary SQLite file; it never writes to the database the app uses.
+or a temporary SQLite file; it never writes to the database the app uses. Exit status 1 when a
+correctness count is not zero.
 """
 
 from __future__ import annotations
@@ -44,7 +51,19 @@ def parse_args() -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--annotators", type=int, default=50, help="concurrent annotators (default 50)")
-    p.add_argument("--clips", type=int, default=100, help="clips, ten labels each (default 100)")
+    p.add_argument(
+        "--clips",
+        type=int,
+        nargs="+",
+        default=[100, 16372],
+        help="campaign sizes of the mixed shape, one phase each (default 100 16372)",
+    )
+    p.add_argument("--seconds", type=float, default=60, help="time bound of each phase (60)")
+    p.add_argument("--shape", choices=["mixed", "dfew", "both"], default="mixed")
+    p.add_argument("--dfew-clips", type=int, default=16372, help="clips of the dfew shape")
+    p.add_argument(
+        "--dfew-seconds", type=float, default=3600, help="time bound of the dfew shape (3600)"
+    )
     p.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (default 2)")
     p.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker (default 8)")
     p.add_argument(
@@ -100,29 +119,34 @@ def setup_django(env: dict) -> None:
     django.setup()
 
 
-def prepare(env: dict, args) -> tuple[list[str], int, int]:
-    """Migrates and seeds two identical campaigns: one for the app, one for the baseline."""
+def prepare(env: dict, annotators: int):
+    """Migrates the benchmark's database and makes the annotators; returns their (id, token)."""
     setup_django(env)
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
     from rest_framework.authtoken.models import Token
 
-    from labeling import services
-    from labeling.models import Clip, Movie
-
     User = get_user_model()
     group = Group.objects.get(name="annotator")
     users = User.objects.bulk_create(
-        User(username=f"bench{i:03d}", password="!") for i in range(args.annotators)
+        User(username=f"bench{i:03d}", password="!") for i in range(annotators)
     )
     group.user_set.add(*users)
-    tokens = [Token.objects.create(user=u).key for u in users]
-    campaign_ids = []
-    for slug in ("bench-app", "bench-sql"):
-        campaign = services.campaign_create(name=slug, slug=slug, min_view_seconds=0)
-        campaign.annotators.add(*users)
-        movie = Movie.objects.create(campaign=campaign, title="bench", status="ready")
-        Clip.objects.bulk_create(
+    return [(u.pk, Token.objects.create(user=u).key) for u in users]
+
+
+def campaign_of(slug: str, clips: int, user_ids: list[int]) -> int:
+    """A campaign of `clips` open clips (ten labels each) labelled by `user_ids`."""
+    from django.db import connections
+
+    from labeling import services
+    from labeling.models import Clip, Movie
+
+    campaign = services.campaign_create(name=slug, slug=slug, min_view_seconds=0)
+    campaign.annotators.add(*user_ids)
+    movie = Movie.objects.create(campaign=campaign, title="bench", status="ready")
+    Clip.objects.bulk_create(
+        (
             Clip(
                 campaign=campaign,
                 movie=movie,
@@ -131,13 +155,12 @@ def prepare(env: dict, args) -> tuple[list[str], int, int]:
                 video=f"clips/{i:05d}.mp4",
                 status=Clip.Status.ANNOTATING,
             )
-            for i in range(1, args.clips + 1)
-        )
-        campaign_ids.append(campaign.pk)
-    from django.db import connections
-
+            for i in range(1, clips + 1)
+        ),
+        batch_size=5000,
+    )
     connections.close_all()
-    return tokens, campaign_ids[0], campaign_ids[1]
+    return campaign.pk
 
 
 # --- the app over HTTP ------------------------------------------------------------------------
@@ -207,11 +230,15 @@ def postgres_cpu() -> float:
     )
 
 
-def run_http(port: int, tokens: list[str], campaign_id: int):
+def run_http(port: int, tokens: list[str], campaign_id: int, seconds: float):
+    """Each annotator labels until nothing is left or the time is up. Returns the elapsed
+    time, HTTP statuses, latencies, and (time, assignment) of every label answered 201."""
     statuses: Counter = Counter()
     latencies: dict[str, list[float]] = {"next": [], "submit": []}
-    accepted: list[int] = []
+    accepted: list[tuple[float, int]] = []
     lock = threading.Lock()
+    t0 = time.perf_counter()
+    deadline = t0 + seconds
 
     def annotator(index: int) -> None:
         rng = random.Random(index)
@@ -219,13 +246,13 @@ def run_http(port: int, tokens: list[str], campaign_id: int):
         headers = {"Authorization": f"Token {tokens[index]}", "Content-Type": "application/json"}
 
         def call(method, path, body=None):
-            t0 = time.perf_counter()
+            t = time.perf_counter()
             conn.request(method, path, body=json.dumps(body) if body else None, headers=headers)
             response = conn.getresponse()
             raw = response.read()
-            return response.status, (json.loads(raw) if raw else None), time.perf_counter() - t0
+            return response.status, (json.loads(raw) if raw else None), time.perf_counter() - t
 
-        while True:
+        while time.perf_counter() < deadline:
             status, body, dt = call("POST", "/api/v1/tasks/next/", {"campaign": campaign_id})
             with lock:
                 statuses[status] += 1
@@ -241,11 +268,10 @@ def run_http(port: int, tokens: list[str], campaign_id: int):
                 statuses[status] += 1
                 latencies["submit"].append(dt)
                 if status == 201:
-                    accepted.append(body["assignment"])
+                    accepted.append((time.perf_counter() - t0, body["assignment"]))
         conn.close()
 
     threads = [threading.Thread(target=annotator, args=(i,)) for i in range(len(tokens))]
-    t0 = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
@@ -253,7 +279,7 @@ def run_http(port: int, tokens: list[str], campaign_id: int):
     return time.perf_counter() - t0, statuses, latencies, accepted
 
 
-def correctness(campaign_id: int, accepted: list[int]) -> dict:
+def correctness(campaign_id: int, accepted: list[tuple[float, int]]) -> dict:
     from django.db.models import Count
 
     from labeling.models import Annotation
@@ -265,26 +291,44 @@ def correctness(campaign_id: int, accepted: list[int]) -> dict:
         "annotations": rows.count(),
         "clips_over_ten": sum(1 for r in per_clip if r["n"] > 10),
         "repeated_annotator_on_a_clip": sum(r["n"] - r["people"] for r in per_clip),
-        "lost_submissions": len(set(accepted) - stored),
+        "lost_submissions": len({a for _, a in accepted} - stored),
     }
 
 
 # --- baseline: the same transactions as raw SQL --------------------------------------------------
 
+# The app's design without the app: the open clip nearest completion off the index on
+# (campaign, status, slots_held desc, number), its slots re-read under the lock, the lease and
+# the held count written in the same transaction; then the label.
 NEXT_SQL = """
 SELECT c.id FROM labeling_clip c
-WHERE c.campaign_id = %(campaign)s AND c.status = 'annotating'
+WHERE c.campaign_id = %(campaign)s AND c.status = 'annotating' AND c.slots_held < 10
   AND NOT EXISTS (SELECT 1 FROM labeling_assignment a WHERE a.clip_id = c.id
-                  AND a.annotator_id = %(user)s AND a.status IN ('leased', 'submitted'))
-  AND (SELECT count(*) FROM labeling_assignment a WHERE a.clip_id = c.id
-       AND a.status IN ('leased', 'submitted')) < 10
-ORDER BY (SELECT count(*) FROM labeling_assignment a WHERE a.clip_id = c.id
-          AND a.status IN ('leased', 'submitted')) DESC, c.number
+                  AND a.annotator_id = %(user)s
+                  AND a.status IN ('leased', 'submitted', 'invalidated'))
+ORDER BY c.slots_held DESC, c.number
 LIMIT 1 {lock}
 """
+SLOTS_SQL = (
+    "SELECT slot FROM labeling_assignment WHERE clip_id = %(clip)s "
+    "AND status IN ('leased', 'submitted')"
+)
+LEASE_SQL = (
+    "INSERT INTO labeling_assignment (clip_id, annotator_id, slot, status, leased_at, "
+    "expires_at) VALUES (%(clip)s, %(user)s, %(slot)s, 'leased', %(now)s, %(now)s) RETURNING id"
+)
+HELD_SQL = "UPDATE labeling_clip SET slots_held = slots_held + 1 WHERE id = %(clip)s"
+SUBMIT_SQL = (
+    "UPDATE labeling_assignment SET status = 'submitted', finished_at = %(now)s WHERE id = %(a)s"
+)
+LABEL_SQL = (
+    "INSERT INTO labeling_annotation (assignment_id, clip_id, annotator_id, label_id, slot, "
+    "created_at, invalidation_reason) "
+    "VALUES (%(a)s, %(clip)s, %(user)s, %(label)s, %(slot)s, %(now)s, '')"
+)
 
 
-def run_sql_baseline(url: str, user_ids: list[int], campaign_id: int, label_id: int):
+def run_sql_baseline(url, user_ids: list[int], campaign_id: int, label_id: int, seconds: float):
     postgres = url.startswith("postgres")
     lock = "FOR UPDATE OF c SKIP LOCKED" if postgres else ""
 
@@ -305,10 +349,12 @@ def run_sql_baseline(url: str, user_ids: list[int], campaign_id: int, label_id: 
     begin = "BEGIN" if postgres else "BEGIN IMMEDIATE"
     done = [0]
     mutex = threading.Lock()
+    t0 = time.perf_counter()
+    deadline = t0 + seconds
 
     def annotator(user_id: int) -> None:
         conn = connect()
-        while True:
+        while time.perf_counter() < deadline:
             conn.execute(begin)
             row = conn.execute(
                 q(NEXT_SQL.format(lock=lock)), {"campaign": campaign_id, "user": user_id}
@@ -317,66 +363,29 @@ def run_sql_baseline(url: str, user_ids: list[int], campaign_id: int, label_id: 
                 conn.execute("COMMIT")
                 break
             clip = row[0]
-            slots = {
-                r[0]
-                for r in conn.execute(
-                    q(
-                        "SELECT slot FROM labeling_assignment WHERE clip_id = %(clip)s AND status IN ('leased','submitted')"
-                    ),
-                    {"clip": clip},
-                ).fetchall()
-            }
+            slots = {r[0] for r in conn.execute(q(SLOTS_SQL), {"clip": clip}).fetchall()}
             if len(slots) >= 10:
-                # The count in NEXT_SQL predates a commit that filled the clip (the app
-                # re-checks under the lock the same way); try again.
                 conn.execute("COMMIT")
                 continue
             slot = min(set(range(1, 11)) - slots)
             now = time.strftime("%Y-%m-%d %H:%M:%S+00:00", time.gmtime())
-            cur = conn.execute(
-                q(
-                    "INSERT INTO labeling_assignment (clip_id, annotator_id, slot, status, leased_at, expires_at) "
-                    "VALUES (%(clip)s, %(user)s, %(slot)s, 'leased', %(now)s, %(now)s) RETURNING id"
-                ),
-                {"clip": clip, "user": user_id, "slot": slot, "now": now},
-            )
-            assignment = cur.fetchone()[0]
+            args = {"clip": clip, "user": user_id, "slot": slot, "now": now}
+            assignment = conn.execute(q(LEASE_SQL), args).fetchone()[0]
+            conn.execute(q(HELD_SQL), args)
             conn.execute("COMMIT")
             conn.execute(begin)
             conn.execute(
-                q(
-                    "SELECT id FROM labeling_clip WHERE id = %(clip)s"
-                    + (" FOR UPDATE" if postgres else "")
-                ),
-                {"clip": clip},
+                q("SELECT id FROM labeling_clip WHERE id = %(clip)s" + (" FOR UPDATE" * postgres)),
+                args,
             )
-            conn.execute(
-                q(
-                    "UPDATE labeling_assignment SET status = 'submitted', finished_at = %(now)s WHERE id = %(a)s"
-                ),
-                {"a": assignment, "now": now},
-            )
-            conn.execute(
-                q(
-                    "INSERT INTO labeling_annotation (assignment_id, clip_id, annotator_id, label_id, slot, created_at) "
-                    "VALUES (%(a)s, %(clip)s, %(user)s, %(label)s, %(slot)s, %(now)s)"
-                ),
-                {
-                    "a": assignment,
-                    "clip": clip,
-                    "user": user_id,
-                    "label": label_id,
-                    "slot": slot,
-                    "now": now,
-                },
-            )
+            conn.execute(q(SUBMIT_SQL), {"a": assignment, "now": now})
+            conn.execute(q(LABEL_SQL), {**args, "a": assignment, "label": label_id})
             conn.execute("COMMIT")
             with mutex:
                 done[0] += 1
         conn.close()
 
     threads = [threading.Thread(target=annotator, args=(u,)) for u in user_ids]
-    t0 = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
@@ -390,6 +399,145 @@ def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1] * 1000
 
 
+def http_phase(env, args, tokens, campaign_id, seconds, postgres) -> dict:
+    """One phase of labelling over HTTP against a fresh gunicorn; its figures."""
+    server, port = start_gunicorn(env, args)
+    try:
+        cpu0, pg0 = server_cpu(server), postgres_cpu() if postgres else 0.0
+        client0 = time.process_time()
+        elapsed, statuses, latencies, accepted = run_http(port, tokens, campaign_id, seconds)
+        client_cpu = time.process_time() - client0
+        cpu = server_cpu(server) - cpu0
+        pg = (postgres_cpu() - pg0) if postgres else 0.0
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    checks = correctness(campaign_id, accepted)
+    n = len(accepted)
+    return {
+        "labels": n,
+        "elapsed_s": elapsed,
+        "labels_per_s": n / elapsed,
+        "next_p50_ms": pct(latencies["next"], 50),
+        "next_p95_ms": pct(latencies["next"], 95),
+        "submit_p50_ms": pct(latencies["submit"], 50),
+        "submit_p95_ms": pct(latencies["submit"], 95),
+        "server_cpu_ms_per_label": cpu / n * 1000 if n else float("nan"),
+        "postgres_cpu_ms_per_label": pg / n * 1000 if n and postgres else None,
+        "client_cpu_ms_per_label": client_cpu / n * 1000 if n else float("nan"),
+        "http_statuses": dict(sorted(statuses.items())),
+        "accepted_times": [t for t, _ in accepted],
+        **checks,
+    }
+
+
+def violations(figures: dict) -> int:
+    return (
+        figures["clips_over_ten"]
+        + figures["repeated_annotator_on_a_clip"]
+        + figures["lost_submissions"]
+    )
+
+
+def mixed_shape(env, args, users, url, postgres) -> tuple[dict, int]:
+    from labeling.models import Label
+
+    ids = [pk for pk, _ in users]
+    tokens = [token for _, token in users]
+    results, bad = {}, 0
+    for size in args.clips:
+        app = campaign_of(f"bench-app-{size}", size, ids)
+        raw = campaign_of(f"bench-sql-{size}", size, ids)
+        figures = http_phase(env, args, tokens, app, args.seconds, postgres)
+        label = Label.objects.get(campaign_id=raw, name="happy").pk
+        from django.db import connections
+
+        connections.close_all()
+        base_elapsed, base_n = run_sql_baseline(url, ids, raw, label, args.seconds)
+        figures["baseline_raw_sql_labels_per_s"] = base_n / base_elapsed
+        figures["ratio_to_raw_sql"] = (
+            figures["labels_per_s"] / figures["baseline_raw_sql_labels_per_s"]
+        )
+        figures.pop("accepted_times")
+        bad += violations(figures)
+        results[size] = figures
+        print(f"\n{size} open clips, {len(ids)} annotators, at most {args.seconds:g} s")
+        print(
+            f"  labels/s               {figures['labels_per_s']:8.1f}   (raw-SQL baseline, same "
+            f"run and size: {figures['baseline_raw_sql_labels_per_s']:.1f}/s; ratio "
+            f"{figures['ratio_to_raw_sql']:.2f})"
+        )
+        print(
+            f"  next p50 / p95 (ms)    {figures['next_p50_ms']:8.1f} / {figures['next_p95_ms']:.1f}"
+        )
+        print(
+            f"  submit p50 / p95 (ms)  {figures['submit_p50_ms']:8.1f} / "
+            f"{figures['submit_p95_ms']:.1f}"
+        )
+        print(
+            f"  server CPU / label     {figures['server_cpu_ms_per_label']:8.2f} ms (gunicorn)"
+            + (
+                f"; PostgreSQL backends {figures['postgres_cpu_ms_per_label']:.2f} ms"
+                if postgres
+                else ""
+            )
+            + f"; load generator {figures['client_cpu_ms_per_label']:.2f} ms"
+        )
+        print(f"  HTTP statuses          {figures['http_statuses']}")
+        print(
+            f"  correctness            labels {figures['labels']}, clips over ten "
+            f"{figures['clips_over_ten']}, repeated annotator on a clip "
+            f"{figures['repeated_annotator_on_a_clip']}, lost submissions "
+            f"{figures['lost_submissions']}"
+        )
+    if len(args.clips) > 1:
+        small, large = min(args.clips), max(args.clips)
+        ratio = results[large]["labels_per_s"] / results[small]["labels_per_s"]
+        results["size_ratio"] = ratio
+        print(
+            f"\nlabels/s at {large} clips / at {small} clips, same run: {ratio:.2f} "
+            f"(target ≥ 0.80: {'met' if ratio >= 0.8 else 'NOT met'}); "
+            f"at {large}: {results[large]['labels_per_s']:.0f}/s (target ≥ 100: "
+            f"{'met' if results[large]['labels_per_s'] >= 100 else 'NOT met'}), "
+            f"{results[large]['server_cpu_ms_per_label']:.1f} ms CPU (target ≤ 15: "
+            f"{'met' if results[large]['server_cpu_ms_per_label'] <= 15 else 'NOT met'})"
+        )
+    return results, bad
+
+
+def dfew_shape(env, args, users, postgres) -> tuple[dict, int]:
+    """Ten annotators, every one labelling every clip; first and last thousand labels."""
+    users = users[:10]
+    campaign = campaign_of("bench-dfew", args.dfew_clips, [pk for pk, _ in users])
+    figures = http_phase(env, args, [t for _, t in users], campaign, args.dfew_seconds, postgres)
+    times = figures.pop("accepted_times")
+    window = min(1000, len(times) // 2)
+    first = window / (times[window - 1] - 0) if window else float("nan")
+    last = window / (times[-1] - times[-window - 1]) if window else float("nan")
+    figures.update(first_thousand_per_s=first, last_thousand_per_s=last, window=window)
+    figures["last_to_first"] = last / first if window else float("nan")
+    expected = args.dfew_clips * 10
+    print(f"\nDFEW shape: 10 annotators × {args.dfew_clips} clips (all of them each)")
+    print(
+        f"  labels                 {figures['labels']} of {expected} in "
+        f"{figures['elapsed_s']:.0f} s ({figures['labels_per_s']:.1f}/s)"
+    )
+    print(
+        f"  first {window} labels/s  {first:8.1f}; last {window}: {last:.1f} "
+        f"(ratio {figures['last_to_first']:.2f})"
+    )
+    print(
+        f"  server CPU / label     {figures['server_cpu_ms_per_label']:8.2f} ms; next p50 / p95 "
+        f"{figures['next_p50_ms']:.1f} / {figures['next_p95_ms']:.1f} ms"
+    )
+    print(
+        f"  correctness            clips over ten {figures['clips_over_ten']}, repeated "
+        f"annotator on a clip {figures['repeated_annotator_on_a_clip']}, lost submissions "
+        f"{figures['lost_submissions']}"
+    )
+    return figures, violations(figures)
+
+
 def main() -> None:
     args = parse_args()
     # Fifty client threads share one GIL: hand it over quickly when a response arrives, so the
@@ -401,92 +549,23 @@ def main() -> None:
     postgres = url.startswith("postgres")
     print(
         f"database: {'PostgreSQL' if postgres else 'SQLite'} ({url.rsplit('/', 1)[-1]}); "
-        f"{args.annotators} annotators, {args.clips} clips × 10 labels; "
         f"gunicorn {args.workers} workers × {args.threads} threads; {os.cpu_count()} CPUs"
     )
-    tokens, app_campaign, sql_campaign = prepare(env, args)
-
-    server, port = start_gunicorn(env, args)
-    try:
-        cpu0, pg0 = server_cpu(server), postgres_cpu() if postgres else 0.0
-        client0 = time.process_time()
-        elapsed, statuses, latencies, accepted = run_http(port, tokens, app_campaign)
-        client_cpu = time.process_time() - client0
-        cpu = server_cpu(server) - cpu0
-        pg = (postgres_cpu() - pg0) if postgres else 0.0
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-
-    checks = correctness(app_campaign, accepted)
-    n = checks["annotations"]
-    from django.contrib.auth import get_user_model
-
-    from labeling.models import Label
-
-    user_ids = list(get_user_model().objects.order_by("pk").values_list("pk", flat=True))
-    label_id = Label.objects.get(campaign_id=sql_campaign, name="happy").pk
+    users = prepare(env, max(args.annotators, 10))
+    figures: dict = {"database": "postgresql" if postgres else "sqlite"}
+    bad = 0
+    if args.shape in ("mixed", "both"):
+        figures["mixed"], n = mixed_shape(env, args, users[: args.annotators], url, postgres)
+        bad += n
+    if args.shape in ("dfew", "both"):
+        figures["dfew"], n = dfew_shape(env, args, users, postgres)
+        bad += n
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2, default=str))
     from django.db import connections
 
     connections.close_all()
-    base_elapsed, base_n = run_sql_baseline(url, user_ids, sql_campaign, label_id)
-
-    figures = {
-        "database": "postgresql" if postgres else "sqlite",
-        "annotators": args.annotators,
-        "annotations": n,
-        "annotations_per_s": n / elapsed,
-        "next_p50_ms": pct(latencies["next"], 50),
-        "next_p95_ms": pct(latencies["next"], 95),
-        "submit_p50_ms": pct(latencies["submit"], 50),
-        "submit_p95_ms": pct(latencies["submit"], 95),
-        "server_cpu_ms_per_annotation": cpu / n * 1000 if n else float("nan"),
-        "postgres_cpu_ms_per_annotation": pg / n * 1000 if n and postgres else None,
-        "client_cpu_ms_per_annotation": client_cpu / n * 1000 if n else float("nan"),
-        "http_statuses": dict(sorted(statuses.items())),
-        **checks,
-        "baseline_raw_sql_annotations_per_s": base_n / base_elapsed,
-    }
-    figures["ratio_to_raw_sql"] = (
-        figures["annotations_per_s"] / figures["baseline_raw_sql_annotations_per_s"]
-    )
-
-    print(
-        f"annotations/s            {figures['annotations_per_s']:8.1f}   "
-        f"(raw-SQL baseline, same run: {figures['baseline_raw_sql_annotations_per_s']:.1f}/s; "
-        f"ratio {figures['ratio_to_raw_sql']:.2f})"
-    )
-    print(f"next   p50 / p95 (ms)    {figures['next_p50_ms']:8.1f} / {figures['next_p95_ms']:.1f}")
-    print(
-        f"submit p50 / p95 (ms)    {figures['submit_p50_ms']:8.1f} / {figures['submit_p95_ms']:.1f}"
-    )
-    print(
-        f"server CPU / annotation  {figures['server_cpu_ms_per_annotation']:8.2f} ms (gunicorn)"
-        + (
-            f"; PostgreSQL backends {figures['postgres_cpu_ms_per_annotation']:.2f} ms"
-            if postgres
-            else ""
-        )
-        + f"; load generator {figures['client_cpu_ms_per_annotation']:.2f} ms"
-    )
-    print(f"HTTP statuses            {figures['http_statuses']}")
-    print(
-        f"correctness              annotations {n} (expected {args.clips * 10}), clips over ten "
-        f"{checks['clips_over_ten']}, repeated annotator on a clip "
-        f"{checks['repeated_annotator_on_a_clip']}, lost submissions {checks['lost_submissions']}"
-    )
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=2))
-    violations = (
-        checks["clips_over_ten"]
-        + checks["repeated_annotator_on_a_clip"]
-        + checks["lost_submissions"]
-    )
-    if postgres:
-        from django.db import connections
-
-        connections.close_all()
-    sys.exit(1 if violations or n != args.clips * 10 else 0)
+    sys.exit(1 if bad else 0)
 
 
 if __name__ == "__main__":

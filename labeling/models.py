@@ -153,8 +153,12 @@ class JobStatus(models.TextChoices):
 class ClipQuerySet(models.QuerySet):
     def open_for_annotation(self) -> ClipQuerySet:
         """Clips annotators may be offered: being annotated, in an open campaign. The hot
-        path's SQL (`labeling.sql.candidate_clip`) is this filter plus "a slot is free"."""
+        path's SQL (`labeling.sql.candidate_clip`) is `with_free_slot` for one annotator."""
         return self.filter(status=Clip.Status.ANNOTATING, campaign__is_active=True)
+
+    def with_free_slot(self) -> ClipQuerySet:
+        """Open clips with a slot no assignment holds: what `next` can still hand out."""
+        return self.open_for_annotation().filter(slots_held__lt=F("campaign__annotations_per_clip"))
 
     def awaiting_screening(self) -> ClipQuerySet:
         return self.filter(status=Clip.Status.SCREENING)

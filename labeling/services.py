@@ -158,7 +158,9 @@ def assignment_next(*, user, campaign_id: int | None = None, skip: Sequence[int]
             open_leases = sql.open_lease_ids(user.pk, campaign_id, now)
             for lease_id in open_leases:
                 if lease_id not in skip:
-                    return Assignment.objects.select_related("clip").get(pk=lease_id)
+                    lease = Assignment.objects.select_related("clip__campaign").get(pk=lease_id)
+                    lease.clip.min_view_seconds = lease.clip.campaign.min_view_seconds
+                    return lease
             if len(open_leases) >= settings.LABELING_MAX_OPEN_LEASES:
                 raise TooManyOpen(
                     f"You hold {len(open_leases)} open clips; submit or release one before "

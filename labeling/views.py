@@ -5,18 +5,17 @@ Views get ready data from selectors and change data only through services.
 
 from __future__ import annotations
 
-from functools import wraps
 from pathlib import Path
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
+from annotation_site.guards import page_guard, staff_required
 from labeling import aggregation, agreement, release, selectors, services
 from labeling.errors import ApplicationError
 from labeling.models import (
@@ -41,32 +40,15 @@ EMOTION_DISPLAY = {
 }
 
 
-def _guard(allowed, refusal: str):
-    """A page decorator: log in first, then 403 with ``refusal`` unless ``allowed(user)``."""
-
-    def decorator(view):
-        @wraps(view)
-        @login_required
-        def wrapper(request, *args, **kwargs):
-            if not allowed(request.user):
-                raise PermissionDenied(refusal)
-            return view(request, *args, **kwargs)
-
-        return wrapper
-
-    return decorator
-
-
 def role_required(role: Role):
-    return _guard(
+    return page_guard(
         lambda user: services.user_has_role(user, role),
         f"This page is for the {role.label.lower()} role.",
     )
 
 
-staff_required = _guard(lambda user: user.is_staff, "Staff only.")
 # Staff, or users given the export permission: the same rule as the export API.
-export_required = _guard(release.user_can_export, "Staff or exporters only.")
+export_required = page_guard(release.user_can_export, "Staff or exporters only.")
 
 
 @login_required
@@ -89,9 +71,17 @@ def annotate(request):
         "labels": {name: str(text) for name, text in EMOTION_DISPLAY.items()},
         "done": _("Nothing left to label for now. Thank you!"),
         "expired": _("Lease expired: your label is kept only if your place is still free."),
-        "submitted": _("Saved"),
+        "held": _("%(label)s — saving; press Z to take it back."),
+        "undone": _("Label taken back: choose again."),
+        "too_soon": _("Watch the clip a moment longer before labelling it."),
+        "too_many": _("You hold too many open clips; they are being saved. Try again shortly."),
+        "offline": _("The server cannot be reached; your labels are kept and retried."),
+        "retrying": _("%(n)s label(s) not saved yet; retrying."),
+        "not_saved": _("Clip %(clip)s was not saved: %(reason)s"),
+        "n_of_m": _("%(n)s of %(m)s"),
         "error": _("Something went wrong; your last label was not saved."),
         "reported": _("Thanks, the clip goes back to a reviewer."),
+        "report_failed": _("The report could not be sent; try again."),
     }
     return render(
         request,

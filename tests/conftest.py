@@ -78,6 +78,9 @@ def make_clips(campaign, n: int, status=Clip.Status.ANNOTATING, start_number: in
 
 @pytest.fixture
 def campaign(db):
+    from django.core.cache import cache
+
+    cache.clear()  # cached per-campaign figures must not outlive a test's rolled-back rows
     # Tests label the moment a clip is leased; the minimum viewing time has its own tests.
     return services.campaign_create(name="Campaign", slug="campaign", min_view_seconds=0)
 

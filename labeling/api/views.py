@@ -7,6 +7,7 @@ from django.utils import timezone
 from drf_spectacular.utils import (
     OpenApiResponse,
     extend_schema,
+    extend_schema_field,
     extend_schema_serializer,
     inline_serializer,
 )
@@ -45,6 +46,10 @@ class TaskNextApi(APIView):
         clip = serializers.SerializerMethodField()
         labels = serializers.SerializerMethodField()
         expires_at = serializers.DateTimeField()
+        min_view_seconds = serializers.FloatField(
+            source="clip.min_view_seconds",
+            help_text="A label is accepted once the clip has been shown this long.",
+        )
         progress = serializers.SerializerMethodField()
 
         def get_clip(self, assignment: Assignment) -> dict:
@@ -64,8 +69,17 @@ class TaskNextApi(APIView):
                 for label in self.context["labels"]
             ]
 
+        @extend_schema_field(
+            inline_serializer(
+                "TaskProgress",
+                {
+                    "submitted": serializers.IntegerField(help_text="Your labels here."),
+                    "clips": serializers.IntegerField(help_text="Clips in the pool (≤1 min old)."),
+                },
+            )
+        )
         def get_progress(self, assignment: Assignment) -> dict:
-            return {"submitted": self.context["submitted"]}
+            return {"submitted": self.context["submitted"], "clips": self.context["clips"]}
 
     @extend_schema(
         request=InputSerializer,
@@ -88,7 +102,8 @@ class TaskNextApi(APIView):
         labels, submitted = selectors.labels_and_submitted_count(
             user=request.user, campaign_id=assignment.clip.campaign_id
         )
-        context = {"request": request, "labels": labels, "submitted": submitted}
+        clips = selectors.campaign_pool_size(campaign_id=assignment.clip.campaign_id)
+        context = {"request": request, "labels": labels, "submitted": submitted, "clips": clips}
         return Response(self.OutputSerializer(assignment, context=context).data)
 
     def http_method_not_allowed(self, request, *args, **kwargs):

@@ -63,7 +63,8 @@ class TaskNextApiTests:
             "fear",
         ]
         assert [label["code"] for label in body["labels"]] == [1, 2, 3, 4, 5, 6, 7]
-        assert body["progress"] == {"submitted": 0}
+        assert body["progress"] == {"submitted": 0, "clips": 1}
+        assert body["min_view_seconds"] == 0  # the test campaign's; 0.5 s by default
 
     def test_it_answers_204_when_nothing_is_left(self, campaign, alice):
         assert client_for(alice).post(NEXT, format="json").status_code == 204
@@ -109,8 +110,17 @@ class TaskNextApiTests:
         body = client_for(alice).post(NEXT, format="json").json()
         # … but nothing in the response counts or attributes anyone's votes
         assert "bob" not in text
-        assert set(body) == {"assignment", "campaign", "clip", "labels", "expires_at", "progress"}
-        assert body["progress"] == {"submitted": 0}
+        assert set(body) == {
+            "assignment",
+            "campaign",
+            "clip",
+            "labels",
+            "expires_at",
+            "min_view_seconds",
+            "progress",
+        }
+        # her own count, and the pool's size: nobody else's work
+        assert body["progress"] == {"submitted": 0, "clips": 1}
 
 
 @pytest.mark.django_db

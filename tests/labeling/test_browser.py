@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from django.conf import settings
 
-from labeling.models import Annotation, Clip
+from labeling.models import Annotation
 from pipeline.media import write_image, write_video
 from pipeline.synthetic import render_clip
 from tests.conftest import PASSWORD, chromium_paths, make_clips, need
@@ -55,26 +55,43 @@ def _playable_clips(campaign, n):
     return clips
 
 
+def _log_in(browser, live_server, wait):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as ec
+
+    browser.get(f"{live_server.url}/accounts/login/?next=/label/")
+    browser.find_element(By.NAME, "username").send_keys("alice")
+    browser.find_element(By.NAME, "password").send_keys(PASSWORD + Keys.ENTER)
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#labels button.label")))
+
+
+def _text(browser, element_id: str) -> str:
+    from selenium.webdriver.common.by import By
+
+    return browser.find_element(By.ID, element_id).text
+
+
+def _press(browser, key: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.find_element(By.TAG_NAME, "body").send_keys(key)
+
+
 @pytest.mark.django_db(transaction=True)
 class AnnotatePageBrowserTests:
-    def test_an_annotator_labels_a_clip_with_the_keyboard_and_sees_the_next(
+    def test_an_annotator_labels_undoes_and_finishes_with_the_keyboard(
         self, browser, live_server, campaign, alice
     ):
         from selenium.webdriver.common.by import By
-        from selenium.webdriver.common.keys import Keys
-        from selenium.webdriver.support import expected_conditions as ec
         from selenium.webdriver.support.ui import WebDriverWait
 
         _playable_clips(campaign, 3)
         wait = WebDriverWait(browser, 20)
-
-        # log in
-        browser.get(f"{live_server.url}/accounts/login/?next=/label/")
-        browser.find_element(By.NAME, "username").send_keys("alice")
-        browser.find_element(By.NAME, "password").send_keys(PASSWORD + Keys.ENTER)
-        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#labels button.label")))
-        first = browser.find_element(By.ID, "clip-number").text
-        assert first == "00001"
+        browser.set_window_size(1366, 768)
+        _log_in(browser, live_server, wait)
+        assert _text(browser, "clip-number") == "00001"
+        assert _text(browser, "progress") == "0 of 3"
         assert len(browser.find_elements(By.CSS_SELECTOR, "#labels button.label")) == 7
         # the clip plays: Chromium decoded enough of the H.264 file to show frames
         wait.until(
@@ -83,20 +100,31 @@ class AnnotatePageBrowserTests:
             )
         )
 
-        # label it with key 1 (happy)
-        browser.find_element(By.TAG_NAME, "body").send_keys("1")
-        wait.until(lambda d: d.find_element(By.ID, "clip-number").text not in ("", "–", first))
-        assert browser.find_element(By.ID, "progress").text == "1"
-        assert "Saved" in browser.find_element(By.ID, "notice").text
+        # key 1 (happy): the next clip (prefetched) is on screen at once; the label is held
+        _press(browser, "1")
+        wait.until(lambda d: _text(d, "clip-number") == "00002")
+        assert "press Z" in _text(browser, "notice")
+        assert _text(browser, "progress") == "1 of 3"
+        assert not Annotation.objects.exists()
+
+        # Z takes it back: clip 1 again, nothing stored, even after the undo window
+        _press(browser, "z")
+        wait.until(lambda d: _text(d, "clip-number") == "00001")
+        assert "taken back" in _text(browser, "notice")
+        assert _text(browser, "progress") == "0 of 3"
+        time.sleep(3.5)
+        assert not Annotation.objects.exists()
+
+        # key 2 (sad) labels clip 1; the save lands in the background
+        _press(browser, "2")
+        wait.until(lambda d: _text(d, "clip-number") == "00002")
+        wait.until(lambda d: Annotation.objects.count() == 1)
         annotation = Annotation.objects.get()
         assert (annotation.annotator, annotation.label.name, annotation.clip.number) == (
             alice,
-            "happy",
+            "sad",
             1,
         )
-        # the next clip was prefetched while the first played: alice holds exactly one lease now
-        second = browser.find_element(By.ID, "clip-number").text
-        assert second == "00002"
         if os.environ.get("SCREENSHOTS"):
             browser.save_screenshot(os.environ["SCREENSHOTS"])
 
@@ -109,12 +137,55 @@ class AnnotatePageBrowserTests:
             " if (++n === 25) clearInterval(t); }, 60);"
         )
         time.sleep(2.5)
-        assert (
-            Annotation.objects.count() == 1 and browser.find_element(By.ID, "progress").text == "1"
-        )
+        assert _text(browser, "clip-number") == "00002"
+        assert _text(browser, "progress") == "1 of 3"
 
-        # key 2 labels the second clip "sad"
-        browser.find_element(By.TAG_NAME, "body").send_keys("2")
-        wait.until(lambda d: d.find_element(By.ID, "progress").text == "2")
-        assert sorted(Annotation.objects.values_list("label__name", flat=True)) == ["happy", "sad"]
-        assert Clip.objects.filter(assignments__annotator=alice).count() == 3
+        # keys still work after clicking a control (the loop checkbox keeps the focus)
+        browser.find_element(By.ID, "loop").click()
+        _press(browser, "4")
+        wait.until(lambda d: _text(d, "clip-number") == "00003")
+
+        # at 1366×768 the message, the save status and the report options are on screen
+        for selector in ("#notice", "#save-status", "details.problem", "#labels"):
+            bottom = browser.execute_script(
+                f"return document.querySelector('{selector}').getBoundingClientRect().bottom"
+            )
+            assert bottom <= browser.execute_script("return window.innerHeight"), selector
+
+        # the last clip: nothing left clears the player and the controls
+        _press(browser, "5")
+        wait.until(lambda d: "Nothing left" in _text(d, "notice"))
+        assert _text(browser, "clip-number") == "–"
+        assert not browser.find_element(By.ID, "clip-video").get_attribute("src")
+        assert not browser.find_element(By.CSS_SELECTOR, ".controls").is_displayed()
+        assert not browser.find_elements(By.CSS_SELECTOR, "#labels button.label")
+        assert browser.find_element(By.ID, "check-again").is_displayed()
+        wait.until(lambda d: Annotation.objects.count() == 3)
+        assert sorted(Annotation.objects.values_list("label__name", flat=True)) == [
+            "angry",
+            "sad",
+            "surprise",
+        ]
+        assert _text(browser, "progress") == "3 of 3"
+
+    def test_too_many_open_clips_is_not_nothing_left_and_a_quick_key_is_ignored(
+        self, browser, live_server, campaign, alice, settings
+    ):
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        settings.LABELING_MAX_OPEN_LEASES = 1
+        campaign.min_view_seconds = 1.5
+        campaign.save()
+        _playable_clips(campaign, 2)
+        wait = WebDriverWait(browser, 20)
+        _log_in(browser, live_server, wait)
+        # a key pressed before the clip was on screen for 1.5 s labels nothing
+        _press(browser, "1")
+        assert "a moment longer" in _text(browser, "notice")
+        time.sleep(1.7)
+        # with one open clip allowed the page could not prefetch (429): after the label it
+        # says so instead of "nothing left", and shows clip 2 once the label is saved
+        _press(browser, "1")
+        wait.until(lambda d: "too many open clips" in _text(d, "notice"))
+        wait.until(lambda d: _text(d, "clip-number") == "00002")
+        assert Annotation.objects.get().clip.number == 1

@@ -5,6 +5,7 @@ import pytest
 from django.apps import apps
 from django.contrib import admin
 
+from labeling import selectors, services
 from labeling.models import Clip, Screening
 from tests.conftest import PASSWORD, make_clips
 
@@ -99,6 +100,33 @@ class CampaignOverviewPageTests:
 
     def test_it_refuses_non_staff(self, client, alice):
         assert logged_in(client, alice).get("/staff/overview/").status_code == 403
+
+    def test_it_counts_labels_and_annotators_once_each(
+        self, client, campaign, alice, bob, annotators, admin_user
+    ):
+        # given: 12 annotators enrolled, 3 of them labelled one clip each
+        make_clips(campaign, 2)
+        for user in (alice, bob, annotators[0]):
+            a = services.assignment_next(user=user)
+            services.annotation_submit(user=user, assignment_id=a.pk, label_name="happy")
+        (row,) = selectors.campaign_overview_list()
+        assert (row["labels_collected"], row["annotators_enrolled"]) == (3, 12)
+        assert row["labels_needed"] == 20 and row["annotators_active"] == 3
+        assert row["clips_with_free_slot"] == 2  # 3 of clip 1's 10 slots are taken
+        html = logged_in(client, admin_user).get("/staff/overview/").content.decode()
+        assert "3 of 20 labels collected" in html
+
+
+@pytest.mark.django_db
+class ForbiddenPageTests:
+    def test_a_refused_page_says_why_and_offers_a_way_back(self, client, alice):
+        r = logged_in(client, alice).get("/staff/overview/")
+        assert r.status_code == 403
+        html = r.content.decode()
+        assert 'id="forbidden"' in html and "Staff only." in html
+        assert 'href="/"' in html and "Back to your start page" in html
+        assert "You are signed in as alice." in html
+        assert "app.css" in html  # styled like every other page
 
 
 @pytest.mark.django_db
