@@ -1,4 +1,5 @@
-# Two commands: `make run` (set up, migrate, seed the demo, serve on :8000 with a Celery worker)
+# Two commands: `make run` (set up, migrate, collect static files, seed the demo, serve on :8000
+# with a Celery worker and beat)
 # and `make test` (set up, run the whole suite). Both need only Python 3.11.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -19,11 +20,13 @@ setup: $(STAMP)
 run: export DEBUG ?= 1
 run: setup
 	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput -v 0
 	$(PY) manage.py seed_demo
-	@echo "Serving http://127.0.0.1:8000 (web + Celery worker). Ctrl-C stops both."
+	@echo "Serving http://127.0.0.1:8000 (web, Celery worker, beat). Ctrl-C stops all three."
 	$(VENV)/bin/honcho -f Procfile.dev start
 
-test: export SECRET_KEY ?= test-only-insecure-key
+# A set SECRET_KEY must be 50 characters or more; this one is for tests only.
+test: export SECRET_KEY ?= test-only-insecure-key-0123456789abcdefghijklmnopqrstuvwxyz
 # The suite's own var folder: its broker messages never reach the worker of `make run`.
 test: export VAR_DIR ?= $(CURDIR)/var/test
 test: setup
@@ -38,7 +41,7 @@ messages: setup
 	cd labeling && ../$(PY) ../manage.py makemessages -l zh_Hans --no-obsolete
 	cd labeling && ../$(PY) ../manage.py compilemessages -l zh_Hans
 
-bench: export SECRET_KEY ?= bench-only-insecure-key
+bench: export SECRET_KEY ?= bench-only-insecure-key-0123456789abcdefghijklmnopqrstuvwxyz
 bench: setup
 	$(PY) bench/annotation_load.py
 

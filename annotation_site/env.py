@@ -38,6 +38,25 @@ def envsecret(name: str, default: str = "") -> str:
     return envstr(name, default)
 
 
+def envsecretkey(name: str, generated: Path) -> str:
+    """The secret key from ``name`` (or ``name_FILE``); unset: the one generated at ``generated``.
+
+    A key that is set must be at least 50 characters: an empty or blank one (an env file's
+    ``SECRET_KEY=``) would otherwise start the app and fail every signed cookie later.
+    """
+    value = _raw(name)
+    if value is None:
+        return generated_secret_key(generated)
+    if len(value.strip()) < 50:
+        state = "blank" if not value.strip() else f"{len(value.strip())} characters"
+        raise ImproperlyConfigured(
+            f"{name} is {state}; it must be at least 50 random characters (for example "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(50))'`), or leave "
+            f"{name} unset to use a key generated into {generated}."
+        )
+    return value
+
+
 def envbool(name: str, default: bool) -> bool:
     value = _raw(name)
     if value is None:

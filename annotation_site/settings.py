@@ -11,29 +11,22 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
-from annotation_site.env import (
-    envbool,
-    envint,
-    envlist,
-    envsecret,
-    envstr,
-    generated_secret_key,
-)
+from annotation_site.env import envbool, envint, envlist, envsecretkey, envstr
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(envstr("VAR_DIR", str(BASE_DIR / "var")))
 
 DEBUG = envbool("DEBUG", False)
 
-INSECURE_SECRET_KEY = "dfer-studio-insecure-development-key"
 # With no SECRET_KEY set, a random key is generated once into the var folder and reused, as
-# self-hosted apps do, so `make run`, the commands and gunicorn work with no environment. A
-# known-weak key that someone did set is still refused with DEBUG off.
-SECRET_KEY = envsecret("SECRET_KEY", "") or generated_secret_key(VAR_DIR / "secret_key")
-if not DEBUG and (SECRET_KEY == INSECURE_SECRET_KEY or SECRET_KEY.startswith("django-insecure-")):
+# self-hosted apps do, so `make run`, the commands and gunicorn work with no environment. A key
+# that is set must be 50 characters or more; a known-weak one is refused with DEBUG off.
+SECRET_KEY = envsecretkey("SECRET_KEY", VAR_DIR / "secret_key")
+if not DEBUG and SECRET_KEY.startswith("django-insecure-"):
     raise ImproperlyConfigured(
         "SECRET_KEY is a known development key and DEBUG is off. Set SECRET_KEY "
         "(or SECRET_KEY_FILE) to a long random value, or unset it to use a generated one."
@@ -53,6 +46,9 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
+    "csp",
+    "annotation_site.apps.SiteConfig",
     "labeling",
     "ml",
 ]
@@ -67,6 +63,11 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "annotation_site.middleware.ApiNoStoreMiddleware",
+    "annotation_site.middleware.OutOfRangeIdMiddleware",
+    # Last: it turns a lockout flagged during authentication into its answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "annotation_site.urls"
@@ -139,15 +140,63 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = envbool("WHITENOISE_USE_FINDERS", True)
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(envstr("MEDIA_ROOT", str(VAR_DIR / "media")))
-# Clip videos and posters are served by Django unless a front server takes /media/.
-SERVE_MEDIA = envbool("SERVE_MEDIA", True)
+# Clip videos and posters are served only to those allowed to see the clip
+# (labeling/media_access.py). Embedded: Django streams the file, with HTTP ranges. Behind nginx:
+# set this to the `internal` location that maps to MEDIA_ROOT (README, "Production"), and Django
+# answers with X-Accel-Redirect after the check, so nginx sends the bytes.
+MEDIA_ACCEL_REDIRECT_PREFIX = envstr("MEDIA_ACCEL_REDIRECT_PREFIX", "")
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
+# --- HTTPS and browser policies (all on in the production .env.example) ---------------------
 SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", False)
 CSRF_COOKIE_SECURE = envbool("CSRF_COOKIE_SECURE", False)
+SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", False)
+# Only behind a front server that sets X-Forwarded-Proto and drops any value a client sent.
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https") if envbool("SECURE_PROXY_SSL_HEADER", False) else None
+)
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", False)
+# Scripts only from our own files: no inline script, handler or eval. Inline styles stay
+# allowed (a few style attributes, the agreement page's server-rendered SVG plots).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "media-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
+
+# --- Logins: lockout, throttles, token lifetime ------------------------------------------
+AUTHENTICATION_BACKENDS = [
+    # django-axes: refuses a locked-out login before the password is hashed.
+    "labeling.api.auth.LoginLockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# A username, or an address, with this many failed logins (login page, admin, token
+# endpoint) is locked out for the cool-off; `manage.py axes_reset` lifts every lockout.
+AXES_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = timedelta(minutes=envint("LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# A success does not wipe the failures: with one account of their own, a guesser could
+# otherwise clear their address's count between guesses at someone else's password.
+AXES_RESET_ON_SUCCESS = False
+AXES_LOCKOUT_CALLABLE = "labeling.api.auth.lockout_response"
+# The client's address as DRF's throttles read it (REST_FRAMEWORK["NUM_PROXIES"]).
+AXES_CLIENT_IP_CALLABLE = "labeling.api.auth.client_address"
+# API tokens live this long from when they were issued; POST /api/v1/auth/token/rotate/
+# replaces one early. A password change or deactivation deletes the user's tokens.
+API_TOKEN_TTL = timedelta(hours=envint("API_TOKEN_TTL_HOURS", 24 * 30))
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -157,12 +206,21 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["labeling.api.errors.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "labeling.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     # `?format=csv|jsonl` names an export's file format, not a renderer to negotiate.
     "URL_FORMAT_OVERRIDE": None,
+    # Password guessing on the token endpoint, per address and per username (the cache below
+    # is shared by every process).
+    # Behind the front server (SECURE_PROXY_SSL_HEADER on) the client's address is the last
+    # X-Forwarded-For entry, which nginx appends; otherwise REMOTE_ADDR, never a client header.
+    "NUM_PROXIES": 1 if SECURE_PROXY_SSL_HEADER else 0,
+    "DEFAULT_THROTTLE_RATES": {
+        "auth-token": envstr("API_TOKEN_RATE_PER_ADDRESS", "20/min"),
+        "auth-token-user": envstr("API_TOKEN_RATE_PER_USERNAME", "10/min"),
+    },
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "DFER Studio API",
@@ -172,10 +230,31 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "labeling.api.schema.document_not_found",
+    ],
 }
 
+# Throttle counts must be shared by every web process: Redis when there is one, else files in
+# the var folder (the embedded default's gunicorn or runserver processes all see them).
+if REDIS_URL := envstr("REDIS_URL", ""):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "dfer",
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache"),
+        }
+    }
+
 # --- Celery -----------------------------------------------------------------------------
-REDIS_URL = envstr("REDIS_URL", "")
 CELERY_BROKER_DIR = VAR_DIR / "celery-broker"
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
@@ -229,7 +308,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
-    "loggers": {"django.server": {"level": "WARNING"}},
+    # axes logs every login at INFO; failures and lockouts are WARNING.
+    "loggers": {"django.server": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }
 
 VAR_DIR.mkdir(parents=True, exist_ok=True)

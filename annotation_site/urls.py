@@ -2,7 +2,8 @@ from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
-from django.views.static import serve
+
+from labeling import media_access
 
 urlpatterns = [
     path("", include("labeling.urls")),
@@ -12,13 +13,13 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
+    # Always routed through the access check, in production too (nginx then sends the bytes
+    # via X-Accel-Redirect): a front server must never serve /media/ directly.
+    re_path(rf"^{settings.MEDIA_URL.lstrip('/')}(?P<path>.+)$", media_access.media, name="media"),
 ]
 
-if settings.SERVE_MEDIA:
-    urlpatterns += [
-        re_path(
-            rf"^{settings.MEDIA_URL.lstrip('/')}(?P<path>.*)$",
-            serve,
-            {"document_root": settings.MEDIA_ROOT},
-        )
-    ]
+# Under /api/ every error is JSON, including those raised before a view runs.
+handler400 = "labeling.api.errors.bad_request"
+handler403 = "labeling.api.errors.permission_denied"
+handler404 = "labeling.api.errors.not_found"
+handler500 = "labeling.api.errors.server_error"

@@ -97,7 +97,9 @@ def bench_env(url: str, workdir: Path) -> dict:
     return {
         **os.environ,
         "DATABASE_URL": url,
-        "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-only-insecure-key"),
+        # The app refuses keys under 50 characters.
+        "SECRET_KEY": os.environ.get("SECRET_KEY")
+        or "bench-only-insecure-key-0123456789abcdefghijklmnopqrstuvwxyz",
         "DEBUG": "0",
         "VAR_DIR": str(workdir),
         "LOG_LEVEL": "WARNING",
@@ -106,13 +108,15 @@ def bench_env(url: str, workdir: Path) -> dict:
 
 
 def setup_django(env: dict) -> None:
-    """Migrates the benchmark's database and sets Django up in this process on it."""
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-    )
+    """Migrates the benchmark's database, collects its static files and sets Django up in
+    this process on it."""
+    for command in ("migrate", "collectstatic"):  # gunicorn refuses to start without static
+        subprocess.run(
+            [sys.executable, "manage.py", command, "--noinput", "-v", "0"],
+            cwd=ROOT,
+            env=env,
+            check=True,
+        )
     os.environ.update(env)
     import django
 

@@ -1,7 +1,8 @@
 """Training samples per second per model, against the matrix-multiply rate of the same device.
 
-For each model: forward + backward + SGD step on random 16-frame clips at the model's DFEW input
-size (112 for C3D, 224 otherwise, or --size), after warm-up. FLOPs per sample are counted once
+For each model: forward + backward + Adam step (the DFEW authors' optimiser) on random 16-frame
+clips at the authors' input size for the model (112, 160 for P3D, 224 for I3D, or --size),
+after warm-up. FLOPs per sample are counted once
 with torch's FlopCounterMode; the baseline, measured in the same run on the same device, is a
 square matrix multiply (bf16 on a GPU, fp32 on the CPU), so the ratio reads as the share of
 the device's dense-math rate that training reaches.
@@ -22,7 +23,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ml.networks import DEFAULT_INPUT_SIZE, INPUT_SIZE, MODELS  # noqa: E402
+from ml.config import input_size_for  # noqa: E402
+from ml.networks import MODELS  # noqa: E402
+from ml.networks.base import to_channels_last  # noqa: E402
 
 
 def sync(device):
@@ -47,8 +50,8 @@ def model_rate(name, device, batch, size, steps, bf16, channels_last):
     model = MODELS[name](num_classes=7).to(device)
     memory = torch.channels_last_3d if channels_last else torch.contiguous_format
     if channels_last:
-        model = model.to(memory_format=memory)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        to_channels_last(model)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     x = torch.randn(batch, 3, 16, size, size, device=device).contiguous(memory_format=memory)
     y = torch.randint(0, 7, (batch,), device=device)
 
@@ -96,7 +99,7 @@ def main() -> None:
         f"{'model':15s} {'input':>9s} {'samples/s':>10s} {'GFLOP/sample':>13s} {'TFLOP/s':>8s} {'of matmul':>9s}"
     )
     for name in args.models.split(","):
-        size = args.size or (INPUT_SIZE.get(name, DEFAULT_INPUT_SIZE) if gpu else 112)
+        size = args.size or (input_size_for("dfew", name) if gpu else 112)
         rate, flops = model_rate(name, device, batch, size, steps, args.bf16, args.channels_last)
         achieved = rate * flops
         print(

@@ -1,6 +1,6 @@
 from django.contrib import admin, messages
 
-from labeling import aggregation, models
+from labeling import aggregation, models, movies
 from labeling.errors import ApplicationError
 
 
@@ -31,17 +31,42 @@ class AnnotatorProfileAdmin(admin.ModelAdmin):
 
 @admin.register(models.Movie)
 class MovieAdmin(admin.ModelAdmin):
-    list_display = ("title", "campaign", "status", "duration_s")
+    list_display = ("title", "campaign", "status", "duration_s", "fps", "width", "height", "codec")
+    readonly_fields = ("content_hash", "error")
     list_filter = ("campaign", "status")
     search_fields = ("title",)
 
 
 @admin.register(models.Clip)
 class ClipAdmin(admin.ModelAdmin):
-    list_display = ("number", "campaign", "movie", "status", "start_s", "end_s")
-    list_filter = ("campaign", "status")
+    list_display = (
+        "number",
+        "campaign",
+        "movie",
+        "status",
+        "start_s",
+        "end_s",
+        "media_status",
+        "face_ratio",
+        "few_faces",
+    )
+    list_filter = ("campaign", "status", "media_status", "few_faces")
     search_fields = ("number", "movie__title")
     list_select_related = ("campaign", "movie")
+    readonly_fields = ("media_error", "media_attempts", "media_claimed_at")
+    actions = ["retry_extraction"]
+
+    @admin.action(description="Retry the extraction of the selected failed clips")
+    def retry_extraction(self, request, queryset):
+        # The same service as everywhere: only failed (or abandoned) clips are queued again.
+        try:
+            n = movies.clips_extract_retry(
+                user=request.user, clip_ids=list(queryset.values_list("pk", flat=True))
+            )
+        except ApplicationError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+        else:
+            self.message_user(request, f"{n} clips queued for extraction again.")
 
 
 @admin.register(models.Screening)

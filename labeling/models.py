@@ -35,6 +35,24 @@ class Campaign(models.Model):
     )
     lease_minutes = models.PositiveSmallIntegerField(_("lease length (minutes)"), default=10)
     clips_per_movie = models.PositiveSmallIntegerField(_("clips per movie"), default=20)
+    # The media pipeline's settings (labeling/movies.py): clip length bounds, output format,
+    # and the face-found share below which a clip is flagged for the reviewer.
+    clip_min_seconds = models.FloatField(_("shortest clip (s)"), default=0.5)
+    clip_max_seconds = models.FloatField(_("longest clip (s)"), default=15.0)
+    clip_fps = models.FloatField(
+        _("clip frame rate"), null=True, blank=True, help_text=_("Empty: the movie's own rate.")
+    )
+    clip_max_height = models.PositiveSmallIntegerField(_("clip height at most (px)"), default=720)
+    min_face_ratio = models.FloatField(
+        _("faces needed"),
+        default=0.5,
+        help_text=_("Share of a clip's frames with a face found; fewer flags it for review."),
+    )
+    screen_clips = models.BooleanField(
+        _("reviewers screen new clips"),
+        default=True,
+        help_text=_("Off: extracted clips open for labelling without screening (the demo)."),
+    )
     min_view_seconds = models.FloatField(
         _("minimum viewing time (s)"),
         default=0.5,
@@ -72,6 +90,25 @@ class Campaign(models.Model):
             models.CheckConstraint(condition=Q(lease_minutes__gte=1), name="campaign_lease_gte_1"),
             models.CheckConstraint(
                 condition=Q(clips_per_movie__gte=1), name="campaign_clips_per_movie_gte_1"
+            ),
+            models.CheckConstraint(
+                condition=Q(clip_min_seconds__gt=0)
+                & Q(clip_max_seconds__gte=F("clip_min_seconds")),
+                name="campaign_clip_length_bounds",
+                violation_error_message=_(
+                    "The shortest clip must be longer than 0 s and no longer than the longest."
+                ),
+            ),
+            models.CheckConstraint(
+                condition=Q(clip_fps__isnull=True) | Q(clip_fps__gt=0),
+                name="campaign_clip_fps_gt_0",
+            ),
+            models.CheckConstraint(
+                condition=Q(clip_max_height__gte=16), name="campaign_clip_height_gte_16"
+            ),
+            models.CheckConstraint(
+                condition=Q(min_face_ratio__gte=0) & Q(min_face_ratio__lte=1),
+                name="campaign_min_face_ratio_0_1",
             ),
             models.CheckConstraint(
                 condition=Q(min_view_seconds__gte=0), name="campaign_min_view_gte_0"
@@ -129,13 +166,31 @@ class Movie(models.Model):
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="movies")
     title = models.CharField(_("title"), max_length=300)
     source = models.FileField(_("source file"), upload_to="movies/", blank=True)
+    # SHA-256 of the file's bytes; the same content twice in a campaign is refused.
+    content_hash = models.CharField(max_length=64, blank=True)
+    size_bytes = models.BigIntegerField(null=True, blank=True)
     duration_s = models.FloatField(_("duration (s)"), null=True, blank=True)
+    fps = models.FloatField(_("frame rate"), null=True, blank=True)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    codec = models.CharField(max_length=32, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    # Why the probe refused the file (a reason a person reads), when status is failed.
     error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["campaign", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "content_hash"],
+                condition=~Q(content_hash=""),
+                name="movie_content_unique_per_campaign",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.title
@@ -147,6 +202,17 @@ class JobStatus(models.TextChoices):
     QUEUED = "queued", _("Queued")
     RUNNING = "running", _("Running")
     DONE = "done", _("Done")
+    FAILED = "failed", _("Failed")
+
+
+class MediaStatus(models.TextChoices):
+    """A clip's extraction job (labeling/movies.py); empty for clips that came with no job
+    (imported votes, rows made before the media pipeline)."""
+
+    NONE = "", _("No extraction")
+    PENDING = "pending", _("Pending")
+    EXTRACTING = "extracting", _("Extracting")
+    READY = "ready", _("Ready")
     FAILED = "failed", _("Failed")
 
 
@@ -184,6 +250,26 @@ class Clip(models.Model):
     poster = models.FileField(upload_to="posters/", blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PROPOSED)
     status_reason = models.TextField(blank=True)
+    # The media pipeline (labeling/movies.py): the extraction job, its result and its error.
+    suspected_label = models.ForeignKey(
+        "Label", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    proposed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    media_status = models.CharField(
+        max_length=16, choices=MediaStatus.choices, default=MediaStatus.NONE, blank=True
+    )
+    media_claimed_at = models.DateTimeField(null=True, blank=True)
+    media_attempts = models.PositiveSmallIntegerField(default=0)
+    media_error = models.TextField(blank=True)
+    first_frame = models.PositiveIntegerField(null=True, blank=True)
+    n_frames = models.PositiveIntegerField(null=True, blank=True)
+    # Storage-relative folder of the clip's face crops (faces/<clip id>/00001.jpg, …).
+    faces = models.CharField(max_length=200, blank=True)
+    face_ratio = models.FloatField(null=True, blank=True)
+    few_faces = models.BooleanField(default=False, help_text=_("Flagged for the reviewer."))
+    duration_bucket = models.CharField(max_length=8, blank=True)
     # How many of the clip's assignments hold a slot (leased or submitted): recounted from
     # the assignment rows, under the clip's lock, by every service that changes them
     # (`labeling.services.clip_slots_recount`). It lets `next` find the open clip nearest
@@ -201,9 +287,15 @@ class Clip(models.Model):
             models.CheckConstraint(
                 condition=Q(end_s__gt=F("start_s")), name="clip_end_after_start"
             ),
+            models.CheckConstraint(
+                condition=Q(face_ratio__isnull=True)
+                | (Q(face_ratio__gte=0) & Q(face_ratio__lte=1)),
+                name="clip_face_ratio_0_1",
+            ),
         ]
         indexes = [
             models.Index(fields=["status", "campaign"], name="clip_status_campaign"),
+            models.Index(fields=["movie", "media_status"], name="clip_movie_media_status"),
             # The order `next` offers clips in: nearest completion first, then by number.
             models.Index(
                 "campaign", "status", F("slots_held").desc(), "number", name="clip_lease_order"

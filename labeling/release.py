@@ -39,7 +39,7 @@ from labeling.models import (
 )
 from pipeline import dfew
 from pipeline.aggregation import BUCKETS
-from pipeline.compact import ClipRecord, write_compact
+from pipeline.compact import ClipRecord, CompactWriter
 from pipeline.folds import assign_folds
 from pipeline.media import read_frames
 
@@ -268,14 +268,11 @@ def annotation_rows(campaign: Campaign) -> QuerySet:
 # --- the DFEW-format export -----------------------------------------------------------------
 
 
-def _compact_frames(frames: np.ndarray, count: int, size: int) -> np.ndarray:
-    """The authors' 16 test-time frames of a clip, resized to ``size`` × ``size``."""
-    picked = dfew.indices_like_authors(len(frames), train=False, count=count)
+def _compact_frames(frames: np.ndarray, size: int) -> np.ndarray:
+    """Every frame of a clip, resized to ``size`` × ``size`` (training samples 16 of them
+    afresh each epoch, as the DFEW authors did)."""
     return np.stack(
-        [
-            np.asarray(Image.fromarray(frames[i]).resize((size, size), Image.BILINEAR))
-            for i in picked
-        ]
+        [np.asarray(Image.fromarray(f).resize((size, size), Image.BILINEAR)) for f in frames]
     )
 
 
@@ -309,15 +306,15 @@ def dfew_export_write(
     split: Split,
     out: Path,
     compact: bool = True,
-    compact_frames: int = 16,
     compact_size: int = 112,
     progress: Progress | None = None,
 ) -> dict:
     """Writes the DFEW release layout of ``split`` to ``out`` (staged, moved into place when
     complete): ``label/single_{train,test}set_<k>.csv``, ``label/votes.csv``, and
     ``data/<clip>/<clip>_<frame>.jpg`` for every frame of each clip that has media; with
-    ``compact`` also ``compact/`` (``pipeline/compact.py``) of the clips with media, their votes
-    and folds. Returns a summary. Label files are byte-identical for the same split and results.
+    ``compact`` also ``compact/`` (``pipeline/compact.py``: every frame of each clip with
+    media, their votes and folds). Returns a summary. Label files are byte-identical for the
+    same split and results.
     """
     step = progress or (lambda fraction, stage: None)
     out = Path(out)
@@ -359,31 +356,27 @@ def dfew_export_write(
             (root / MARKER).write_text(
                 json.dumps({"campaign": campaign.slug, "split": split.pk, "k": split.k}) + "\n"
             )
-            compact_records, compact_clips = [], []
+            writer = None
+            if compact and with_media:
+                label_names = [name for _, name in labels]
+                size = (compact_size, compact_size)
+                writer = CompactWriter(root / "compact", label_names, size, campaign.slug)
             media_root = Path(settings.MEDIA_ROOT)
+            # On an error the staged folder, half-written frames included, is removed.
             for i, (row, clip) in enumerate(with_media, start=1):
                 frames = read_frames(media_root / row["video"])
                 summary["frames"] += dfew.write_frames(root, clip.number, frames)
-                if compact:
+                if writer:
                     # Fold 0: outside the split. Such a clip trains only distribution targets
                     # (label 0), so a clip labelled after the split never joins its folds.
                     label = clip.label if clip.fold else 0
-                    compact_records.append(
-                        ClipRecord(clip.number, row["movie_id"], label, clip.votes, clip.fold)
-                    )
-                    compact_clips.append(_compact_frames(frames, compact_frames, compact_size))
+                    record = ClipRecord(clip.number, row["movie_id"], label, clip.votes, clip.fold)
+                    writer.add(record, _compact_frames(frames, compact_size))
                 step(0.05 + 0.85 * i / max(1, len(with_media)), f"frames of clip {clip.number}")
-            if compact and compact_records:
+            if writer:
                 step(0.92, "writing the compact format")
-                write_compact(
-                    root / "compact",
-                    compact_records,
-                    compact_clips,
-                    [name for _, name in labels],
-                    compact_frames,
-                    (compact_size, compact_size),
-                )
-                summary["compact_clips"] = len(compact_records)
+                writer.close()
+                summary["compact_clips"] = len(writer.records)
     except ValueError as exc:  # the writers' checks: say what is wrong, write nothing
         raise ApplicationError(f"Cannot export: {exc}") from exc
     step(1.0, "done")

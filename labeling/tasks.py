@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 
-from labeling import aggregation, agreement, release, services
+from labeling import aggregation, agreement, movies, release, services
 
 logger = logging.getLogger(__name__)
 
@@ -57,3 +58,37 @@ def label_export_task(export_id: int) -> bool:
     Its time limit stays below the Redis visibility timeout (7,200 s), so it is never
     delivered twice while it runs."""
     return release.label_export_run(export_id)
+
+
+@shared_task(acks_late=True, soft_time_limit=300, time_limit=330)
+def movie_probe_task(movie_id: int) -> bool:
+    """Records a registered movie's duration, rate, size and codec, or why it does not play."""
+    movie = movies.movie_probe(movie_id)
+    return movie is not None and movie.status == movie.Status.READY
+
+
+@shared_task(
+    bind=True,
+    acks_late=True,
+    autoretry_for=movies.TRANSIENT_ERRORS,
+    retry_backoff=True,
+    retry_backoff_max=600,
+    max_retries=5,
+    soft_time_limit=900,
+    time_limit=960,
+)
+def clip_extract_task(self, clip_id: int) -> bool:
+    """Cuts one clip frame-exactly with its poster and face crops. The clip is claimed with a
+    conditional UPDATE, so a duplicate delivery does nothing; a worker killed mid-way leaves a
+    claim that goes stale (`movies.stale_claim()`, above the time limit) and the redelivered
+    message takes it over. Transient errors retry with backoff; the last one fails the clip."""
+    try:
+        return movies.clip_extract(clip_id)
+    except SoftTimeLimitExceeded:
+        movies.clip_extract_fail(clip_id, f"took longer than {self.soft_time_limit} s")
+        return False
+    except movies.TRANSIENT_ERRORS as exc:
+        if self.request.retries >= self.max_retries:
+            movies.clip_extract_fail(clip_id, f"gave up after {self.max_retries} retries: {exc}")
+            return False
+        raise

@@ -6,6 +6,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("label/", views.annotate, name="annotate"),
     path("review/", views.screening, name="screening"),
+    path("extract/", views.extract, name="extract"),
     path("review/<int:clip_id>/", views.screening_decide, name="screening-decide"),
     path("staff/overview/", views.campaign_overview, name="campaign-overview"),
     path(

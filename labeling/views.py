@@ -16,7 +16,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from annotation_site.guards import page_guard, staff_required
-from labeling import aggregation, agreement, release, selectors, services
+from labeling import aggregation, agreement, movies, release, selectors, services
 from labeling.errors import ApplicationError
 from labeling.models import (
     AgreementReport,
@@ -61,6 +61,8 @@ def home(request):
         return redirect("annotate")
     if services.user_has_role(user, Role.REVIEWER):
         return redirect("screening")
+    if services.user_has_role(user, Role.EXTRACTOR):
+        return redirect("extract")
     return render(request, "labeling/no_role.html", status=403)
 
 
@@ -305,3 +307,38 @@ def export_download(request, export_id: int):
     )
     response["X-Content-MD5"] = export.md5  # hex, as the release page shows it
     return response
+
+
+@page_guard(movies.user_can_extract, "This page is for extractors and staff.")
+@require_GET
+def extract(request):
+    """The extractor page: play a movie, mark clips, follow their extraction (all through the
+    REST API, from labeling/static/labeling/extract.js)."""
+    campaigns = [
+        {
+            "id": c.pk,
+            "name": c.name,
+            "clips_per_movie": c.clips_per_movie,
+            "clip_min_seconds": c.clip_min_seconds,
+            "clip_max_seconds": c.clip_max_seconds,
+            "labels": [
+                {"code": label.code, "name": label.name, "display_name": label.display_name}
+                for label in c.labels.all()
+            ],
+        }
+        for c in Campaign.objects.filter(is_active=True).prefetch_related("labels").order_by("name")
+    ]
+    strings = {
+        "limits": _("Clips last %(min)s–%(max)s s; at most %(per_movie)s per movie."),
+        "progress": _(
+            "Pending %(pending)s · extracting %(extracting)s · ready %(ready)s · failed %(failed)s"
+        ),
+        "length": _("length out of bounds"),
+        "overlap": _("overlaps"),
+        "mark_first": _("Mark an in point (I) and a later out point (O) first."),
+        "sent": _("%(n)s clips sent for extraction."),
+        "uploaded": _("Uploaded; the movie is being checked."),
+        "error": _("Something went wrong."),
+    }
+    # The template shows the campaigns' names and hands the same list to the script.
+    return render(request, "labeling/extract.html", {"campaigns": campaigns, "strings": strings})

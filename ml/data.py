@@ -1,13 +1,20 @@
-"""Datasets over exported folds, and the per-batch augmentation.
+"""Datasets over exported folds, the authors' frame sampling, and the per-batch transform.
 
 Two sources, one output: every dataset item is ``(clip, label, votes, clip_id)`` with ``clip``
 a ``T × H × W × 3`` uint8 tensor, ``label`` a 0-based class index (−1 when the clip has no
 single label), and ``votes`` the per-class vote counts. Clips stay uint8 until they reach the
-training device, where `prepare_batch` crops, flips, resizes and normalises the whole batch at
-once; a DataLoader worker does no float work per clip.
+training device, where `prepare_batch` resizes (and, in the modern protocol, crops and flips)
+and normalises the whole batch at once; a DataLoader worker does no float work per clip.
 
-- `CompactDataset`: the compact format (``pipeline/compact.py``): a memory-mapped
-  ``frames.npy`` and ``manifest.csv``. The fast path.
+Which frames: `sample_indices`, the DFEW authors' rule. At test time the same frames always;
+in training, when the dataset is built with ``train=True``, a fresh random draw per clip and
+epoch. The draw comes from ``random.Random((seed, epoch, clip))``: the same run gives the same
+draws whatever the number of DataLoader workers, and a run resumed at epoch e draws what the
+uninterrupted run drew. The epoch reaches the workers through the sampler (`EpochSampler`
+yields ``(epoch, index)``), since persistent workers never see a ``set_epoch`` call.
+
+- `CompactDataset`: the compact format (``pipeline/compact.py``): every frame of every clip in
+  one memory-mapped uint8 array, ragged, with an offsets index. The fast path.
 - `DFEWDataset`: DFEW's release layout (``data/<clip:05d>/*.jpg`` and
   ``label/single_{train,test}set_<k>.csv``), read the way the authors' loader reads it.
 """
@@ -16,33 +23,115 @@ from __future__ import annotations
 
 import csv
 import glob
-import json
 import os
+import random
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.nn import functional as F
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
+from pipeline.compact import open_frames, read_meta
 from pipeline.dfew import indices_like_authors
 
-# ImageNet statistics, as the DFEW code and the pretrained backbones use them.
+# ImageNet statistics: used with ImageNet-pretrained weights (the authors' rule), or always in
+# the modern protocol.
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 
 
-class CompactDataset(Dataset):
-    """Clips of the given folds. ``single_only`` keeps clips with a single label (DFEW's
-    benchmark protocol); without it, clips with only a vote distribution are kept too."""
+def sample_indices(
+    n_frames: int, count: int = 16, train: bool = False, rng: random.Random | None = None
+) -> np.ndarray:
+    """The DFEW authors' frame choice (``generate_index``), as indices into a clip's frames.
 
-    def __init__(self, root: str | os.PathLike, folds, single_only: bool = True):
+    A clip with fewer than `count` frames has its frame list repeated whole until it is at
+    least `count` long. Test time: the entries at ``linspace(0, len − 1, count)`` (10 frames →
+    0 1 2 3 5 6 7 8 0 1 2 3 5 6 7 9). Training: the entries at `count` distinct positions drawn
+    at random and sorted (``rng``, a ``random.Random``, makes it reproducible; default the
+    ``random`` module, as theirs). The rule is written once, in
+    ``pipeline.dfew.indices_like_authors``.
+    """
+    return np.asarray(indices_like_authors(n_frames, train, rng, count), dtype=np.int64)
+
+
+def clip_rng(seed: int, epoch: int, clip_id: int) -> random.Random:
+    """The random source of one clip's training draw in one epoch (see the module text)."""
+    return random.Random(f"{seed}:{epoch}:{clip_id}")
+
+
+class EpochSampler(Sampler):
+    """Yields ``(epoch, index)``: a permutation drawn from (seed, epoch), this rank's share of
+    it when several processes train (every rank the same length, padded with repeats as
+    DistributedSampler does), or the indices in order when ``shuffle`` is off. Call
+    ``set_epoch`` before each epoch; the order never depends on earlier epochs, so a resumed
+    run sees the batches the uninterrupted one saw."""
+
+    def __init__(self, n: int, seed: int = 0, rank: int = 0, world: int = 1, shuffle=True):
+        self.n, self.seed, self.rank, self.world, self.shuffle = n, seed, rank, world, shuffle
+        self.epoch = 0
+        self.per_rank = -(-n // world) if n else 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+            order = torch.randperm(self.n, generator=g).tolist()
+        else:
+            order = list(range(self.n))
+        order += order[: self.per_rank * self.world - self.n]
+        return iter((self.epoch, i) for i in order[self.rank :: self.world])
+
+    def __len__(self) -> int:
+        return self.per_rank
+
+
+class _Clips(Dataset):
+    """What both sources share: labels, votes, ids, and which frames an item reads."""
+
+    label_names: list[str]
+    labels: torch.Tensor
+    votes: torch.Tensor
+    clip_ids: torch.Tensor
+
+    def __init__(self, frames: int, train: bool, seed: int):
+        self.num_frames, self.train, self.seed = frames, train, seed
+
+    def _indices(self, key, n_frames: int) -> tuple[int, np.ndarray]:
+        """(item, frame indices) for a key that is an index or an ``(epoch, index)`` pair."""
+        epoch, i = key if isinstance(key, tuple) else (0, key)
+        if not self.train:
+            return i, sample_indices(n_frames, self.num_frames)
+        rng = clip_rng(self.seed, epoch, int(self.clip_ids[i]))
+        return i, sample_indices(n_frames, self.num_frames, train=True, rng=rng)
+
+    def __len__(self) -> int:
+        return len(self.clip_ids)
+
+
+class CompactDataset(_Clips):
+    """Clips of the given folds. ``single_only`` keeps clips with a single label (DFEW's
+    benchmark protocol); without it, clips with only a vote distribution are kept too.
+    ``train`` draws the frames afresh per epoch; ``train_sampling="fixed"`` keeps the test-time
+    frames in training too (the modern protocol)."""
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        folds,
+        single_only: bool = True,
+        frames: int = 16,
+        train: bool = False,
+        seed: int = 0,
+    ):
+        super().__init__(frames, train, seed)
         self.root = Path(root)
-        meta = json.loads((self.root / "meta.json").read_text())
-        if meta.get("format") != "dfer-compact" or meta.get("version") != 1:
-            raise ValueError(f"{root} is not a dfer-compact v1 dataset (meta.json: {meta})")
-        self.label_names: list[str] = meta["labels"]
-        self.num_frames = meta["frames"]
+        self.meta = read_meta(self.root)
+        self.label_names: list[str] = self.meta["labels"]
+        self.source = self.meta.get("source") or str(self.root.resolve())
         folds = set(folds)
         rows, labels, votes, clip_ids = [], [], [], []
         with open(self.root / "manifest.csv", newline="") as f:
@@ -62,10 +151,9 @@ class CompactDataset(Dataset):
         self.clip_ids = torch.tensor(clip_ids, dtype=torch.long)
         self._frames = None  # opened lazily, once per DataLoader worker
 
-    @property
-    def frames(self) -> np.ndarray:
+    def _open(self):
         if self._frames is None:
-            self._frames = np.load(self.root / "frames.npy", mmap_mode="r")
+            self._frames = open_frames(self.root, self.meta)
         return self._frames
 
     def __getstate__(self):
@@ -73,30 +161,29 @@ class CompactDataset(Dataset):
         state["_frames"] = None  # never pickle a memory map into a worker
         return state
 
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, i: int):
-        clip = torch.from_numpy(np.array(self.frames[self.rows[i]]))  # a writable copy
+    def __getitem__(self, key):
+        frames, offsets = self._open()
+        row = self.rows[key[1] if isinstance(key, tuple) else key]
+        start, end = int(offsets[row]), int(offsets[row + 1])
+        i, picked = self._indices(key, end - start)
+        clip = torch.from_numpy(frames[start + picked])  # fancy indexing copies: writable
         return clip, self.labels[i], self.votes[i], self.clip_ids[i]
 
 
-def sample_indices(n_frames: int, count: int = 16) -> np.ndarray:
-    """The DFEW loader's test-time frame choice: `count` indices evenly spaced over the clip's
-    frame list, a short clip's list first repeated whole until it is long enough (the authors'
-    rule, written once in ``pipeline.dfew.indices_like_authors``)."""
-    return np.asarray(indices_like_authors(n_frames, train=False, count=count), dtype=np.int64)
+class DFEWDataset(_Clips):
+    """DFEW's release layout for fold `fold` (1..5), ``split`` "train" or "test"; frames
+    resized to `size` as they are read (the authors' ``transforms.Resize``)."""
 
-
-class DFEWDataset(Dataset):
-    """DFEW's release layout for fold `fold` (1..5), ``split`` "train" or "test"."""
-
-    def __init__(self, root, fold: int, split: str, frames: int = 16, size: int = 112):
+    def __init__(
+        self, root, fold: int, split: str, frames: int = 16, size: int = 112, seed: int = 0
+    ):
         if split not in ("train", "test"):
             raise ValueError("split is 'train' or 'test'")
+        super().__init__(frames, split == "train", seed)
         self.root = Path(root)
-        self.num_frames, self.size = frames, size
+        self.size = size
         self.label_names = ["happy", "sad", "neutral", "angry", "surprise", "disgust", "fear"]
+        self.source = _release_source(self.root)
         csv_path = self.root / "label" / f"single_{split}set_{fold}.csv"
         with open(csv_path, newline="") as f:
             rows = [(int(r["video_name"]), int(r["label"])) for r in csv.DictReader(f)]
@@ -104,20 +191,28 @@ class DFEWDataset(Dataset):
         self.labels = torch.tensor([label - 1 for _, label in rows], dtype=torch.long)
         self.votes = F.one_hot(self.labels, len(self.label_names)).float()
 
-    def __len__(self) -> int:
-        return len(self.clip_ids)
-
-    def __getitem__(self, i: int):
+    def __getitem__(self, key):
         from PIL import Image
 
+        i = key[1] if isinstance(key, tuple) else key
         clip_id = int(self.clip_ids[i])
         paths = sorted(glob.glob(str(self.root / "data" / f"{clip_id:05d}" / "*")))
         frames = []
-        for index in sample_indices(len(paths), self.num_frames):
+        for index in self._indices(key, len(paths))[1]:
             with Image.open(paths[index]) as image:
                 image = image.convert("RGB").resize((self.size, self.size), Image.BILINEAR)
                 frames.append(np.asarray(image))
         return torch.from_numpy(np.stack(frames)), self.labels[i], self.votes[i], self.clip_ids[i]
+
+
+def _release_source(root: Path) -> str:
+    """The clip numbering of a release: its campaign when DFER Studio wrote it, else the folder."""
+    import json
+
+    marker = root / "dfer-export.json"
+    if marker.is_file():
+        return json.loads(marker.read_text()).get("campaign") or str(root.resolve())
+    return str(root.resolve())
 
 
 def prepare_batch(
@@ -125,35 +220,42 @@ def prepare_batch(
     size: int,
     train: bool,
     generator: torch.Generator | None = None,
-    crop_fraction: float = 0.875,
+    augment: bool = False,
+    normalize: bool = False,
+    crop_fraction: float = 1.0,
     channels_last: bool = False,
 ) -> torch.Tensor:
-    """uint8 ``B × T × H × W × 3`` (on the training device) → normalised float
-    ``B × 3 × T × size × size``.
+    """uint8 ``B × T × H × W × 3`` (on the training device) → float ``B × 3 × T × size × size``.
 
-    Training: a random crop of `crop_fraction` of each side per clip and a random horizontal
-    flip per clip (the DFEW code's augmentations). Evaluation: the centre crop. Both are then
-    resized to the model's input side.
+    The authors' protocol (the defaults): a plain resize to `size`, pixels in [0, 1], ImageNet
+    mean/std only with `normalize` (they normalise only with ImageNet-pretrained weights).
+    The modern protocol: with `augment` in training, a random crop of `crop_fraction` of each
+    side and a random horizontal flip per clip; at test time the centre crop of
+    `crop_fraction`; `normalize` always.
     """
     b, t, h, w, _ = clips.shape
-    ch, cw = max(1, round(h * crop_fraction)), max(1, round(w * crop_fraction))
     device = clips.device
-    if train:
+    fraction = crop_fraction if (augment or not train) else 1.0
+    ch, cw = max(1, round(h * fraction)), max(1, round(w * fraction))
+    if train and augment:
         top = torch.randint(0, h - ch + 1, (b,), generator=generator).tolist()
         left = torch.randint(0, w - cw + 1, (b,), generator=generator).tolist()
         flip = (torch.rand(b, generator=generator) < 0.5).tolist()
     else:
         top, left, flip = [(h - ch) // 2] * b, [(w - cw) // 2] * b, [False] * b
-    crops = []
-    for i in range(b):
-        crop = clips[i, :, top[i] : top[i] + ch, left[i] : left[i] + cw]
-        crops.append(crop.flip(2) if flip[i] else crop)
-    x = torch.stack(crops).permute(0, 1, 4, 2, 3).float().div_(255.0)  # B,T,3,ch,cw
-    x = x.reshape(b * t, 3, ch, cw)
+    if (ch, cw) != (h, w) or any(flip):
+        crops = []
+        for i in range(b):
+            crop = clips[i, :, top[i] : top[i] + ch, left[i] : left[i] + cw]
+            crops.append(crop.flip(2) if flip[i] else crop)
+        clips = torch.stack(crops)
+    x = clips.permute(0, 1, 4, 2, 3).float().div_(255.0).reshape(b * t, 3, ch, cw)
     if (ch, cw) != (size, size):
-        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
-    mean = torch.tensor(MEAN, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(STD, device=device).view(1, 3, 1, 1)
-    x = ((x - mean) / std).view(b, t, 3, size, size).permute(0, 2, 1, 3, 4)
+        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True)
+    if normalize:
+        mean = torch.tensor(MEAN, device=device).view(1, 3, 1, 1)
+        std = torch.tensor(STD, device=device).view(1, 3, 1, 1)
+        x = (x - mean) / std
+    x = x.view(b, t, 3, size, size).permute(0, 2, 1, 3, 4)
     memory = torch.channels_last_3d if channels_last else torch.contiguous_format
     return x.contiguous(memory_format=memory)

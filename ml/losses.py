@@ -19,23 +19,37 @@ def _pairwise_distances(features: torch.Tensor) -> torch.Tensor:
     return d2.clamp_min(1e-12).sqrt()
 
 
-def ec_stfl(features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Expression-Clustered Spatiotemporal Feature Learning loss (DFEW poster, section 3).
+def ec_stfl(features: torch.Tensor, labels: torch.Tensor, variant: str = "poster") -> torch.Tensor:
+    """Expression-Clustered Spatiotemporal Feature Learning loss.
 
-    ``L = Σ_{i,j: x_j ∈ N(x_i)} ||x_i − x_j|| / N_{x_i}``
-    ``  ÷ Σ_{i,j: x_j ∉ N(x_i)} ||x_i − x_j|| / N_{x_j}``
+    ``variant="poster"`` (DFEW poster, section 3)::
+
+        L = Σ_{i,j: x_j ∈ N(x_i)} ||x_i − x_j|| / N_{x_i}
+          ÷ Σ_{i,j: x_j ∉ N(x_i)} ||x_i − x_j|| / N_{x_j}
 
     where N(x_i) is the set of mini-batch samples with x_i's label and N_{x_i} its size. The
     numerator pulls each expression's features together, the denominator pushes different
     expressions apart; dividing by the label-set sizes keeps frequent classes from dominating.
-
     A batch with a single label has no different-label pair, so the ratio is undefined; the
-    loss is then 0 (a constant: it neither pulls nor pushes), and the softmax loss alone trains
-    on that batch. Vectorised: one B×B distance matrix, no loop over pairs.
+    loss is then 0 (a constant: it neither pulls nor pushes).
+
+    ``variant="release"``: what the official 2024 code (github CV-AC/ECSTFL, ``ECSTFL.py``)
+    computes, epsilons included. With L1 distances d, per sample i
+    ``a_i = Σ_{same} d_ij / (n_same_i + 1e-6)`` (the mean over its label set, itself included),
+    ``r_i = Σ_{other} 1/(d_ij + 1e-6) / (n_other_i + 1 + 1e-6)``, and
+    ``L = mean_i(a_i · r_i / B)``. A product where the poster has a ratio of sums, so the two
+    differ on the same batch.
+
+    Vectorised: one B×B distance matrix, no loop over pairs. Under DDP give it the global
+    batch (`ml.distributed.gather_with_grad`).
     """
     if features.dim() != 2 or labels.dim() != 1 or len(features) != len(labels):
         raise ValueError("expected features B×D and labels B")
     same = labels[:, None] == labels[None, :]
+    if variant == "release":
+        return _ec_stfl_release(features.float(), same)
+    if variant != "poster":
+        raise ValueError(f"unknown EC-STFL variant {variant!r}; known: poster, release")
     if bool(same.all()):
         return features.sum() * 0.0  # keeps the graph (and DDP's gradient hooks) intact
     distances = _pairwise_distances(features.float())
@@ -46,16 +60,30 @@ def ec_stfl(features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return within.sum() / between.sum()
 
 
+def _ec_stfl_release(features: torch.Tensor, same: torch.Tensor) -> torch.Tensor:
+    distances = torch.cdist(features, features, p=1)  # L1, as the release
+    same_f, other_f = same.to(features.dtype), (~same).to(features.dtype)
+    attractive = (distances * same_f).sum(1) / (same_f.sum(1) + 1e-6)
+    repulsive = (other_f / (distances + 1e-6)).sum(1) / (other_f.sum(1) + 1 + 1e-6)
+    return (attractive * repulsive / len(features)).mean()
+
+
 class ECSTFLLoss(nn.Module):
+    def __init__(self, variant: str = "poster"):
+        super().__init__()
+        self.variant = variant
+
     def forward(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return ec_stfl(features, labels)
+        return ec_stfl(features, labels, self.variant)
 
 
 class CenterLoss(nn.Module):
     """Center loss (Wen et al., ECCV 2016): ½·mean ||x_i − c_{y_i}||² with learnable centres.
 
     The centres are this module's parameters; give them their own learning rate in the
-    optimizer (``train`` does, with ``center_lr``).
+    optimizer (``train`` does, with ``center_lr``). Under DDP each process computes it on its
+    own batch; `ml.distributed.average_gradients` then all-reduces the centres' gradients so
+    every process takes the same step and the centres never drift apart.
     """
 
     def __init__(self, num_classes: int, num_features: int):

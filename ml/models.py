@@ -12,6 +12,8 @@ class BenchmarkRun(models.Model):
         FINISHED = "finished", "Finished"
         FAILED = "failed", "Failed"
 
+    # "dfew" (the authors' configs) or "modern"; runs recorded before the field were modern.
+    protocol = models.CharField(max_length=20, default="dfew")
     model = models.CharField(max_length=40)
     loss = models.CharField(max_length=20)
     lam = models.FloatField("λ", default=0.0)
@@ -34,4 +36,4 @@ class BenchmarkRun(models.Model):
         ordering = ["-started_at", "-pk"]
 
     def __str__(self) -> str:
-        return f"{self.model} {self.loss} ({self.status})"
+        return f"{self.model} {self.loss}, protocol {self.protocol} ({self.status})"

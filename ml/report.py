@@ -13,6 +13,8 @@ def _cell(stat: dict) -> str:
 
 def _loss_name(cfg: dict) -> str:
     name = {"ce": "softmax", "center": "center loss", "ec-stfl": "EC-STFL"}[cfg["loss"]]
+    if cfg["loss"] == "ec-stfl" and cfg.get("ec_stfl_variant", "poster") != "poster":
+        name += f" {cfg['ec_stfl_variant']}"
     if cfg["loss"] != "ce":
         name += f" (λ={cfg['lam']:g})"
     if cfg.get("target") == "distribution":
@@ -22,11 +24,31 @@ def _loss_name(cfg: dict) -> str:
     return name
 
 
+def title(results: list[dict]) -> str:
+    """The title line: the protocol(s) the table's runs followed and what ± means."""
+    from ml.config import PROTOCOL_TITLES
+
+    protocols = sorted({r.get("protocol", r["config"].get("protocol", "modern")) for r in results})
+    named = "; ".join(f"protocol {p}: {PROTOCOL_TITLES.get(p, p)}" for p in protocols)
+    return f"# DFEW benchmark, {named} (mean ± population std over folds, %)"
+
+
+def _hyper_parameters(cfg: dict) -> str:
+    return (
+        f"{cfg['optimizer']} lr {cfg['lr']:g} {cfg['schedule']}, batch {cfg['batch_size']}, "
+        f"{cfg['epochs']} epochs, {cfg['frames']}×{cfg['input_size']}², "
+        f"{'augmented' if cfg['augment'] else 'no augmentation'}, "
+        f"frames {cfg['train_sampling']} in training"
+    )
+
+
 def markdown_table(results: list[dict]) -> str:
-    """One row per run (model, loss): per-class recall, UAR, WAR in %, mean ± std over folds."""
+    """A title naming the protocol, then one row per run (model, loss): per-class recall, UAR,
+    WAR in %, mean ± std over folds, and the run's hyper-parameters."""
     labels = results[0]["labels"]
     header = ["Model", "Loss", *[name.capitalize() for name in labels], "UAR", "WAR", "Folds"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = [title(results), ""]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for result in results:
         cfg, summary = result["config"], result["summary"]
         row = [
@@ -38,6 +60,9 @@ def markdown_table(results: list[dict]) -> str:
             ",".join(str(f["fold"]) for f in result["folds"]),
         ]
         lines.append("| " + " | ".join(row) + " |")
+    if all("optimizer" in r["config"] for r in results):
+        lines.append("")
+        lines += [f"- {r['config']['model']}: {_hyper_parameters(r['config'])}" for r in results]
     return "\n".join(lines) + "\n"
 
 

@@ -1,4 +1,5 @@
-"""ffmpeg work as plain functions: find the binary, encode frames, decode frames, probe.
+"""ffmpeg work as plain functions: find the binary, encode frames, decode frames, probe a
+movie (refusing files that do not play), and cut a frame-exact, normalised clip with its poster.
 
 Outputs are written to a temporary file beside the target and moved into place with
 ``os.replace``, so a crash never leaves half a video where a finished one is expected and a
@@ -7,11 +8,16 @@ re-run overwrites rather than duplicates.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
 import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import ffmpeg
@@ -41,8 +47,12 @@ def _atomic_target(path: Path) -> Path:
     return path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
 
 
-def write_video(frames: np.ndarray, path: str | Path, fps: float = 25.0, crf: int = 23) -> Path:
-    """Encodes T×H×W×3 uint8 frames as H.264 (yuv420p, faststart) MP4 that browsers play."""
+def write_video(
+    frames: np.ndarray, path: str | Path, fps: float = 25.0, crf: int = 23, gop: int | None = None
+) -> Path:
+    """Encodes T×H×W×3 uint8 frames as H.264 (yuv420p, faststart) MP4 that browsers play.
+
+    ``gop`` sets the keyframe interval (x264's default, 250, when None)."""
     frames = np.ascontiguousarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"expected T×H×W×3 uint8 frames, got {frames.shape} {frames.dtype}")
@@ -62,6 +72,7 @@ def write_video(frames: np.ndarray, path: str | Path, fps: float = 25.0, crf: in
         movflags="+faststart",
         an=None,
         f="mp4",
+        **({"g": gop} if gop else {}),
     )
     try:
         stream.overwrite_output().run(
@@ -96,28 +107,53 @@ _DURATION = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
 _VIDEO = re.compile(r"Stream #\S+.*?: Video: (\w+).*?, (\d{2,5})x(\d{2,5})")
 _FPS = re.compile(r"(\d+(?:\.\d+)?) (?:fps|tbr)")
 
+# ffmpeg's words for inputs that are not video at all, and the reason a person reads instead.
+_UNREADABLE = (
+    ("misdetection possible", "is not a video file (ffmpeg cannot read it)"),
+    ("Invalid data found when processing input", "is not a video file (ffmpeg cannot read it)"),
+    ("moov atom not found", "is incomplete (truncated, or still being copied)"),
+    ("error reading header", "is incomplete (truncated, or still being copied)"),
+    ("could not find codec parameters", "has a video stream that cannot be decoded"),
+)
+
+
+def _ffmpeg_text(args: list[str], timeout: float = 60) -> str:
+    proc = subprocess.run(
+        [ffmpeg_binary(), "-hide_banner", "-nostdin", *args],
+        capture_output=True,
+        text=True,
+        errors="replace",
+        timeout=timeout,
+    )
+    return proc.stderr
+
 
 def probe(path: str | Path) -> VideoInfo:
     """Reads size, frame rate, duration and codec from ffmpeg's description of the input.
 
     Uses ``ffmpeg -i`` rather than ffprobe, because the ffmpeg that imageio-ffmpeg ships
-    comes without ffprobe.
+    comes without ffprobe. Raises MediaError with a reason a person can read for a missing or
+    empty file, a file that is not video, and one with sound but no picture.
     """
     path = Path(path)
     if not path.is_file():
         raise MediaError(f"{path} does not exist")
-    proc = subprocess.run(
-        [ffmpeg_binary(), "-hide_banner", "-i", str(path)],
-        capture_output=True,
-        text=True,
-        errors="replace",
-        timeout=60,
-    )
-    text = proc.stderr
+    if path.stat().st_size == 0:
+        raise MediaError(f"{path.name} is empty (0 bytes)")
+    text = _ffmpeg_text(["-i", str(path)])
     video = _VIDEO.search(text)
     duration = _DURATION.search(text)
-    if not video or not duration:
-        raise MediaError(f"{path.name}: no video stream found. ffmpeg said: {text[-800:]}")
+    if not video:
+        for needle, reason in _UNREADABLE:
+            if needle in text:
+                raise MediaError(f"{path.name} {reason}. ffmpeg said: {_tail(text)}")
+        if re.search(r"Stream #\S+.*?: Audio:", text):
+            raise MediaError(f"{path.name} has sound but no video stream")
+        if "Stream #" not in text and "Duration: N/A" in text:
+            raise MediaError(f"{path.name} holds no streams (an empty video, zero frames)")
+        raise MediaError(f"{path.name}: no video stream found. ffmpeg said: {_tail(text)}")
+    if not duration:
+        raise MediaError(f"{path.name}: its duration is unknown. ffmpeg said: {_tail(text)}")
     hours, minutes, seconds = duration.groups()
     stream_line = text[video.start() : text.find("\n", video.start())]
     fps = _FPS.search(stream_line)
@@ -128,6 +164,273 @@ def probe(path: str | Path) -> VideoInfo:
         duration_s=int(hours) * 3600 + int(minutes) * 60 + float(seconds),
         codec=video.group(1),
     )
+
+
+def _tail(text: str, n: int = 600) -> str:
+    """The last lines of ffmpeg's message (the error is at the end), without its banner."""
+    return text.strip()[-n:]
+
+
+def _decodes_a_frame(path: Path, at_s: float) -> tuple[bool, str]:
+    """Whether one frame decodes at ``at_s`` (input seeking), with ffmpeg's errors."""
+    proc = subprocess.run(
+        [
+            ffmpeg_binary(), "-hide_banner", "-nostdin", "-v", "error", "-ss", f"{at_s:.3f}",
+            "-i", str(path), "-map", "0:v:0", "-frames:v", "1", "-vf", "scale=8:8",
+            "-f", "rawvideo", "-pix_fmt", "gray", "pipe:",
+        ],
+        capture_output=True,
+        timeout=60,
+    )  # fmt: skip
+    return len(proc.stdout) == 64, proc.stderr.decode(errors="replace")
+
+
+def probe_movie(path: str | Path) -> VideoInfo:
+    """`probe`, then checks that the video plays: a frame decodes at its start and near its end.
+
+    A truncated file often still has a complete header (``+faststart`` puts it first), so
+    its description looks fine and only decoding near the end shows the loss.
+    """
+    path = Path(path)
+    info = probe(path)
+    if info.duration_s <= 0 or info.fps <= 0:
+        raise MediaError(f"{path.name} has a video stream with no frames")
+    for at_s, where in ((0.0, "at its start"), (max(0.0, info.duration_s - 1.0), "near its end")):
+        ok, errors = _decodes_a_frame(path, at_s)
+        if not ok or "partial file" in errors:
+            raise MediaError(
+                f"{path.name} does not play: no picture decodes {where} ({at_s:.1f} s of "
+                f"{info.duration_s:.1f} s; the file may be truncated). ffmpeg said: "
+                f"{_tail(errors) or 'nothing'}"
+            )
+    return info
+
+
+# --- frame-exact clips ------------------------------------------------------------------------
+
+
+def frame_rate(fps: float) -> Fraction:
+    """The exact rate behind ffmpeg's rounded figure: 29.97 → 30000/1001, 25 → 25."""
+    for base in (24, 30, 48, 60, 120):
+        if abs(fps - base * 1000 / 1001) < 0.006:
+            return Fraction(base * 1000, 1001)
+    return Fraction(fps).limit_denominator(1001)
+
+
+def _exact(seconds: float) -> Fraction:
+    return Fraction(repr(float(seconds)))  # 0.12 is 12/100, not the binary float near it
+
+
+# A time this share of a frame period after frame k's time still means frame k: a frame time
+# rounded to the millisecond (29.97 fps: k × 0.0333667 s) is at most 0.015 periods off.
+SNAP = Fraction(2, 100)
+
+
+def frame_span(start_s: float, end_s: float, fps: Fraction) -> tuple[int, int]:
+    """(first frame, frame count) of the source frames k with start_s ≤ k / fps < end_s, a
+    time within `SNAP` of a frame period after a frame's time snapped onto that frame."""
+    first = math.ceil(_exact(start_s) * fps - SNAP)
+    stop = math.ceil(_exact(end_s) * fps - SNAP)
+    return first, max(0, stop - first)
+
+
+def output_size(width: int, height: int, max_height: int) -> tuple[int, int]:
+    """The clip's size: the source's aspect, at most ``max_height`` high, both sides even."""
+    out_h = min(height, max_height)
+    out_h -= out_h % 2
+    out_w = max(2, round(width * out_h / height / 2) * 2)
+    return out_w, out_h
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """How to cut one clip: the source span and the normalised output."""
+
+    start_s: float
+    end_s: float
+    max_height: int = 720
+    fps: float | None = None  # None: the source's rate
+    crf: int = 23
+    preset: str = "veryfast"
+    threads: int | None = 1  # one ffmpeg thread per worker process scales across processes
+
+
+def clip_command(
+    source: str | Path,
+    target: str | Path,
+    info: VideoInfo,
+    spec: ClipSpec,
+    frames_to_stdout: bool = False,
+):
+    """The ffmpeg command (ffmpeg-python stream) that cuts ``spec``'s frames frame-exactly;
+    with ``frames_to_stdout`` the same frames also go to stdout as raw RGB, so the poster and
+    the face crops need no second decode.
+
+    Input seeking to half a frame before the first wanted frame: ffmpeg decodes from the
+    keyframe before and drops every frame stamped earlier than the seek point, so the first
+    frame kept is the wanted one whatever the rounding of the container's timestamps (a seek
+    to the frame's own time drops it when its stamp rounds a hair below). ``-frames:v`` stops
+    after the wanted count; the frames are re-stamped by their index (``setpts=N/rate``) and
+    passed through unchanged in number, so none is repeated or dropped.
+    """
+    rate = frame_rate(info.fps)
+    first, count = frame_span(spec.start_s, spec.end_s, rate)
+    if count < 1:
+        raise MediaError(f"{spec.start_s}–{spec.end_s} s holds no frame at {float(rate)} fps")
+    width, height = output_size(info.width, info.height, spec.max_height)
+    seek = max(Fraction(0), (first - Fraction(1, 2)) / rate)
+    stream = ffmpeg.input(
+        str(source),
+        **({"ss": f"{float(seek):.6f}"} if seek > 0 else {}),
+        **({"threads": spec.threads} if spec.threads else {}),
+    )
+    video = stream.video.filter("setpts", f"N/({rate.numerator}/{rate.denominator})/TB")
+    out_rate = rate
+    if spec.fps and abs(spec.fps - float(rate)) > 1e-3:
+        out_rate = frame_rate(spec.fps)
+        video = video.filter("fps", fps=f"{out_rate.numerator}/{out_rate.denominator}")
+    video = video.filter("scale", width, height).filter("setsar", "1")
+    options = {
+        "frames:v": count if out_rate == rate else None,
+        "t": None if out_rate == rate else f"{float(count / rate):.6f}",
+        "vcodec": "libx264",
+        "pix_fmt": "yuv420p",
+        "crf": spec.crf,
+        "preset": spec.preset,
+        "fps_mode": "passthrough",
+        "movflags": "+faststart",
+        "threads": spec.threads,
+        "an": None,
+        "f": "mp4",
+    }
+    limit = {k: options[k] for k in ("frames:v", "t") if options[k] is not None}
+    options = {k: v for k, v in options.items() if v is not None or k == "an"}
+    if not frames_to_stdout:
+        command = video.output(str(target), **options)
+    else:
+        split = video.filter_multi_output("split")
+        encoded, raw = split[0], split[1]
+        command = ffmpeg.merge_outputs(
+            encoded.output(str(target), **options),
+            raw.output(
+                "pipe:", format="rawvideo", pix_fmt="rgb24", fps_mode="passthrough", **limit
+            ),
+        )
+    return command.global_args("-hide_banner", "-nostdin").overwrite_output()
+
+
+@dataclass(frozen=True)
+class ClipMedia:
+    first_frame: int
+    n_frames: int
+    width: int
+    height: int
+    fps: float
+    face_ratio: float | None = None
+
+
+def cut_clip(source: str | Path, target: str | Path, info: VideoInfo, spec: ClipSpec) -> Path:
+    """Writes the frame-exact, normalised clip to ``target`` (temp file, then os.replace)."""
+    target = Path(target)
+    tmp = _atomic_target(target)
+    try:
+        clip_command(source, tmp, info, spec).run(
+            cmd=ffmpeg_binary(), capture_stdout=True, capture_stderr=True
+        )
+    except ffmpeg.Error as exc:
+        tmp.unlink(missing_ok=True)
+        raise MediaError(exc.stderr.decode(errors="replace")[-2000:]) from exc
+    os.replace(tmp, target)
+    return target
+
+
+def _frames_of(command: list[str], width: int, height: int) -> Iterator[np.ndarray]:
+    """Runs an ffmpeg command that writes raw RGB frames to stdout and yields them one at a
+    time (a long clip never sits in memory); raises MediaError, with ffmpeg's words, when
+    ffmpeg fails, after the frames it wrote."""
+    size = width * height * 3
+    with tempfile.TemporaryFile() as errors:
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors)
+        try:
+            while chunk := proc.stdout.read(size):
+                if len(chunk) < size:
+                    break
+                yield np.frombuffer(chunk, np.uint8).reshape(height, width, 3)
+        finally:
+            proc.stdout.close()
+            if proc.poll() is None and sys.exc_info()[0] is not None:
+                proc.kill()
+            code = proc.wait()
+        if code != 0:
+            errors.seek(0)
+            raise MediaError(errors.read().decode(errors="replace")[-2000:])
+
+
+def iter_frames(path: str | Path, width: int, height: int) -> Iterator[np.ndarray]:
+    """Decodes a video one H×W×3 uint8 frame at a time."""
+    command = [
+        ffmpeg_binary(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(path),
+        "-map", "0:v:0", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:",
+    ]  # fmt: skip
+    return _frames_of(command, width, height)
+
+
+def extract_clip(
+    source: str | Path,
+    info: VideoInfo,
+    spec: ClipSpec,
+    *,
+    video_path: str | Path,
+    poster_path: str | Path,
+    faces_dir: str | Path | None = None,
+    detector=None,
+    face_size: int = 112,
+) -> ClipMedia:
+    """Cuts the clip (``clip_command``) and, from the same ffmpeg run, takes its poster (the
+    middle frame) and, with ``faces_dir``, every frame's face crop
+    (``faces.write_face_frames``). Each output is staged and moved into place only when
+    ffmpeg succeeded; a re-run writes the same files over the old ones."""
+    video_path = Path(video_path)
+    rate = frame_rate(spec.fps or info.fps)
+    first, count = frame_span(spec.start_s, spec.end_s, frame_rate(info.fps))
+    width, height = output_size(info.width, info.height, spec.max_height)
+    tmp = _atomic_target(video_path)
+    command = clip_command(source, tmp, info, spec, frames_to_stdout=True)
+    poster: list[np.ndarray] = []
+    n_decoded = 0
+
+    def frames() -> Iterator[np.ndarray]:
+        nonlocal n_decoded
+        for frame in _frames_of(command.compile(cmd=ffmpeg_binary()), width, height):
+            if n_decoded == count // 2 or not poster:
+                poster[:] = [frame]
+            n_decoded += 1
+            yield frame
+        # Checked before the consumer finishes, so no face folder of a short clip goes in place.
+        if rate == frame_rate(info.fps) and n_decoded != count:
+            raise MediaError(
+                f"the source ended early: {n_decoded} of the clip's {count} frames decoded "
+                f"(from frame {first}); the movie file may be truncated"
+            )
+
+    ratio = None
+    try:
+        if faces_dir is not None:
+            from pipeline import faces
+
+            found = faces.write_face_frames(frames(), faces_dir, detector, size=face_size)
+            ratio = found.ratio
+        else:
+            for _ in frames():
+                pass
+        if not poster:
+            raise MediaError(f"{video_path.name}: the clip has no frames")
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, video_path)
+    write_image(poster[0], poster_path)
+    return ClipMedia(first, n_decoded, width, height, float(rate), ratio)
 
 
 def read_frames(path: str | Path) -> np.ndarray:

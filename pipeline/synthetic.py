@@ -201,8 +201,12 @@ def generate_dataset(
     movies: int | None = None,
     single_label_min_votes: int = 7,
     progress: bool = True,
+    max_frames: int | None = None,
 ):
     """Writes a compact dataset (pipeline/compact.py) of drawn-face clips with 5 folds.
+
+    Clips have `frames` frames each, or with `max_frames` a length drawn from
+    frames..max_frames (ragged, as real clips are).
 
     Each clip gets ten simulated votes; its single label is the majority emotion when that has
     at least `single_label_min_votes` votes, else 0 (kept with its distribution only). Folds are
@@ -231,13 +235,14 @@ def generate_dataset(
             )
         )
     clip_seeds = rng.integers(0, 2**63 - 1, size=len(truth))
+    lengths = rng.integers(frames, (max_frames or frames) + 1, size=len(truth))
     clips = (
-        render_clip(EMOTION_NAMES[int(t)], frames, size, np.random.default_rng(int(s)))
-        for t, s in zip(truth, clip_seeds, strict=True)
+        render_clip(EMOTION_NAMES[int(t)], int(n), size, np.random.default_rng(int(s)))
+        for t, n, s in zip(truth, lengths, clip_seeds, strict=True)
     )
     if progress:
         clips = tqdm(clips, total=len(truth), desc="drawing clips", unit="clip")
-    return write_compact(out, records, clips, EMOTION_NAMES, frames, (size, size))
+    return write_compact(out, records, clips, EMOTION_NAMES, (size, size), f"synthetic-{seed}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -250,7 +255,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", required=True, help="folder to write")
     parser.add_argument("--clips-per-class", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--frames", type=int, default=16)
+    parser.add_argument("--frames", type=int, default=16, help="frames per clip (the fewest)")
+    parser.add_argument("--max-frames", type=int, default=None, help="the most (ragged clips)")
     parser.add_argument("--size", type=int, default=112)
     parser.add_argument("--folds", type=int, default=5)
     args = parser.parse_args(argv)
@@ -261,6 +267,7 @@ def main(argv: list[str] | None = None) -> None:
         frames=args.frames,
         size=args.size,
         folds=args.folds,
+        max_frames=args.max_frames,
     )
     print(f"wrote {args.clips_per_class * len(EMOTION_NAMES)} clips to {out}")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import uuid
 from urllib.parse import urlparse
 
 import pytest
@@ -49,6 +50,13 @@ def chromium_paths() -> tuple[str | None, str | None]:
 def _fast_passwords_and_media(settings, tmp_path):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.MEDIA_ROOT = tmp_path / "media"
+    # A cache of each test's own: throttle counts and cached figures never carry over.
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": f"test-{uuid.uuid4()}",
+        }
+    }
     # The hashed-manifest storage needs `collectstatic`; tests serve sources via the finders.
     settings.STORAGES = {
         **settings.STORAGES,
@@ -78,9 +86,6 @@ def make_clips(campaign, n: int, status=Clip.Status.ANNOTATING, start_number: in
 
 @pytest.fixture
 def campaign(db):
-    from django.core.cache import cache
-
-    cache.clear()  # cached per-campaign figures must not outlive a test's rolled-back rows
     # Tests label the moment a clip is leased; the minimum viewing time has its own tests.
     return services.campaign_create(name="Campaign", slug="campaign", min_view_seconds=0)
 

@@ -90,7 +90,10 @@ def _train(data: Path, out: Path) -> dict:
         "train_benchmark",
         data=str(data),
         out=str(out),
-        model="resnet18_lstm",
+        # The recipe that learns in seconds on a CPU (the authors' protocol is the default,
+        # and takes 100 epochs): torchvision's ResNet18 features under an LSTM.
+        protocol="modern",
+        model="resnet18_lstm_tv",
         folds="1",
         epochs=10,
         batch_size=8,

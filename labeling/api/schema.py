@@ -29,3 +29,24 @@ def errors(*codes: int) -> dict[int, OpenApiResponse]:
         code: OpenApiResponse(response=ERROR, description=_MEANING[code])
         for code in sorted({401, 403, *codes})
     }
+
+
+def document_not_found(result: dict, generator, request, public) -> dict:
+    """drf-spectacular hook: every operation with a path parameter may answer 404.
+
+    An unknown id, and a path whose parameter is no id at all (which no URL matches), both
+    answer ``404 {"detail"}`` (labeling/api/errors.py), whatever the view documents.
+    """
+    error = {"$ref": "#/components/schemas/Error"}
+    for path, operations in result.get("paths", {}).items():
+        if "{" not in path:
+            continue
+        for operation in operations.values():
+            operation["responses"].setdefault(
+                "404",
+                {
+                    "content": {"application/json": {"schema": error}},
+                    "description": _MEANING[404],
+                },
+            )
+    return result

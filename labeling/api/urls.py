@@ -1,33 +1,13 @@
 from django.urls import path
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework import serializers
-from rest_framework.authtoken.views import ObtainAuthToken
-from rest_framework.parsers import JSONParser
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from labeling.api import exports, views
-from labeling.api.schema import ERROR
+from labeling.api import exports, movies, views
 
 app_name = "api"
 
-
-class TokenApi(ObtainAuthToken):
-    """POST {username, password} → {token}."""
-
-    parser_classes = [JSONParser]
-
-    @extend_schema(
-        responses={
-            200: inline_serializer("Token", {"token": serializers.CharField()}),
-            400: OpenApiResponse(response=ERROR, description="Bad credentials."),
-        }
-    )
-    def post(self, request, *args, **kwargs):
-        return super().post(request, *args, **kwargs)
-
-
 urlpatterns = [
-    path("auth/token/", TokenApi.as_view(), name="auth-token"),
+    path("auth/token/", views.TokenApi.as_view(), name="auth-token"),
+    path("auth/token/rotate/", views.TokenRotateApi.as_view(), name="auth-token-rotate"),
     path("tasks/next/", views.TaskNextApi.as_view(), name="task-next"),
     path(
         "assignments/<int:assignment_id>/submit/",
@@ -69,6 +49,20 @@ urlpatterns = [
         exports.CampaignAnnotationsExportApi.as_view(),
         name="campaign-annotations-export",
     ),
+    # The media pipeline (labeling/api/movies.py).
+    path(
+        "campaigns/<int:campaign_id>/movies/",
+        movies.CampaignMoviesApi.as_view(),
+        name="campaign-movies",
+    ),
+    path("movies/<int:movie_id>/", movies.MovieDetailApi.as_view(), name="movie-detail"),
+    path(
+        "movies/<int:movie_id>/clips/",
+        movies.MovieClipsProposeApi.as_view(),
+        name="movie-clips",
+    ),
+    path("clips/<int:clip_id>/", movies.ClipDetailApi.as_view(), name="clip-detail"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    # The split view serves Swagger UI's start-up script as a file: no inline script (CSP).
+    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api:schema"), name="docs"),
 ]

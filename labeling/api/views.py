@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 from drf_spectacular.utils import (
@@ -11,13 +12,16 @@ from drf_spectacular.utils import (
     extend_schema_serializer,
     inline_serializer,
 )
-from rest_framework import permissions, serializers, status
+from rest_framework import exceptions, permissions, serializers, status, throttling
+from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.exceptions import MethodNotAllowed
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from labeling import agreement, selectors, services
-from labeling.api.schema import errors
+from labeling.api import auth
+from labeling.api.errors import JSONParser
+from labeling.api.schema import ERROR, errors
 from labeling.errors import NotFound
 from labeling.models import Assignment, Campaign, ClipReport
 
@@ -280,3 +284,53 @@ class CampaignAgreementApi(APIView):
             },
             status=status.HTTP_202_ACCEPTED,
         )
+
+
+_TOKEN_OUT = inline_serializer(
+    "Token",
+    {"token": serializers.CharField(), "expires_at": serializers.DateTimeField()},
+)
+_TOO_MANY = OpenApiResponse(
+    response=ERROR,
+    description="Too many attempts, or locked out after failed logins; Retry-After says when "
+    "to try again.",
+)
+
+
+def _token_answer(token) -> Response:
+    return Response({"token": token.key, "expires_at": token.created + settings.API_TOKEN_TTL})
+
+
+class TokenApi(ObtainAuthToken):
+    """POST {username, password} → {token, expires_at}."""
+
+    parser_classes = [JSONParser]
+    throttle_classes = [throttling.ScopedRateThrottle, auth.UsernameRateThrottle]
+    throttle_scope = "auth-token"
+
+    @extend_schema(
+        responses={
+            200: _TOKEN_OUT,
+            400: OpenApiResponse(response=ERROR, description="Bad credentials."),
+            429: _TOO_MANY,
+        }
+    )
+    def post(self, request, *args, **kwargs):
+        data = self.get_serializer(data=request.data)
+        if not data.is_valid():
+            # axes flags the request it refused (too many failures for this user or address).
+            if getattr(request, "axes_locked_out", False):
+                wait = auth.cool_off_seconds(request)
+                raise exceptions.Throttled(wait=wait, detail=auth.lockout_message(wait))
+            raise exceptions.ValidationError(data.errors)
+        return _token_answer(auth.token_issue(data.validated_data["user"]))
+
+
+class TokenRotateApi(APIView):
+    """A new token for the caller; the one used until now stops working."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(request=None, responses={200: _TOKEN_OUT, **errors()})
+    def post(self, request):
+        return _token_answer(auth.token_rotate(request.user))

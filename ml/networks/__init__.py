@@ -1,25 +1,46 @@
 """The benchmark networks of DFEW's Table 3, by name. Each builder takes ``num_classes`` and
-``pretrained`` (a local checkpoint path) and returns a `VideoClassifier`."""
+``pretrained`` (a local checkpoint path) and returns a `VideoClassifier`.
+
+The Table 3 names build the networks the DFEW authors trained (github jiangxingxun/DFEW,
+``makemodel/``, and torchvision's video ResNets): ``c3d`` with batch norm, ``p3d`` (P3D-63),
+``r3d_18``, ``mc3_18``, ``i3d``, ``resnet18_lstm``. ``resnet3d_18`` (Hara et al.) and
+``vgg11_lstm`` are not in their release and follow the papers. Textbook variants that load
+public pretrained weights keep names of their own: ``c3d_sports1m``, ``resnet18_lstm_tv``.
+"""
 
 from ml.networks.base import VideoClassifier
-from ml.networks.c3d import c3d
+from ml.networks.c3d import c3d, c3d_sports1m
 from ml.networks.i3d import i3d
-from ml.networks.resnet3d import p3d_63, p3d_199, r3d_18, resnet3d_18
-from ml.networks.rnn import resnet18_lstm, vgg11_lstm
+from ml.networks.p3d import p3d_63, p3d_199
+from ml.networks.resnet3d import mc3_18, r3d_18, resnet3d_18
+from ml.networks.rnn import resnet18_lstm, resnet18_lstm_tv, vgg11_lstm
 
 MODELS = {
     "c3d": c3d,
+    "c3d_sports1m": c3d_sports1m,
     "p3d": p3d_63,
     "p3d_199": p3d_199,
     "r3d_18": r3d_18,
+    "mc3_18": mc3_18,
     "resnet3d_18": resnet3d_18,
     "i3d": i3d,
     "vgg11_lstm": vgg11_lstm,
     "resnet18_lstm": resnet18_lstm,
+    "resnet18_lstm_tv": resnet18_lstm_tv,
 }
 
-# Input side per model, as the DFEW code uses them: 112 for C3D, 224 for the others.
-INPUT_SIZE = {"c3d": 112}
-DEFAULT_INPUT_SIZE = 224
+# Input side per model in the authors' configs (config/*.yaml ``size_Resize_te``); models
+# they did not train get 112.
+DFEW_INPUT_SIZE = {
+    "r3d_18": 112,
+    "mc3_18": 112,
+    "resnet18_lstm": 112,
+    "c3d": 112,
+    "p3d": 160,
+    "i3d": 224,
+}
 
-__all__ = ["MODELS", "INPUT_SIZE", "DEFAULT_INPUT_SIZE", "VideoClassifier"]
+# Builders whose network depends on the clip length (a classifier over every frame's output).
+TAKES_FRAMES = {"resnet18_lstm"}
+
+__all__ = ["MODELS", "DFEW_INPUT_SIZE", "TAKES_FRAMES", "VideoClassifier"]

@@ -32,6 +32,21 @@ class VideoClassifier(nn.Module):
         self.head = nn.Linear(self.num_features, num_classes)
 
 
+def to_channels_last(model: nn.Module) -> nn.Module:
+    """Channels-last memory for every convolution weight: 5-D (3D convolutions) and 4-D (the
+    2D backbones of the CNN+LSTM models; ``Module.to(memory_format=channels_last_3d)`` refuses
+    those)."""
+
+    def convert(t: torch.Tensor) -> torch.Tensor:
+        if t.dim() == 5:
+            return t.contiguous(memory_format=torch.channels_last_3d)
+        if t.dim() == 4:
+            return t.contiguous(memory_format=torch.channels_last)
+        return t
+
+    return model._apply(convert)
+
+
 def load_pretrained(
     model: nn.Module, path: str | None, rename=None, fresh: tuple[str, ...] = ()
 ) -> nn.Module:

@@ -1,8 +1,14 @@
 """Frame CNN + LSTM baselines: VGG11+LSTM and ResNet18+LSTM from DFEW's Table 3.
 
-Each frame goes through a 2D ImageNet backbone (names as torchvision's ``vgg11`` /
-``resnet18`` so their checkpoints load into ``backbone``), is pooled to a vector, and an LSTM
-reads the sequence; its last hidden state is the clip's feature.
+- ``resnet18_lstm``: as the DFEW authors built it (their ``makemodel/ResLSTM.py``): a 2D ResNet
+  of *Bottleneck* blocks in stages of (2, 2, 2, 2), so 2,048-d per frame; a 3-layer LSTM of
+  width 256; the classifier reads the 16 LSTM outputs concatenated (16 × 256 = 4,096-d, the
+  clip's feature). About 17.4 M parameters with 7 classes. It needs clips of exactly
+  ``frames`` frames.
+- ``vgg11_lstm`` and ``resnet18_lstm_tv``: a torchvision 2D ImageNet backbone (names as
+  torchvision's ``vgg11`` / ``resnet18``, basic blocks, so their checkpoints load into
+  ``backbone``), pooled per frame, then one LSTM layer of 512 whose last hidden state is the
+  clip's feature.
 """
 
 from __future__ import annotations
@@ -34,6 +40,13 @@ class VGG11Features(nn.Module):
         return self.features(x)
 
 
+def _shortcut(cin: int, cout: int, stride: int) -> nn.Module | None:
+    """The 1×1 projection (+ BN) of a residual block whose shape changes, else None."""
+    if stride == 1 and cin == cout:
+        return None
+    return nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+
 class BasicBlock2D(nn.Module):
     def __init__(self, cin, cout, stride=1):
         super().__init__()
@@ -42,11 +55,7 @@ class BasicBlock2D(nn.Module):
         self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(cout)
         self.relu = nn.ReLU(inplace=True)
-        self.downsample = None
-        if stride != 1 or cin != cout:
-            self.downsample = nn.Sequential(
-                nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)
-            )
+        self.downsample = _shortcut(cin, cout, stride)
 
     def forward(self, x):
         identity = x if self.downsample is None else self.downsample(x)
@@ -72,6 +81,70 @@ class ResNet18Features(nn.Module):
     def forward(self, x):
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
+
+class Bottleneck2D(nn.Module):
+    """torchvision's 2D Bottleneck (stride in the first 1×1 conv, as the authors' ResLSTM)."""
+
+    def __init__(self, cin, planes, stride=1):
+        super().__init__()
+        cout = planes * 4
+        self.conv1 = nn.Conv2d(cin, planes, 1, stride, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, cout, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(cout)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = _shortcut(cin, cout, stride)
+
+    def forward(self, x):
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        return self.relu(self.bn3(self.conv3(out)) + identity)
+
+
+class AuthorsResNetLSTM(VideoClassifier):
+    """The DFEW authors' ResNet18+LSTM; names as theirs (``conv1`` … ``layer4``, ``LSTM``,
+    ``output``; ``head`` aliases ``output``)."""
+
+    def __init__(self, num_classes=7, frames=16, hidden=256, lstm_layers=3, dropout=0.0):
+        super().__init__()
+        self.frames = frames
+        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, 2, 0, ceil_mode=True)
+        stages, cin = [], 64
+        for planes, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+            stages.append(
+                nn.Sequential(Bottleneck2D(cin, planes, stride), Bottleneck2D(planes * 4, planes))
+            )
+            cin = planes * 4
+        self.layer1, self.layer2, self.layer3, self.layer4 = stages
+        self.avgpool = nn.AdaptiveAvgPool2d(1)  # theirs: a 4×4 average pool at 112×112
+        self.LSTM = nn.LSTM(2048, hidden, num_layers=lstm_layers, batch_first=True)
+        self.dropout = nn.Dropout(dropout)  # theirs has none
+        self.num_features = frames * hidden
+        self.output = nn.Linear(self.num_features, num_classes)
+
+    @property
+    def head(self):
+        return self.output
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.output = nn.Linear(self.num_features, num_classes)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, t, h, w = x.shape
+        if t != self.frames:
+            raise ValueError(f"resnet18_lstm was built for {self.frames} frames, got {t}")
+        x = x.transpose(1, 2).reshape(b * t, c, h, w)
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        outputs, _ = self.LSTM(self.avgpool(x).flatten(1).view(b, t, -1))
+        return outputs.reshape(b, -1)
 
 
 class CNNLSTM(VideoClassifier):
@@ -109,8 +182,13 @@ def vgg11_lstm(num_classes=7, pretrained=None, **kwargs):
     )
 
 
-def resnet18_lstm(num_classes=7, pretrained=None, **kwargs):
-    """ResNet18 + LSTM; `pretrained`: torchvision's ``resnet18`` ImageNet state dict."""
+def resnet18_lstm(num_classes=7, pretrained=None, frames=16, **kwargs):
+    """ResNet18+LSTM as the DFEW authors built it, for clips of `frames` frames."""
+    return load_pretrained(AuthorsResNetLSTM(num_classes, frames, **kwargs), pretrained)
+
+
+def resnet18_lstm_tv(num_classes=7, pretrained=None, **kwargs):
+    """torchvision's ResNet-18 + one LSTM layer; `pretrained`: its ImageNet state dict."""
     return load_pretrained(
         CNNLSTM(ResNet18Features(), num_classes, **kwargs),
         pretrained,

@@ -12,15 +12,26 @@ from django.core.exceptions import ImproperlyConfigured
 from annotation_site.env import envbool, envint, envlist, envsecret
 
 ROOT = Path(__file__).resolve().parents[2]
+KEY = "settings-test-key-0123456789abcdefghijklmnopqrstuvwxyz"
 PROBE = (
     "import json, django; from django.conf import settings; django.setup(); "
     "db = settings.DATABASES['default']; "
     "print(json.dumps({'engine': db['ENGINE'], 'options': db.get('OPTIONS', {}), "
     "'broker': settings.CELERY_BROKER_URL, 'debug': settings.DEBUG, "
     "'transport': getattr(settings, 'CELERY_BROKER_TRANSPORT', None), "
-    "'media': str(settings.MEDIA_ROOT), 'hosts': settings.ALLOWED_HOSTS}))"
+    "'media': str(settings.MEDIA_ROOT), 'hosts': settings.ALLOWED_HOSTS, "
+    "'cache': settings.CACHES['default']['BACKEND']}))"
 )
-VARS = ("DEBUG", "SECRET_KEY", "DATABASE_URL", "REDIS_URL", "MEDIA_ROOT", "ALLOWED_HOSTS", "CI")
+VARS = (
+    "DEBUG",
+    "SECRET_KEY",
+    "SECRET_KEY_FILE",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "MEDIA_ROOT",
+    "ALLOWED_HOSTS",
+    "CI",
+)
 
 
 def load_settings(tmp_path, **env):
@@ -33,10 +44,22 @@ def load_settings(tmp_path, **env):
 
 class SettingsTests:
     def test_it_refuses_to_start_with_debug_off_on_a_known_development_key(self, tmp_path):
-        for key in ("dfer-studio-insecure-development-key", "django-insecure-abc"):
-            proc = load_settings(tmp_path, SECRET_KEY=key)
-            assert proc.returncode != 0
-            assert "SECRET_KEY is a known development key and DEBUG is off" in proc.stderr
+        proc = load_settings(tmp_path, SECRET_KEY="django-insecure-" + "a1b2c3d4e5" * 5)
+        assert proc.returncode != 0
+        assert "SECRET_KEY is a known development key and DEBUG is off" in proc.stderr
+
+    @pytest.mark.parametrize("key", ["", "   ", "s3cret", "x" * 49])
+    @pytest.mark.parametrize("debug", ["0", "1"])
+    def test_it_refuses_a_secret_key_that_is_empty_blank_or_short(self, tmp_path, key, debug):
+        proc = load_settings(tmp_path, SECRET_KEY=key, DEBUG=debug)
+        assert proc.returncode != 0
+        assert "SECRET_KEY is" in proc.stderr and "at least 50" in proc.stderr
+
+    def test_it_refuses_a_short_key_from_a_docker_secret_naming_the_variable(self, tmp_path):
+        secret = tmp_path / "key"
+        secret.write_text("short\n")
+        proc = load_settings(tmp_path, SECRET_KEY_FILE=str(secret))
+        assert proc.returncode != 0 and "SECRET_KEY is 5 characters" in proc.stderr
 
     def test_with_no_key_set_it_generates_one_once_owner_only_and_reuses_it(self, tmp_path):
         probe = "import django; from django.conf import settings; print(settings.SECRET_KEY)"
@@ -69,10 +92,12 @@ class SettingsTests:
         assert "--model" in proc.stdout
 
     def test_the_embedded_default_is_sqlite_immediate_and_a_filesystem_broker(self, tmp_path):
-        proc = load_settings(tmp_path, SECRET_KEY="s3cret")
+        proc = load_settings(tmp_path, SECRET_KEY=KEY)
         assert proc.returncode == 0, proc.stderr
         loaded = json.loads(proc.stdout)
         assert loaded["engine"] == "django.db.backends.sqlite3"
+        # Throttle counts shared by every process, with no server.
+        assert loaded["cache"] == "django.core.cache.backends.filebased.FileBasedCache"
         assert loaded["options"]["transaction_mode"] == "IMMEDIATE"
         assert loaded["broker"] == "filesystem://"
         assert loaded["transport"] == "annotation_site.broker:Transport"  # atomic writes
@@ -92,6 +117,7 @@ class SettingsTests:
         assert loaded["engine"] == "django.db.backends.postgresql"
         assert loaded["broker"] == "redis://cache:6379/0"
         assert loaded["transport"] is None
+        assert loaded["cache"] == "django.core.cache.backends.redis.RedisCache"
         assert loaded["media"] == "/srv/media"
         assert loaded["hosts"] == ["dfer.example.org", "localhost"]
 
@@ -121,3 +147,24 @@ class EnvReaderTests:
         monkeypatch.setenv("X_SECRET_FILE", str(secret))
         monkeypatch.setenv("X_SECRET", "from-env")
         assert envsecret("X_SECRET") == "from-a-file"
+
+
+class SharedCacheTests:
+    def test_the_embedded_cache_is_shared_between_processes(self, tmp_path):
+        """Throttle counts live in the cache: every web process must see the same counts."""
+        clean = {k: v for k, v in os.environ.items() if k not in VARS}
+        clean.update(
+            VAR_DIR=str(tmp_path), SECRET_KEY=KEY, DJANGO_SETTINGS_MODULE="annotation_site.settings"
+        )
+        outputs = []
+        for code in ("cache.set('hits', 7, 60)", "print(cache.get('hits'))"):
+            proc = subprocess.run(
+                [sys.executable, "-c", f"from django.core.cache import cache; {code}"],
+                cwd=ROOT,
+                env=clean,
+                capture_output=True,
+                text=True,
+            )
+            assert proc.returncode == 0, proc.stderr
+            outputs.append(proc.stdout.strip())
+        assert outputs == ["", "7"]

@@ -15,6 +15,7 @@ from labeling.aggregation import clips_aggregate
 from labeling.imports import annotations_import
 from labeling.models import Clip, Split, SplitClip
 from pipeline import dfew
+from pipeline.compact import open_frames
 from pipeline.emotions import EMOTION_NAMES
 from pipeline.media import write_video
 from pipeline.synthetic import render_clip
@@ -130,7 +131,8 @@ class ExportDfewTests:
     ):
         # given: 35 single-labelled clips and 2 without a single label, 4 of them with media
         import_votes(campaign, per_label=5, split_votes=2)
-        add_media(campaign, Path(settings.MEDIA_ROOT), [1, 2, 3, 36], frames=10)
+        add_media(campaign, Path(settings.MEDIA_ROOT), [1, 2], frames=10)
+        add_media(campaign, Path(settings.MEDIA_ROOT), [3, 36], frames=14)
         out_dir = tmp_path / "release"
         # when
         out, _ = run("export_dfew", campaign.slug, str(out_dir), "--size", "32")
@@ -153,11 +155,14 @@ class ExportDfewTests:
         assert not (out_dir / "data" / "00004").exists()
         picked = dfew.sample_like_authors(out_dir, 1, train=False)
         assert [p.name for p in picked][:5] == [f"00001_{i:05d}.jpg" for i in (1, 2, 3, 4, 6)]
-        # the compact format of the clips with media, with their votes and folds
+        # the compact format of the clips with media: their votes, folds and every frame
         manifest = (out_dir / "compact" / "manifest.csv").read_text().splitlines()
         assert len(manifest) == 1 + 4
-        frames = np.load(out_dir / "compact" / "frames.npy", mmap_mode="r")
-        assert frames.shape == (4, 16, 32, 32, 3)
+        frames, offsets = open_frames(out_dir / "compact")
+        rows = [row.split(",") for row in manifest[1:]]
+        assert {int(r[0]): int(r[-1]) for r in rows} == {1: 10, 2: 10, 3: 14, 36: 14}
+        assert np.diff(offsets).tolist() == [int(r[-1]) for r in rows]
+        assert frames.shape == (48, 32, 32, 3)
 
     def test_exporting_the_same_split_twice_gives_byte_identical_label_files(
         self, campaign, tmp_path

@@ -1,11 +1,18 @@
+import random
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from ml.data import CompactDataset, DFEWDataset, prepare_batch, sample_indices
-from pipeline.compact import ClipRecord, write_compact
+from ml.data import CompactDataset, DFEWDataset, EpochSampler, prepare_batch, sample_indices
+from pipeline.compact import ClipRecord, open_frames, write_compact
 from pipeline.synthetic import generate_dataset
+
+
+def ramp(n: int, base: int) -> np.ndarray:
+    """A clip of n 8×8 frames whose frame t is filled with base + t."""
+    return np.stack([np.full((8, 8, 3), base + t, np.uint8) for t in range(n)])
 
 
 @pytest.fixture
@@ -16,8 +23,28 @@ def compact(tmp_path):
             [(1, (8, 1, 1), 1), (0, (5, 5, 0), 1), (3, (0, 2, 8), 2), (2, (1, 7, 2), 2)]
         )
     ]
-    clips = [np.full((4, 8, 8, 3), i * 10, np.uint8) for i in range(4)]
-    return write_compact(tmp_path / "ds", records, clips, ["a", "b", "c"], 4, (8, 8))
+    # Ragged: 3, 40, 10 and 25 frames; clip i's frames hold 50·i + t.
+    clips = [ramp(n, 50 * i) for i, n in enumerate((3, 40, 10, 25))]
+    return write_compact(tmp_path / "ds", records, clips, ["a", "b", "c"], (8, 8), "test")
+
+
+class CompactFormatTests:
+    def test_it_keeps_every_frame_of_ragged_clips_in_one_array(self, compact):
+        frames, offsets = open_frames(compact)
+        assert isinstance(frames, np.memmap) and frames.dtype == np.uint8
+        assert offsets.tolist() == [0, 3, 43, 53, 78] and frames.shape == (78, 8, 8, 3)
+        assert frames[43:53, 0, 0, 0].tolist() == list(range(100, 110))
+
+    def test_it_refuses_a_clip_of_another_size_and_leaves_no_file(self, tmp_path):
+        record = ClipRecord(1, 1, 1, (10,), 1)
+        with pytest.raises(ValueError, match=r"clip 1: expected T×8×8×3 uint8"):
+            write_compact(tmp_path, [record], [np.zeros((4, 9, 8, 3), np.uint8)], ["a"], (8, 8))
+        assert list(tmp_path.iterdir()) == []
+
+    def test_it_refuses_more_clips_than_records(self, tmp_path):
+        record = ClipRecord(1, 1, 1, (10,), 1)
+        with pytest.raises(ValueError, match="1 manifest rows"):
+            write_compact(tmp_path, [record], [ramp(2, 0), ramp(2, 0)], ["a"], (8, 8))
 
 
 class CompactDatasetTests:
@@ -25,9 +52,24 @@ class CompactDatasetTests:
         ds = CompactDataset(compact, folds=[2])
         assert len(ds) == 2
         clip, label, votes, clip_id = ds[0]
-        assert clip.dtype == torch.uint8 and clip.shape == (4, 8, 8, 3)
-        assert int(clip[0, 0, 0, 0]) == 20
+        assert clip.dtype == torch.uint8 and clip.shape == (16, 8, 8, 3)
+        # 10 frames at test time: the authors' indices, offset by the clip's base 100
+        authors = (0, 1, 2, 3, 5, 6, 7, 8, 0, 1, 2, 3, 5, 6, 7, 9)
+        assert clip[:, 0, 0, 0].tolist() == [100 + i for i in authors]
         assert (int(label), votes.tolist(), int(clip_id)) == (2, [0.0, 2.0, 8.0], 12)
+
+    def test_training_draws_sorted_frames_afresh_each_epoch_reproducibly(self, compact):
+        ds = CompactDataset(compact, [1, 2], single_only=False, train=True, seed=5)
+        long = 1  # clip 11: 40 frames, values 50..89
+        draws = [ds[(epoch, long)][0][:, 0, 0, 0].tolist() for epoch in range(4)]
+        for draw in draws:
+            assert draw == sorted(set(draw)) and len(draw) == 16  # distinct, in order
+            assert 50 <= draw[0] and draw[-1] <= 89
+        assert len({tuple(d) for d in draws}) == 4  # a new draw every epoch
+        again = CompactDataset(compact, [1, 2], single_only=False, train=True, seed=5)
+        assert again[(2, long)][0][:, 0, 0, 0].tolist() == draws[2]  # same seed and epoch
+        other = CompactDataset(compact, [1, 2], single_only=False, train=True, seed=6)
+        assert other[(2, long)][0][:, 0, 0, 0].tolist() != draws[2]
 
     def test_it_skips_clips_without_a_single_label_unless_asked(self, compact):
         assert int(CompactDataset(compact, [1])[0][1]) == 0
@@ -36,19 +78,52 @@ class CompactDatasetTests:
         assert len(everything) == 2 and int(everything[1][1]) == -1
 
     def test_it_refuses_a_folder_of_another_format(self, tmp_path):
-        (tmp_path / "meta.json").write_text('{"format": "other"}')
-        with pytest.raises(ValueError, match="not a dfer-compact v1 dataset"):
+        (tmp_path / "meta.json").write_text('{"format": "dfer-compact", "version": 1}')
+        with pytest.raises(ValueError, match="not a dfer-compact v2 dataset.*export it again"):
             CompactDataset(tmp_path, [1])
 
-    def test_the_synthetic_generator_writes_five_stratified_folds(self, tmp_path):
+    def test_the_synthetic_generator_writes_five_stratified_folds_of_ragged_clips(self, tmp_path):
         root = generate_dataset(
-            tmp_path / "syn", clips_per_class=10, size=32, frames=4, progress=False
+            tmp_path / "syn", clips_per_class=10, size=32, frames=4, max_frames=9, progress=False
         )
         ds = CompactDataset(root, [1, 2, 3, 4, 5], single_only=False)
         assert len(ds) == 70
         assert ds.votes.sum(1).eq(10).all()  # ten annotators per clip
         folds = [CompactDataset(root, [k], single_only=False) for k in range(1, 6)]
         assert sum(len(f) for f in folds) == 70 and all(len(f) >= 8 for f in folds)
+        lengths = np.diff(open_frames(root)[1])
+        assert lengths.min() >= 4 and lengths.max() <= 9 and len(set(lengths)) > 1
+
+
+class SampleIndicesTests:
+    def test_it_takes_the_authors_test_indices(self):
+        assert sample_indices(10).tolist() == [0, 1, 2, 3, 5, 6, 7, 8, 0, 1, 2, 3, 5, 6, 7, 9]
+        assert sample_indices(31, 16).tolist() == list(range(0, 31, 2))
+        # 3 frames -> 0 1 2 0 1 2, then linspace(0, 5, 5) -> positions 0 1 2 3 5.
+        assert sample_indices(3, 5).tolist() == [0, 1, 2, 0, 2]
+
+    def test_it_draws_the_authors_sorted_random_positions_in_training(self):
+        # 10 frames: the list 0..9 0..9, 16 of its 20 positions drawn and sorted.
+        positions = sorted(random.Random(7).sample(range(20), 16))
+        drawn = sample_indices(10, train=True, rng=random.Random(7)).tolist()
+        assert drawn == [p % 10 for p in positions]
+        long = sample_indices(100, train=True, rng=random.Random(7)).tolist()
+        assert long == sorted(random.Random(7).sample(range(100), 16))
+
+
+class EpochSamplerTests:
+    def test_it_shards_a_permutation_that_depends_only_on_seed_and_epoch(self):
+        a, b = EpochSampler(10, seed=1, rank=0, world=2), EpochSampler(10, seed=1, rank=1, world=2)
+        a.set_epoch(3)
+        b.set_epoch(3)
+        keys = list(a) + list(b)
+        assert {epoch for epoch, _ in keys} == {3}
+        assert sorted(i for _, i in keys) == list(range(10)) and len(a) == 5
+        fresh = EpochSampler(10, seed=1, rank=0, world=2)
+        fresh.set_epoch(3)
+        assert list(fresh) == list(a)
+        fresh.set_epoch(4)
+        assert list(fresh) != list(a)
 
 
 class DFEWDatasetTests:
@@ -68,25 +143,30 @@ class DFEWDatasetTests:
         # positions 0 1 2 3 5 6 7 8 10 11 12 13 15 16 17 19 -> frames 1 2 3 4 1 2 3 4 ... 5.
         assert reds == [1, 2, 3, 4, 1, 2, 3, 4, 1, 2, 3, 4, 1, 2, 3, 5]
 
-    def test_sample_indices_spread_over_long_clips(self):
-        assert sample_indices(31, 16).tolist() == list(range(0, 31, 2))
-        # 3 frames -> 0 1 2 0 1 2, then linspace(0, 5, 5) -> positions 0 1 2 3 5.
-        assert sample_indices(3, 5).tolist() == [0, 1, 2, 0, 2]
-
 
 class PrepareBatchTests:
-    def test_it_normalises_crops_and_resizes(self):
+    def test_the_authors_transform_is_a_plain_resize_to_0_1_without_normalisation(self):
+        clips = torch.zeros((1, 2, 16, 16, 3), dtype=torch.uint8)
+        clips[..., 0, 0] = 255  # a white pixel in the corner, red channel
+        clips[0, :, :, :, 1] = 51
+        x = prepare_batch(clips, size=8, train=True)
+        assert x.shape == (1, 3, 2, 8, 8) and x.dtype == torch.float32
+        assert x[0, 1].allclose(torch.full((2, 8, 8), 0.2))  # 51/255: no mean/std applied
+        # no crop: the whole 16×16 frame resized, so the bright corner stays in the corner
+        assert x[0, 0, 0, 0, 0] > 0 and x[0, 0, 0, 4:, 4:].eq(0).all()
+        again = prepare_batch(clips, size=8, train=True)
+        assert torch.equal(x, again)  # no random augmentation
+
+    def test_normalisation_uses_imagenet_statistics_when_asked(self):
         clips = torch.full((2, 4, 16, 16, 3), 255, dtype=torch.uint8)
-        x = prepare_batch(clips, size=8, train=False)
-        assert x.shape == (2, 3, 4, 8, 8) and x.dtype == torch.float32
-        # white normalised by ImageNet statistics: (1 − 0.485) / 0.229 on the red channel
+        x = prepare_batch(clips, size=8, train=False, normalize=True, crop_fraction=0.875)
         assert x[0, 0, 0, 0, 0].item() == pytest.approx((1 - 0.485) / 0.229, rel=1e-5)
 
-    def test_training_crops_differ_per_clip_but_eval_is_deterministic(self):
+    def test_the_modern_recipe_crops_differ_per_clip_but_eval_is_deterministic(self):
         clips = torch.randint(0, 255, (8, 2, 16, 16, 3), dtype=torch.uint8)
         clips[:] = clips[0]
         g = torch.Generator().manual_seed(0)
-        train = prepare_batch(clips, size=14, train=True, generator=g)
+        train = prepare_batch(clips, 14, train=True, generator=g, augment=True, crop_fraction=0.875)
         assert any(not torch.equal(train[0], train[i]) for i in range(1, 8))
-        evaluation = prepare_batch(clips, size=14, train=False)
+        evaluation = prepare_batch(clips, size=14, train=False, crop_fraction=0.875)
         assert all(torch.equal(evaluation[0], evaluation[i]) for i in range(1, 8))

@@ -4,6 +4,7 @@ from django.core.management import CommandError, call_command
 from PIL import Image
 
 from ml.data import CompactDataset
+from pipeline.compact import open_frames
 from pipeline.media import write_video
 from pipeline.synthetic import render_clip
 
@@ -27,7 +28,6 @@ class ImportClipFoldersCommandTests:
             "import_clip_folders",
             src=str(src),
             out=str(tmp_path / "out"),
-            frames=8,
             size=24,
             folds=2,
         )
@@ -35,9 +35,15 @@ class ImportClipFoldersCommandTests:
         ds = CompactDataset(tmp_path / "out", [1, 2])
         assert len(ds) == 7
         assert sorted(ds.labels.tolist()) == [0, 0, 0, 1, 1, 1, 3]  # happy, sad, angry
-        clip, label, votes, _ = ds[int((ds.labels == 3).nonzero()[0])]
-        assert clip.shape == (8, 24, 24, 3) and votes.sum() == 1
+        angry = int((ds.labels == 3).nonzero()[0])
+        clip, label, votes, _ = ds[angry]
+        assert clip.shape == (16, 24, 24, 3) and votes.sum() == 1
         assert int(clip[-1, 12, 12, 0]) > int(clip[0, 12, 12, 0])  # frames run in order
+        # every one of the 20 frames is kept, in name order
+        frames, offsets = open_frames(tmp_path / "out")
+        row = int(ds.rows[angry])
+        reds = frames[offsets[row] : offsets[row + 1], 12, 12, 0].astype(int)
+        assert len(reds) == 20 and (np.diff(reds) > 0).all()
 
     def test_it_says_when_the_folder_is_missing(self, tmp_path):
         with pytest.raises(CommandError, match="no such folder"):

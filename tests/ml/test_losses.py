@@ -66,6 +66,37 @@ class EcStflTests:
         assert spread(features.detach()) < 0.5 * before
 
 
+class EcStflReleaseTests:
+    def test_it_equals_the_hand_computed_value_of_the_2024_release(self):
+        # The same three features, L1 distances: d(a,b) = 1, d(a,c) = 4, d(b,c) = 3.
+        # Per sample: mean same-label distance (itself included) × inverse other-label
+        # distances summed over (other count + 1), each divided by the batch size 3:
+        #   a: (0 + 1)/2 · (1/4)/2 = 1/16;  b: (1 + 0)/2 · (1/3)/2 = 1/12;  c: 0/1 · … = 0
+        # averaged: (1/16 + 1/12 + 0) / 3 / 3.
+        features = torch.tensor([[0.0], [1.0], [4.0]])
+        labels = torch.tensor([0, 0, 1])
+        expected = (1 / 16 + 1 / 12) / 9
+        assert ec_stfl(features, labels, "release").item() == pytest.approx(expected, rel=1e-5)
+        assert ec_stfl(features, labels).item() != pytest.approx(expected, rel=1e-2)
+
+    def test_it_matches_a_loop_over_the_release_formula(self):
+        torch.manual_seed(2)
+        features, labels = torch.randn(7, 4), torch.tensor([0, 1, 0, 2, 1, 1, 0])
+        total = 0.0
+        for i in range(7):
+            same = [j for j in range(7) if labels[j] == labels[i]]
+            other = [j for j in range(7) if labels[j] != labels[i]]
+            d = [(features[i] - features[j]).abs().sum().item() for j in range(7)]
+            attractive = sum(d[j] for j in same) / (len(same) + 1e-6)
+            repulsive = sum(1 / (d[j] + 1e-6) for j in other) / (len(other) + 1 + 1e-6)
+            total += attractive * repulsive / 7
+        assert ECSTFLLoss("release")(features, labels).item() == pytest.approx(total / 7, rel=1e-4)
+
+    def test_an_unknown_variant_is_refused(self):
+        with pytest.raises(ValueError, match="unknown EC-STFL variant 'paper'"):
+            ec_stfl(torch.randn(2, 3), torch.tensor([0, 1]), "paper")
+
+
 class CenterLossTests:
     def test_it_is_half_the_mean_squared_distance_to_the_class_centre(self):
         loss = CenterLoss(num_classes=2, num_features=2)

@@ -1,8 +1,27 @@
+import subprocess
+from fractions import Fraction
+
 import numpy as np
 import pytest
+from PIL import Image
 
-from pipeline.media import MediaError, ffmpeg_binary, probe, read_frames, write_image, write_video
+from pipeline.media import (
+    ClipSpec,
+    MediaError,
+    cut_clip,
+    extract_clip,
+    ffmpeg_binary,
+    frame_rate,
+    frame_span,
+    output_size,
+    probe,
+    probe_movie,
+    read_frames,
+    write_image,
+    write_video,
+)
 from pipeline.synthetic import render_clip
+from pipeline.synthetic_movies import frame_numbers, numbered_frames
 
 
 class MediaTests:
@@ -36,3 +55,207 @@ class MediaTests:
     def test_it_writes_a_jpeg_poster(self, tmp_path):
         path = write_image(np.full((16, 16, 3), 200, np.uint8), tmp_path / "p" / "poster.jpg")
         assert path.read_bytes()[:2] == b"\xff\xd8"
+
+
+# --- movies that do not play ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def numbered_source(tmp_path_factory):
+    """3 s at 25 fps whose frame k shows the number k; a keyframe every 10 frames, so cuts
+    start between keyframes."""
+    path = tmp_path_factory.mktemp("source") / "numbered.mp4"
+    return write_video(numbered_frames(75, 64, 48), path, fps=25, gop=10)
+
+
+class ProbeMovieTests:
+    def test_it_records_duration_fps_size_and_codec(self, numbered_source):
+        info = probe_movie(numbered_source)
+        assert (info.codec, info.width, info.height, info.fps) == ("h264", 64, 48, 25.0)
+        assert info.duration_s == pytest.approx(3.0, abs=0.05)
+
+    def test_a_text_file_renamed_mp4_is_not_a_video(self, tmp_path):
+        path = tmp_path / "notes.mp4"
+        path.write_text("these are my notes\n" * 20)
+        with pytest.raises(MediaError, match=r"notes.mp4 is not a video file"):
+            probe_movie(path)
+
+    def test_an_empty_file_says_so(self, tmp_path):
+        (tmp_path / "empty.mp4").write_bytes(b"")
+        with pytest.raises(MediaError, match=r"empty.mp4 is empty \(0 bytes\)"):
+            probe_movie(tmp_path / "empty.mp4")
+
+    @pytest.mark.parametrize("keep", [0.1, 0.6])
+    def test_a_truncated_file_does_not_play(self, numbered_source, tmp_path, keep):
+        data = numbered_source.read_bytes()
+        path = tmp_path / "cut.mp4"
+        path.write_bytes(data[: int(len(data) * keep)])
+        with pytest.raises(MediaError, match=r"cut.mp4 (is incomplete|does not play)"):
+            probe_movie(path)
+
+    def test_audio_only_has_no_video_stream(self, tmp_path):
+        path = tmp_path / "song.mp4"
+        subprocess.run(
+            [ffmpeg_binary(), "-v", "error", "-f", "lavfi", "-i", "sine=d=1", "-c:a", "aac", path],
+            check=True,
+        )
+        with pytest.raises(MediaError, match="song.mp4 has sound but no video stream"):
+            probe_movie(path)
+
+    def test_a_video_with_zero_frames_is_refused(self, numbered_source, tmp_path):
+        path = tmp_path / "none.mp4"
+        subprocess.run(
+            [ffmpeg_binary(), "-v", "error", "-i", numbered_source, "-frames:v", "0", path],
+            check=False,
+        )
+        with pytest.raises(MediaError, match="none.mp4 holds no streams"):
+            probe_movie(path)
+
+
+# --- frame-exact clips ----------------------------------------------------------------------
+
+
+class FrameSpanTests:
+    @pytest.mark.parametrize(
+        ("start", "end", "fps", "span"),
+        [
+            (0.0, 1.0, Fraction(25), (0, 25)),
+            (0.04, 0.4, Fraction(25), (1, 9)),  # 0.04 is frame 1 exactly: included
+            (0.12, 0.2, Fraction(25), (3, 2)),  # 0.12 × 25 is 3.0000000000000004 in floats
+            (0.5, 0.52, Fraction(25), (13, 0)),  # between two frames: none
+            (1.0, 2.0, Fraction(30000, 1001), (30, 30)),
+        ],
+    )
+    def test_it_holds_the_frames_from_start_up_to_before_end(self, start, end, fps, span):
+        assert frame_span(start, end, fps) == span
+
+    def test_a_millisecond_rounded_frame_time_means_that_frame(self):
+        rate = Fraction(30000, 1001)
+        # Frame 100 is at 3.336670 s; 3.337 (rounded up) and 3.336 (down) both start there.
+        assert frame_span(3.337, 3.671, rate) == (100, 10)
+        assert frame_span(3.336, 3.670, rate) == (100, 10)
+        assert frame_span(3.3375, 3.671, rate)[0] == 101  # a quarter frame later: the next
+
+    def test_ntsc_rates_are_read_as_the_exact_fraction(self):
+        assert frame_rate(29.97) == Fraction(30000, 1001)
+        assert frame_rate(23.98) == Fraction(24000, 1001)
+        assert frame_rate(25.0) == 25
+
+    def test_output_size_keeps_the_aspect_within_the_height_bound_and_even(self):
+        assert output_size(1920, 1080, 720) == (1280, 720)
+        assert output_size(64, 48, 720) == (64, 48)
+        assert output_size(641, 361, 720) == (640, 360)
+
+
+def extract_into(source, folder, spec, faces=False, name="clip"):
+    """``extract_clip`` of ``source`` into ``folder``: <name>.mp4, poster.jpg, faces/."""
+    return extract_clip(
+        source,
+        probe(source),
+        spec,
+        video_path=folder / f"{name}.mp4",
+        poster_path=folder / "poster.jpg",
+        faces_dir=folder / "faces" if faces else None,
+    )
+
+
+class ExtractClipTests:
+    @pytest.mark.parametrize(
+        ("start", "end"),
+        [(0.0, 1.0), (0.03, 0.5), (0.04, 0.4), (0.123, 1.777), (1.01, 2.0), (0.5, 0.55),
+         (2.9, 3.0), (1.98, 2.62)],
+    )  # fmt: skip
+    def test_the_clip_holds_exactly_the_source_frames_in_its_span(
+        self, numbered_source, tmp_path, start, end
+    ):
+        media = extract_into(numbered_source, tmp_path, ClipSpec(start, end))
+        first, count = frame_span(start, end, Fraction(25))
+        expected = list(range(first, first + count))
+        assert frame_numbers(read_frames(tmp_path / "clip.mp4")) == expected
+        assert (media.first_frame, media.n_frames) == (first, count)
+        assert Image.open(tmp_path / "poster.jpg").size == (64, 48)
+
+    def test_it_normalises_to_h264_yuv420p_faststart_within_the_height_bound(
+        self, numbered_source, tmp_path
+    ):
+        media = extract_into(
+            numbered_source, tmp_path, ClipSpec(0.0, 1.0, max_height=24), name="small"
+        )
+        out = probe(tmp_path / "small.mp4")
+        assert (out.codec, out.width, out.height, out.fps) == ("h264", 32, 24, 25.0)
+        assert (media.width, media.height) == (32, 24)
+        data = (tmp_path / "small.mp4").read_bytes()
+        assert data.index(b"moov") < data.index(b"mdat")  # +faststart: the index comes first
+        assert (
+            "yuv420p"
+            in subprocess.run(
+                [ffmpeg_binary(), "-hide_banner", "-i", tmp_path / "small.mp4"],
+                capture_output=True,
+                text=True,
+            ).stderr
+        )
+
+    def test_a_campaign_rate_resamples_the_clip(self, numbered_source, tmp_path):
+        extract_into(numbered_source, tmp_path, ClipSpec(0.0, 2.0, fps=12.5), name="slow")
+        assert probe(tmp_path / "slow.mp4").fps == 12.5
+        assert len(read_frames(tmp_path / "slow.mp4")) == 25
+
+    def test_a_rerun_overwrites_and_leaves_no_temporary_file(self, numbered_source, tmp_path):
+        for _ in range(2):
+            extract_into(numbered_source, tmp_path / "c", ClipSpec(0.2, 0.6), faces=True)
+        assert sorted(p.name for p in (tmp_path / "c").iterdir()) == [
+            "clip.mp4",
+            "faces",
+            "poster.jpg",
+        ]
+        assert len(list((tmp_path / "c" / "faces").iterdir())) == 10
+
+    def test_a_span_with_no_frame_is_refused(self, numbered_source, tmp_path):
+        with pytest.raises(MediaError, match="holds no frame"):
+            cut_clip(
+                numbered_source, tmp_path / "x.mp4", probe(numbered_source), ClipSpec(0.5, 0.52)
+            )
+        assert not list(tmp_path.iterdir())
+
+    def test_a_source_that_fails_mid_cut_raises_with_ffmpegs_words(self, numbered_source, tmp_path):
+        info = probe(numbered_source)
+        with pytest.raises(MediaError) as caught:
+            cut_clip(tmp_path / "gone.mp4", tmp_path / "x.mp4", info, ClipSpec(0.0, 1.0))
+        assert "No such file" in str(caught.value)
+        assert not list(tmp_path.glob("*.mp4")) and not list(tmp_path.glob(".*"))
+
+    def test_a_failed_extraction_leaves_no_file_behind(self, numbered_source, tmp_path):
+        info = probe(numbered_source)
+        broken = tmp_path / "broken.mp4"
+        broken.write_bytes(numbered_source.read_bytes()[:3000])
+        with pytest.raises(MediaError):
+            extract_clip(  # the good file's description: ffmpeg fails mid-way
+                broken,
+                info,
+                ClipSpec(0.0, 2.0),
+                video_path=tmp_path / "out" / "clip.mp4",
+                poster_path=tmp_path / "out" / "poster.jpg",
+                faces_dir=tmp_path / "out" / "faces",
+            )
+        assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+class NtscRateTests:
+    @pytest.mark.parametrize("rate", ["30000/1001", "24000/1001"])
+    def test_cuts_are_frame_exact_at_ntsc_rates_with_b_frames(self, tmp_path, rate):
+        source = tmp_path / "ntsc.mp4"
+        subprocess.run(
+            [ffmpeg_binary(), "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
+             "-s", "64x48", "-framerate", rate, "-i", "pipe:", "-c:v", "libx264", "-g", "12",
+             "-bf", "3", "-pix_fmt", "yuv420p", source],
+            input=numbered_frames(120, 64, 48).tobytes(),
+            check=True,
+        )  # fmt: skip
+        exact = Fraction(rate)
+        assert frame_rate(probe_movie(source).fps) == exact
+        for start, end in [(0.1, 0.9), (1.001, 1.502), (2.37, 3.3)]:
+            extract_into(source, tmp_path, ClipSpec(start, end))
+            first, count = frame_span(start, end, exact)
+            assert frame_numbers(read_frames(tmp_path / "clip.mp4")) == list(
+                range(first, first + count)
+            )

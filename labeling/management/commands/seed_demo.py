@@ -1,34 +1,37 @@
-"""python manage.py seed_demo [--clips N] [--annotators N] [--password P] [--screening]"""
+"""python manage.py seed_demo [--clips N] [--annotators N] [--password P] [--screening]
+[--extract-now]"""
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import numpy as np
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
-from tqdm import tqdm
 
-from labeling import services
-from labeling.models import Campaign, Clip, Movie, Role
+from labeling import movies, services
+from labeling.models import Campaign, Role
 from pipeline.emotions import EMOTION_NAMES
-from pipeline.media import write_image, write_video
-from pipeline.synthetic import render_clip
+from pipeline.media import write_video
+from pipeline.synthetic_movies import drawn_face_movie
 
 DEMO_SLUG = "demo"
 FPS = 12
+SEGMENT_S = 3  # each emotion of a synthetic movie lasts this long
 
 
 class Command(BaseCommand):
     help = (
-        "Creates a demo campaign of generated drawn-face clips, annotator accounts "
-        "annotator01…, a reviewer and an admin, and prints the logins. Does nothing on a "
-        "database that already has the demo."
+        "Creates a demo campaign, annotator accounts annotator01…, a reviewer and an admin, "
+        "and prints the logins. Its clips come through the real media pipeline: synthetic "
+        "movies of a drawn face whose expression changes every few seconds are imported, "
+        "probed, marked one segment per emotion, and extracted by the worker (or here with "
+        "--extract-now). Does nothing on a database that already has the demo."
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--clips", type=int, default=21, help="clips to generate (default 21)")
+        parser.add_argument("--clips", type=int, default=21, help="clips to make (default 21)")
         parser.add_argument(
             "--annotators", type=int, default=12, help="annotator accounts (default 12)"
         )
@@ -38,11 +41,16 @@ class Command(BaseCommand):
         parser.add_argument(
             "--screening",
             action="store_true",
-            help="leave the clips waiting for the reviewer instead of open for labelling",
+            help="send the clips to the reviewer instead of opening them for labelling",
+        )
+        parser.add_argument(
+            "--extract-now",
+            action="store_true",
+            help="extract the clips in this process instead of queueing them for the worker",
         )
         parser.add_argument("--seed", type=int, default=2020, help="random seed of the faces")
 
-    def handle(self, *args, clips, annotators, password, screening, seed, **options):
+    def handle(self, *args, clips, annotators, password, screening, extract_now, seed, **options):
         if clips < 1 or annotators < 1:
             raise CommandError("--clips and --annotators must be at least 1")
         names = [f"annotator{i:02d}" for i in range(1, annotators + 1)]
@@ -51,23 +59,12 @@ class Command(BaseCommand):
             self._print_logins(names, password=None)
             return
 
-        rng = np.random.default_rng(seed)
-        media_root = Path(settings.MEDIA_ROOT)
-        rendered = []
-        for number in tqdm(range(1, clips + 1), desc="rendering demo clips", unit="clip"):
-            emotion = EMOTION_NAMES[(number - 1) % len(EMOTION_NAMES)]
-            frames = render_clip(emotion, n_frames=int(rng.integers(18, 42)), size=160, rng=rng)
-            video = f"clips/{DEMO_SLUG}/{number:05d}.mp4"
-            poster = f"posters/{DEMO_SLUG}/{number:05d}.jpg"
-            write_video(frames, media_root / video, fps=FPS)
-            write_image(frames[len(frames) // 2], media_root / poster)
-            rendered.append((number, video, poster, len(frames) / FPS))
-
         with transaction.atomic():
             campaign = services.campaign_create(
                 name="Demo: drawn faces",
                 slug=DEMO_SLUG,
-                description="Generated clips of drawn faces, one of the seven emotions each.",
+                description="Synthetic movies of drawn faces, one clip per emotion segment.",
+                screen_clips=screening,
             )
             admin = services.user_create(username="admin", password=password, is_staff=True)
             reviewer = services.user_create(
@@ -85,37 +82,51 @@ class Command(BaseCommand):
                 for name in names
             ]
             campaign.annotators.add(*users)
-            movies = {}
-            per_movie = campaign.clips_per_movie
-            clip_rows = []
-            for number, video, poster, duration in rendered:
-                index = (number - 1) // per_movie + 1
-                if index not in movies:
-                    movies[index] = Movie.objects.create(
-                        campaign=campaign,
-                        title=f"Synthetic movie {index}",
-                        status=Movie.Status.READY,
-                    )
-                clip_rows.append(
-                    Clip(
-                        campaign=campaign,
-                        movie=movies[index],
-                        number=number,
-                        start_s=0.0,
-                        end_s=round(duration, 3),
-                        video=video,
-                        poster=poster,
-                        status=Clip.Status.SCREENING if screening else Clip.Status.ANNOTATING,
-                    )
-                )
-            Clip.objects.bulk_create(clip_rows)
+
+        proposed = self._movies_and_segments(campaign, clips, np.random.default_rng(seed))
+        if extract_now:
+            for clip in proposed:
+                movies.clip_extract(clip.pk)
+            where = "extracted"
+        else:
+            where = "queued for the worker's extraction"
         self.stdout.write(
             self.style.SUCCESS(
-                f"Seeded campaign {campaign.name!r}: {clips} clips, {len(users)} annotators, "
-                f"a reviewer ({reviewer.username}) and an admin ({admin.username})."
+                f"Seeded campaign {campaign.name!r}: {len(proposed)} clips {where}, "
+                f"{len(users)} annotators, a reviewer ({reviewer.username}) and an admin "
+                f"({admin.username})."
             )
         )
         self._print_logins(names, password=password)
+
+    def _movies_and_segments(self, campaign, clips: int, rng: np.random.Generator) -> list:
+        """Imports synthetic movies (one segment per emotion) and proposes one clip per
+        segment, through the same services as the upload, the probe and the API."""
+        per_movie = len(EMOTION_NAMES)
+        proposed = []
+        with tempfile.TemporaryDirectory() as folder:
+            for index, first in enumerate(range(0, clips, per_movie), start=1):
+                count = min(per_movie, clips - first)
+                emotions = [EMOTION_NAMES[(first + i) % per_movie] for i in range(count)]
+                frames = drawn_face_movie(emotions, SEGMENT_S, FPS, 160, rng)
+                path = write_video(frames, Path(folder) / f"synthetic-movie-{index}.mp4", FPS)
+                movie = movies.movie_register_path(campaign=campaign, path=path)
+                movie = movies.movie_probe(movie.pk)
+                if movie.error:
+                    raise CommandError(f"{path.name}: {movie.error}")
+                segments = []
+                for s, emotion in enumerate(emotions):
+                    start = s * SEGMENT_S * FPS + int(rng.integers(1, 6))
+                    length = int(rng.integers(18, SEGMENT_S * FPS - 6))
+                    segments.append(
+                        movies.Segment(
+                            round(start / FPS, 3), round((start + length) / FPS, 3), emotion
+                        )
+                    )
+                proposed += movies.clip_propose(
+                    user=None, movie_id=movie.pk, segments=segments
+                ).clips
+        return proposed
 
     def _print_logins(self, names: list[str], password: str | None) -> None:
         shown = password if password is not None else "(the password given when seeding)"

@@ -1,10 +1,11 @@
-"""python manage.py import_clip_folders --src <dir> --out <compact dir> [--frames 16] [--size 112]
+"""python manage.py import_clip_folders --src <dir> --out <compact dir> [--size 112]
 
 Converts a dataset laid out as one folder per class (AFEW's layout: ``Angry/``, ``Happy/`` …,
 each holding videos, or folders of frame images) into the compact training format, so that
 ``train_benchmark --init-from <checkpoint>`` can fine-tune on it (DFEW's Table 5 transfer).
 Class folders are matched to the seven DFEW emotions by name, case-insensitively; clips get
-stratified folds and a one-vote distribution (their single label).
+stratified folds and a one-vote distribution (their single label). Every frame of each clip
+is kept (training draws its frames afresh each epoch, as the DFEW authors' loader does).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from django.core.management.base import BaseCommand, CommandError
 from PIL import Image
 from tqdm import tqdm
 
-from ml.data import sample_indices
 from pipeline.compact import ClipRecord, write_compact
 from pipeline.emotions import EMOTION_NAMES
 from pipeline.folds import assign_folds
@@ -26,19 +26,19 @@ VIDEO_SUFFIXES = {".avi", ".mp4", ".mkv", ".mov", ".webm"}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 
 
-def load_clip(path: Path, frames: int, size: int) -> np.ndarray:
-    """`frames` evenly spaced frames of a video file or a folder of images, size×size uint8."""
+def load_clip(path: Path, size: int) -> np.ndarray:
+    """Every frame of a video file or a folder of images (in name order), size×size uint8."""
     if path.is_dir():
         images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not images:
             raise MediaError(f"{path}: no frame images")
-        chosen = [Image.open(images[i]).convert("RGB") for i in sample_indices(len(images), frames)]
+        frames = [Image.open(image).convert("RGB") for image in images]
     else:
         video = read_frames(path)
         if len(video) == 0:
             raise MediaError(f"{path}: no frames decoded")
-        chosen = [Image.fromarray(video[i]) for i in sample_indices(len(video), frames)]
-    return np.stack([np.asarray(im.resize((size, size), Image.BILINEAR)) for im in chosen])
+        frames = [Image.fromarray(frame) for frame in video]
+    return np.stack([np.asarray(im.resize((size, size), Image.BILINEAR)) for im in frames])
 
 
 class Command(BaseCommand):
@@ -47,12 +47,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--src", required=True)
         parser.add_argument("--out", required=True)
-        parser.add_argument("--frames", type=int, default=16)
         parser.add_argument("--size", type=int, default=112)
         parser.add_argument("--folds", type=int, default=5)
         parser.add_argument("--seed", type=int, default=0)
 
-    def handle(self, *args, src, out, frames, size, folds, seed, **options):
+    def handle(self, *args, src, out, size, folds, seed, **options):
         src = Path(src)
         if not src.is_dir():
             raise CommandError(f"--src {src}: no such folder")
@@ -72,7 +71,7 @@ class Command(BaseCommand):
         clips, kept = [], []
         for path, label in tqdm(items, desc="decoding clips", unit="clip"):
             try:
-                clips.append(load_clip(path, frames, size))
+                clips.append(load_clip(path, size))
                 kept.append(label)
             except MediaError as exc:
                 self.stderr.write(f"skipping {path}: {exc}")
@@ -82,5 +81,5 @@ class Command(BaseCommand):
             votes = [0] * len(EMOTION_NAMES)
             votes[label] = 1
             records.append(ClipRecord(i + 1, 0, label + 1, tuple(votes), int(fold)))
-        write_compact(out, records, clips, EMOTION_NAMES, frames, (size, size))
+        write_compact(out, records, clips, EMOTION_NAMES, (size, size), f"import:{src.resolve()}")
         self.stdout.write(self.style.SUCCESS(f"wrote {len(records)} clips to {out}"))
