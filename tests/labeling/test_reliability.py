@@ -177,13 +177,16 @@ def free_port() -> int:
 
 @pytest.mark.django_db(transaction=True)
 class GunicornWorkerKillTests:
-    CLIPS = 4
+    CLIPS = 8
     KILLS = 5
+    # A kill after every this many confirmed labels: tied to progress, not to the clock, so a
+    # fast machine cannot finish the labelling before the kills (80 labels, kills at 8…40).
+    LABELS_PER_KILL = 8
 
     def test_killing_workers_during_concurrent_labelling_loses_and_doubles_nothing(
         self, campaign, annotators, tmp_path
     ):
-        # given: ten annotators with tokens, six clips, and gunicorn with three workers
+        # given: ten annotators with tokens, eight clips, and gunicorn with three workers
         from rest_framework.authtoken.models import Token
 
         make_clips(campaign, self.CLIPS)
@@ -210,10 +213,12 @@ class GunicornWorkerKillTests:
             threads = [threading.Thread(target=annotate, args=(i,)) for i in range(len(tokens))]
             for thread in threads:
                 thread.start()
-            # when: a random worker is SIGKILLed every second, five times, during the labelling
+            # when: a random worker is SIGKILLed after every eighth confirmed label, five times
             killed = 0
             while killed < self.KILLS and any(t.is_alive() for t in threads):
-                time.sleep(1.0)
+                time.sleep(0.01)
+                if sum(map(len, confirmed)) < (killed + 1) * self.LABELS_PER_KILL:
+                    continue
                 workers = psutil.Process(server.pid).children()
                 if workers:
                     os.kill(random.choice(workers).pid, signal.SIGKILL)
