@@ -102,6 +102,9 @@ class AssignmentAdmin(_ReadOnly):
 
     list_display = ("clip", "annotator", "slot", "status", "leased_at", "expires_at")
     list_filter = ("status",)
+    # Newest first by primary key (an index): DFEW has 163,720 of them.
+    ordering = ("-pk",)
+    show_full_result_count = False
     list_select_related = ("clip", "annotator")
     raw_id_fields = ("clip", "annotator")
 
@@ -112,6 +115,8 @@ class AnnotationAdmin(_ReadOnly):
     staff invalidate them through the service (the action below)."""
 
     list_display = ("clip", "annotator", "label", "slot", "created_at", "invalidated_at")
+    ordering = ("-pk",)
+    show_full_result_count = False
     list_filter = ("label__name", ("invalidated_at", admin.EmptyFieldListFilter))
     list_select_related = ("clip", "annotator", "label")
     search_fields = ("annotator__username",)

@@ -507,6 +507,14 @@ class Annotation(models.Model):
             ),
             models.CheckConstraint(condition=Q(slot__gte=1), name="annotation_slot_gte_1"),
         ]
+        indexes = [
+            # The few invalidated labels, found without reading the valid ones.
+            models.Index(
+                fields=["clip"],
+                condition=Q(invalidated_at__isnull=False),
+                name="annotation_invalidated",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.annotator} → {self.label.name} on {self.clip}"
@@ -667,6 +675,7 @@ class AnnotatorTally(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
     )
     submitted = models.PositiveIntegerField(default=0)
+    last_submitted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.core.cache import cache
-from django.db.models import Count, OuterRef, Subquery
+from django.db.models import Count, OuterRef, Subquery, Sum
 from django.db.models.fields.json import KT
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -14,7 +14,7 @@ from labeling import sql
 from labeling.models import (
     AgreementReport,
     Annotation,
-    Assignment,
+    AnnotatorTally,
     Campaign,
     Clip,
     JobStatus,
@@ -47,15 +47,37 @@ def _count(queryset, group: str):
 
 
 def campaign_overview_list(*, active_within: timedelta = timedelta(hours=24)) -> list[dict]:
-    """Per campaign: clips by status, labels collected and needed, annotators active lately."""
+    """Per campaign: clips by status, labels collected and needed, annotators who labelled
+    lately."""
     since = timezone.now() - active_within
     # One subquery per figure, never a join of annotations × members (16 M rows per campaign
     # at DFEW's size): each is an index range of one campaign.
     members = Campaign.annotators.through.objects.filter(campaign=OuterRef("pk"))
     campaigns = list(
         Campaign.objects.annotate(
-            labels_collected=_count(
-                Annotation.objects.valid().filter(clip__campaign=OuterRef("pk")), "clip__campaign"
+            # Valid labels = every label submitted (the members' tallies, kept with each
+            # label) less the invalidated ones (a partial index): no count of 163,720 rows.
+            labels_submitted=Coalesce(
+                Subquery(
+                    AnnotatorTally.objects.filter(campaign=OuterRef("pk"))
+                    .order_by()
+                    .values("campaign")
+                    .annotate(n=Sum("submitted"))
+                    .values("n")
+                ),
+                0,
+            ),
+            labels_invalidated=_count(
+                Annotation.objects.filter(
+                    invalidated_at__isnull=False, clip__campaign=OuterRef("pk")
+                ),
+                "clip__campaign",
+            ),
+            annotators_active=_count(
+                AnnotatorTally.objects.filter(
+                    campaign=OuterRef("pk"), last_submitted_at__gte=since
+                ),
+                "campaign",
             ),
             annotators_enrolled=_count(members, "campaign"),
             # The latest finished report's kappa: one row per campaign, however long the
@@ -77,13 +99,6 @@ def campaign_overview_list(*, active_within: timedelta = timedelta(hours=24)) ->
     by_status: dict[int, dict[str, int]] = {}
     for row in Clip.objects.values("campaign_id", "status").annotate(n=Count("pk")).order_by():
         by_status.setdefault(row["campaign_id"], {})[row["status"]] = row["n"]
-    active = dict(
-        Assignment.objects.filter(leased_at__gte=since)
-        .values("clip__campaign_id")
-        .annotate(n=Count("annotator", distinct=True))
-        .order_by()
-        .values_list("clip__campaign_id", "n")
-    )
     rows = []
     for campaign in campaigns:
         statuses = by_status.get(campaign.pk, {})
@@ -95,10 +110,10 @@ def campaign_overview_list(*, active_within: timedelta = timedelta(hours=24)) ->
                     (label, statuses.get(value, 0)) for value, label in Clip.Status.choices
                 ],
                 "clips_total": sum(statuses.values()),
-                "labels_collected": campaign.labels_collected,
+                "labels_collected": campaign.labels_submitted - campaign.labels_invalidated,
                 "labels_needed": in_pool * campaign.annotations_per_clip,
                 "annotators_enrolled": campaign.annotators_enrolled,
-                "annotators_active": active.get(campaign.pk, 0),
+                "annotators_active": campaign.annotators_active,
                 "clips_with_free_slot": free.get(campaign.pk, 0),
                 "kappa": campaign.kappa,
             }

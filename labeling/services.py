@@ -288,7 +288,7 @@ def annotation_submit(*, user, assignment_id: int, label_name: str) -> SubmitRes
             slot=assignment.slot,
             created_at=now,
         )
-        sql.tally_add(clip.campaign_id, user.pk)
+        sql.tally_add(clip.campaign_id, user.pk, now)
         if clip.status == Clip.Status.ANNOTATING and _is_full(clip.pk, clip.target):
             # Counted under the clip lock, so exactly one submit sees the n-th label.
             _complete(clip.pk, now)

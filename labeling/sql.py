@@ -196,9 +196,10 @@ def campaign_counts_rebuild(campaign_id: int) -> None:
         )
         cursor.execute(f"DELETE FROM {TALLY} WHERE campaign_id = %(campaign)s", params)
         cursor.execute(
-            f"INSERT INTO {TALLY} (campaign_id, annotator_id, submitted) "
-            f"SELECT c.campaign_id, n.annotator_id, count(*) FROM {ANNOTATION} n "
-            f"JOIN {CLIP} c ON c.id = n.clip_id WHERE c.campaign_id = %(campaign)s "
+            f"INSERT INTO {TALLY} (campaign_id, annotator_id, submitted, last_submitted_at) "
+            "SELECT c.campaign_id, n.annotator_id, count(*), max(n.created_at) "
+            f"FROM {ANNOTATION} n JOIN {CLIP} c ON c.id = n.clip_id "
+            "WHERE c.campaign_id = %(campaign)s "
             "GROUP BY c.campaign_id, n.annotator_id",
             params,
         )
@@ -262,12 +263,14 @@ def labels_and_submitted(campaign_id: int, user_id: int) -> tuple[list[Label], i
     return labels, (labels[0].submitted if labels else 0)
 
 
-def tally_add(campaign_id: int, user_id: int) -> None:
-    """One more submitted label for the annotator in the campaign (an upsert)."""
+def tally_add(campaign_id: int, user_id: int, now: datetime) -> None:
+    """One more submitted label for the annotator in the campaign, submitted `now` (an
+    upsert)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {TALLY} (campaign_id, annotator_id, submitted) "
-            "VALUES (%(campaign)s, %(user)s, 1) ON CONFLICT (campaign_id, annotator_id) "
-            f"DO UPDATE SET submitted = {TALLY}.submitted + 1",
-            {"campaign": campaign_id, "user": user_id},
+            f"INSERT INTO {TALLY} (campaign_id, annotator_id, submitted, last_submitted_at) "
+            "VALUES (%(campaign)s, %(user)s, 1, %(now)s) "
+            "ON CONFLICT (campaign_id, annotator_id) "
+            f"DO UPDATE SET submitted = {TALLY}.submitted + 1, last_submitted_at = %(now)s",
+            {"campaign": campaign_id, "user": user_id, "now": _when(now)},
         )

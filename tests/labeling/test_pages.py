@@ -5,8 +5,8 @@ import pytest
 from django.apps import apps
 from django.contrib import admin
 
-from labeling import selectors, services
-from labeling.models import Clip, Screening
+from labeling import aggregation, selectors, services
+from labeling.models import Annotation, Clip, Screening
 from tests.conftest import PASSWORD, make_clips
 
 
@@ -115,6 +115,12 @@ class CampaignOverviewPageTests:
         assert row["clips_with_free_slot"] == 2  # 3 of clip 1's 10 slots are taken
         html = logged_in(client, admin_user).get("/staff/overview/").content.decode()
         assert "3 of 20 labels collected" in html
+        # an invalidated label no longer counts; its annotator still labelled today
+        aggregation.annotations_invalidate(
+            staff=admin_user, annotation_ids=[Annotation.objects.get(annotator=bob).pk]
+        )
+        (row,) = selectors.campaign_overview_list()
+        assert (row["labels_collected"], row["annotators_active"]) == (2, 3)
 
 
 @pytest.mark.django_db
