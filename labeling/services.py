@@ -170,7 +170,10 @@ def assignment_next(*, user, campaign_id: int | None = None, skip: Sequence[int]
                 campaigns = sql.member_campaign_ids(user.pk)
             clip = _candidate(user.pk, campaigns, tried)
             if clip is None and not swept:
-                # Lapsed leases still hold their slots until swept: free them and look again.
+                # Lapsed leases still hold their slots until swept: free them and look again
+                # (in campaigns the annotator belongs to: a stranger's call sweeps nothing).
+                if campaign_id is not None:
+                    _check_campaign_open_to(user, campaign_id)
                 swept = True
                 for campaign in campaigns:
                     assignment_expire_stale(now=now, campaign_id=campaign)

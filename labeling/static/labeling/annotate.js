@@ -217,6 +217,10 @@
     held = { assignment, label: name, timer: setTimeout(sendHeld, UNDO_MS) };
     say(format(strings.held, { label: strings.labels[name] || name }), "ok");
     showProgress();
+    // Until the next clip is on screen no key labels anything (the next one may still be
+    // on its way; a second key must not label the same clip again).
+    current = null;
+    clearInterval(timer);
     advance().catch((e) => empty(e.message, "warn"));
   }
 
