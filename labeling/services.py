@@ -151,6 +151,7 @@ def assignment_next(*, user, campaign_id: int | None = None, skip: Sequence[int]
     tried: list[int] = []
     swept = False
     for _attempt in range(_NEXT_ATTEMPTS):
+        assignment = sweep = None
         with transaction.atomic():
             # The annotator's own row first: one annotator's parallel `next` calls queue here,
             # so the open-lease count below cannot be read by two of them at once.
@@ -170,53 +171,71 @@ def assignment_next(*, user, campaign_id: int | None = None, skip: Sequence[int]
                 campaigns = sql.member_campaign_ids(user.pk)
             clip = _candidate(user.pk, campaigns, tried)
             if clip is None and not swept:
-                # Lapsed leases still hold their slots until swept: free them and look again
-                # (in campaigns the annotator belongs to: a stranger's call sweeps nothing).
+                # Lapsed leases still hold their slots until swept: free them (after this
+                # transaction, holding no clip) and look again; only in campaigns the
+                # annotator belongs to (a stranger's call sweeps nothing).
                 if campaign_id is not None:
                     _check_campaign_open_to(user, campaign_id)
-                swept = True
-                for campaign in campaigns:
-                    assignment_expire_stale(now=now, campaign_id=campaign)
-                clip = _candidate(user.pk, campaigns, tried)
-            if clip is None:
+                sweep = swept = True
+            elif clip is None:
                 break
-            # Under the lock: the clip's rows that hold a slot, the lapsed ones freed.
-            live = sql.live_assignments(clip.pk)
-            stale = {
-                pk for pk, _, _, status, expires in live if status == "leased" and expires <= now
-            }
-            if stale:
-                _reclaim_expired(clip.pk, now)
-            holders = {slot: annotator for pk, slot, annotator, _, _ in live if pk not in stale}
-            if len(holders) >= clip.target or user.pk in holders.values():
-                tried.append(clip.pk)
-                continue
-            slot = min(set(range(1, clip.target + 1)) - set(holders))
-            assignment = Assignment.objects.create(
-                clip=clip,
-                annotator=user,
-                slot=slot,
-                leased_at=now,
-                expires_at=now + timedelta(minutes=clip.lease_minutes),
-            )
-            sql.clip_slots_recount(clip.pk)
+            else:
+                assignment = _lease_slot(user, clip, now, tried)
+        if assignment is not None:
             return assignment
+        if sweep:
+            for campaign in campaigns:
+                assignment_expire_stale(now=now, campaign_id=campaign)
     if campaign_id is not None:
         _check_campaign_open_to(user, campaign_id)
     return None
 
 
+def _lease_slot(user, clip: Clip, now: datetime, tried: list[int]) -> Assignment | None:
+    """Leases the lowest free slot of the locked clip; None (the clip noted in `tried`) when
+    its slots turn out all held, or the annotator already holds one."""
+    # Under the lock: the clip's rows that hold a slot, the lapsed ones freed.
+    live = sql.live_assignments(clip.pk)
+    stale = {pk for pk, _, _, status, expires in live if status == "leased" and expires <= now}
+    if stale:
+        _reclaim_expired(clip.pk, now)
+    holders = {slot: annotator for pk, slot, annotator, _, _ in live if pk not in stale}
+    if len(holders) >= clip.target or user.pk in holders.values():
+        tried.append(clip.pk)
+        return None
+    slot = min(set(range(1, clip.target + 1)) - set(holders))
+    assignment = Assignment.objects.create(
+        clip=clip,
+        annotator=user,
+        slot=slot,
+        leased_at=now,
+        expires_at=now + timedelta(minutes=clip.lease_minutes),
+    )
+    sql.clip_slots_recount(clip.pk)
+    return assignment
+
+
 def _candidate(user_id: int, campaigns: list[int], tried: list[int]):
     """The first campaign's candidate clip, locked. A clip locked for an instant by another
     annotator's submit is skipped, but "nothing left" must not mean "nothing unlocked right
-    now", so when every candidate is locked it waits for one."""
-    for skip_locked in (True, False):
-        for campaign in campaigns:
-            clip = sql.candidate_clip(user_id, campaign, tried, skip_locked=skip_locked)
-            if clip is not None:
+    now", so when every candidate is locked it waits for one: the candidate is chosen without
+    a lock and only that clip is then waited for, so no transaction ever holds one clip while
+    it waits for another (a scan that locks as it goes keeps the rows it passed over locked,
+    and two such scans deadlock)."""
+    for campaign in campaigns:
+        clip = sql.candidate_clip(user_id, campaign, tried, lock="skip")
+        if clip is not None:
+            return clip
+    if not connection.features.has_select_for_update_skip_locked:
+        return None  # SQLite: the IMMEDIATE transaction already holds the database
+    for campaign in campaigns:
+        for _ in range(_NEXT_ATTEMPTS):
+            clip = sql.candidate_clip(user_id, campaign, tried, lock="none")
+            if clip is None:
+                break
+            if sql.clip_lock_if_open(clip.pk):
                 return clip
-        if not connection.features.has_select_for_update_skip_locked:
-            return None
+            tried.append(clip.pk)  # completed, withdrawn or reported while we waited
     return None
 
 

@@ -98,16 +98,18 @@ def open_lease_ids(user_id: int, campaign_id: int | None, now: datetime) -> list
         return [row[0] for row in cursor.fetchall()]
 
 
-def candidate_clip(user_id: int, campaign_id: int, tried: list[int], skip_locked: bool = True):
+def candidate_clip(user_id: int, campaign_id: int, tried: list[int], lock: str = "skip"):
     """Locks and returns the open clip of the campaign nearest completion with a free slot
     that the annotator has neither labelled nor leased, with `.target` (annotations per clip),
     `.lease_minutes` and `.min_view_seconds`; or None.
 
     It walks the index `clip_lease_order` (campaign, status, slots held desc, number) and
     stops at the first clip the annotator has not touched, so its cost does not grow with the
-    number of open clips. With `skip_locked`, racing annotators spread over clips instead of
-    queueing on one, but a clip locked for a moment by someone else's submit looks absent;
-    without it the query waits for that lock. The caller re-checks the slots under the lock.
+    number of open clips. With `lock="skip"` it locks the clip it returns and passes over
+    locked ones (racing annotators spread over clips instead of queueing on one, but a clip
+    locked for a moment by someone else's submit looks absent); with `lock="none"` it locks
+    nothing (the caller then waits for that one clip with `clip_lock`). The caller re-checks
+    the slots under the lock.
     """
     held, held_params = _in("held", HELD_OR_DONE_STATUSES)
     tried_sql, tried_params = _in("tried", tried)
@@ -123,7 +125,7 @@ def candidate_clip(user_id: int, campaign_id: int, tried: list[int], skip_locked
           AND NOT EXISTS (SELECT 1 FROM {ASSIGNMENT} a WHERE a.clip_id = c.id
                           AND a.annotator_id = %(user)s AND a.status IN ({held}))
         ORDER BY c.slots_held DESC, c.number
-        LIMIT 1 {_for_update(of="c", skip_locked=skip_locked)}
+        LIMIT 1 {_for_update(of="c", skip_locked=True) if lock == "skip" else ""}
     """
     params = {
         "campaign": campaign_id,
@@ -133,6 +135,18 @@ def candidate_clip(user_id: int, campaign_id: int, tried: list[int], skip_locked
         **tried_params,
     }
     return _first(Clip.objects.raw(sql, params))
+
+
+def clip_lock_if_open(clip_id: int) -> bool:
+    """Waits for and takes the clip's row lock until the transaction ends; False (and no lock)
+    when, once the lock is free, the clip is no longer being annotated."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id FROM {CLIP} WHERE id = %(clip)s AND status = %(annotating)s "
+            f"{_for_update()}",
+            {"clip": clip_id, "annotating": Clip.Status.ANNOTATING},
+        )
+        return cursor.fetchone() is not None
 
 
 def member_campaign_ids(user_id: int) -> list[int]:
