@@ -108,7 +108,7 @@ def candidate_clip(user_id: int, campaign_id: int, tried: list[int], lock: str =
     number of open clips. With `lock="skip"` it locks the clip it returns and passes over
     locked ones (racing annotators spread over clips instead of queueing on one, but a clip
     locked for a moment by someone else's submit looks absent); with `lock="none"` it locks
-    nothing (the caller then waits for that one clip with `clip_lock`). The caller re-checks
+    nothing (the caller then waits for that one clip, `clip_lock_if_open`). The caller checks
     the slots under the lock.
     """
     held, held_params = _in("held", HELD_OR_DONE_STATUSES)
