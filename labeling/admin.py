@@ -53,7 +53,15 @@ class ClipAdmin(admin.ModelAdmin):
     list_filter = ("campaign", "status", "media_status", "few_faces")
     search_fields = ("number", "movie__title")
     list_select_related = ("campaign", "movie")
-    readonly_fields = ("media_error", "media_attempts", "media_claimed_at")
+    # A clip's lifecycle moves through the services (screening, labelling, extraction): an
+    # edited status would skip screening or complete a clip without its labels.
+    readonly_fields = (
+        "status",
+        "status_reason",
+        "media_error",
+        "media_attempts",
+        "media_claimed_at",
+    )
     actions = ["retry_extraction"]
 
     @admin.action(description="Retry the extraction of the selected failed clips")

@@ -124,6 +124,21 @@ class CampaignOverviewPageTests:
 
 
 @pytest.mark.django_db
+class ClipAdminTests:
+    def test_the_admin_cannot_move_a_clip_through_its_lifecycle(self, client, campaign, admin_user):
+        (clip,) = make_clips(campaign, 1, status=Clip.Status.SCREENING)
+        client = logged_in(client, admin_user)
+        page = client.get(f"/admin/labeling/clip/{clip.pk}/change/").content.decode()
+        assert 'name="status"' not in page
+        client.post(
+            f"/admin/labeling/clip/{clip.pk}/change/",
+            {"status": Clip.Status.COMPLETE, "number": clip.number},
+        )
+        clip.refresh_from_db()
+        assert clip.status == Clip.Status.SCREENING
+
+
+@pytest.mark.django_db
 class ForbiddenPageTests:
     def test_a_refused_page_says_why_and_offers_a_way_back(self, client, alice):
         r = logged_in(client, alice).get("/staff/overview/")
