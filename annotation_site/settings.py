@@ -301,6 +301,12 @@ CELERY_BEAT_SCHEDULE = {
 # --- Annotation ---------------------------------------------------------------------------
 # How many clips one annotator may hold at once: the one on screen and the prefetched next.
 LABELING_MAX_OPEN_LEASES = envint("LABELING_MAX_OPEN_LEASES", 2)
+# The rewards ledger's currency (ISO 4217); amounts are per campaign (labeling/rewards.py).
+REWARD_CURRENCY = envstr("REWARD_CURRENCY", "CNY").upper()
+if len(REWARD_CURRENCY) != 3 or not REWARD_CURRENCY.isalpha():
+    raise ImproperlyConfigured(
+        f"REWARD_CURRENCY must be a 3-letter currency code, not {REWARD_CURRENCY!r}."
+    )
 
 LOGGING = {
     "version": 1,

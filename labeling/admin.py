@@ -184,3 +184,32 @@ class LabelExportAdmin(_ReadOnly):
 class AnnotatorTallyAdmin(_ReadOnly):
     list_display = ("campaign", "annotator", "submitted")
     list_filter = ("campaign",)
+
+
+@admin.register(models.RewardEntry)
+class RewardEntryAdmin(_ReadOnly):
+    """The ledger is written by labeling/rewards.py only: never edited, never deleted."""
+
+    list_display = ("pk", "campaign", "person", "kind", "clip", "amount", "reverses", "payout")
+    list_filter = ("campaign", "kind")
+    search_fields = ("person__username",)
+    list_select_related = ("campaign", "person", "clip")
+    raw_id_fields = ("clip", "annotation", "reverses", "payout", "person")
+    ordering = ("-pk",)
+    show_full_result_count = False
+
+
+@admin.register(models.Payout)
+class PayoutAdmin(_ReadOnly):
+    """Payouts are made on the campaign's rewards page or with ``manage.py payout``."""
+
+    list_display = ("pk", "campaign", "total", "currency", "people", "entries", "created_at")
+    list_filter = ("campaign",)
+
+
+@admin.register(models.RewardHold)
+class RewardHoldAdmin(_ReadOnly):
+    """Holds are set and released on the campaign's rewards page."""
+
+    list_display = ("campaign", "person", "reason", "created_at", "released_at")
+    list_filter = ("campaign",)

@@ -19,7 +19,7 @@ from django.contrib.auth.models import Group
 from django.db import connection, transaction
 from django.utils import timezone
 
-from labeling import sql
+from labeling import rewards, sql
 from labeling.errors import ApplicationError, Conflict, Forbidden, NotFound, TooManyOpen
 from labeling.models import (
     LIVE_ASSIGNMENT_STATUSES,
@@ -311,6 +311,7 @@ def annotation_submit(*, user, assignment_id: int, label_name: str) -> SubmitRes
             created_at=now,
         )
         sql.tally_add(clip.campaign_id, user.pk, now)
+        sql.reward_earn_label(clip.campaign_id, user.pk, clip.pk, annotation.pk, now)
         if clip.status == Clip.Status.ANNOTATING and _is_full(clip.pk, clip.target):
             # Counted under the clip lock, so exactly one submit sees the n-th label.
             _complete(clip.pk, now)
@@ -515,4 +516,5 @@ def clip_screen(
             )
             sql.clip_slots_recount(clip.pk)
         clip.save(update_fields=["status", "status_reason", "updated_at"])
+        rewards.clips_sync([clip.pk])
     return screening

@@ -27,6 +27,8 @@ from labeling.models import (
     Campaign,
     Clip,
     Label,
+    RewardEntry,
+    RewardKind,
 )
 
 CLIP = Clip._meta.db_table
@@ -36,6 +38,7 @@ ANNOTATION = Annotation._meta.db_table
 LABEL = Label._meta.db_table
 MEMBERS = Campaign.annotators.through._meta.db_table
 TALLY = AnnotatorTally._meta.db_table
+REWARD = RewardEntry._meta.db_table
 USER = get_user_model()._meta.db_table
 
 
@@ -287,4 +290,28 @@ def tally_add(campaign_id: int, user_id: int, now: datetime) -> None:
             "ON CONFLICT (campaign_id, annotator_id) "
             f"DO UPDATE SET submitted = {TALLY}.submitted + 1, last_submitted_at = %(now)s",
             {"campaign": campaign_id, "user": user_id, "now": _when(now)},
+        )
+
+
+def reward_earn_label(campaign_id: int, user_id: int, clip_id: int, annotation_id: int,
+                      now: datetime) -> None:  # fmt: skip
+    """The label's reward at the campaign's rate in force now, in the submit's transaction (one
+    statement; nothing when the rate is 0). The rate is copied by the database: on SQLite a
+    decimal column reads back as a float, so it is rounded to hundredths there, never in
+    Python. The constraint ``reward_one_live_earning`` refuses a second one."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {REWARD} (campaign_id, person_id, kind, clip_id, annotation_id, "
+            "amount_cents, reason, created_at) "
+            "SELECT k.id, %(user)s, %(kind)s, %(clip)s, %(annotation)s, "
+            "CAST(ROUND(k.reward_annotation * 100) AS BIGINT), '', %(now)s "
+            f"FROM {CAMPAIGN} k WHERE k.id = %(campaign)s AND k.reward_annotation > 0",
+            {
+                "user": user_id,
+                "kind": RewardKind.ANNOTATION.value,
+                "clip": clip_id,
+                "annotation": annotation_id,
+                "now": _when(now),
+                "campaign": campaign_id,
+            },
         )

@@ -39,6 +39,22 @@ urlpatterns = [
         views.campaign_export_create,
         name="campaign-export-create",
     ),
+    path(
+        "staff/campaigns/<int:campaign_id>/rewards/",
+        views.campaign_rewards,
+        name="campaign-rewards",
+    ),
+    path(
+        "staff/campaigns/<int:campaign_id>/rewards/payouts/",
+        views.campaign_payout_create,
+        name="campaign-payout-create",
+    ),
+    path(
+        "staff/campaigns/<int:campaign_id>/rewards/holds/",
+        views.campaign_reward_hold,
+        name="campaign-reward-hold",
+    ),
+    path("staff/payouts/<int:payout_id>.csv", views.payout_download, name="payout-download"),
     path("staff/exports/<int:export_id>/download/", views.export_download, name="export-download"),
     path(
         "staff/campaigns/<int:campaign_id>/annotators/invalidate/",

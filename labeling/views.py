@@ -5,18 +5,19 @@ Views get ready data from selectors and change data only through services.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from annotation_site.guards import page_guard, staff_required
-from labeling import aggregation, agreement, movies, release, selectors, services
+from labeling import aggregation, agreement, movies, release, rewards, selectors, services
 from labeling.errors import ApplicationError
 from labeling.models import (
     AgreementReport,
@@ -24,6 +25,7 @@ from labeling.models import (
     ClipReport,
     JobStatus,
     LabelExport,
+    Payout,
     Role,
 )
 from pipeline.aggregation import BUCKETS
@@ -84,11 +86,13 @@ def annotate(request):
         "error": _("Something went wrong; your last label was not saved."),
         "reported": _("Thanks, the clip goes back to a reviewer."),
         "report_failed": _("The report could not be sent; try again."),
+        "earned": _("Earned today %(today)s %(currency)s · pending %(pending)s"),
     }
     return render(
         request,
         "labeling/annotate.html",
         {
+            "earned": strings["earned"] % rewards.earnings_of(request.user).as_json(),
             "strings": strings,
             "campaign_id": request.GET.get("campaign", ""),
             "problem_kinds": ClipReport.Kind.choices,
@@ -342,3 +346,95 @@ def extract(request):
     }
     # The template shows the campaigns' names and hands the same list to the script.
     return render(request, "labeling/extract.html", {"campaigns": campaigns, "strings": strings})
+
+
+@staff_required
+@require_GET
+def campaign_rewards(request, campaign_id: int):
+    """The rewards ledger of a campaign: unpaid totals per person, holds, payouts with their
+    CSV, and the rare-class yield of each extractor."""
+    campaign = get_object_or_404(Campaign, pk=campaign_id)
+    people = rewards.totals_by_person(campaign.pk)
+    latest = selectors.agreement_report_latest(campaign=campaign)
+    flagged = sorted(
+        a["annotator"]
+        for a in ((latest.result or {}).get("annotators", []) if latest else [])
+        if a.get("flagged")
+    )
+    held = {p.username for p in people if p.on_hold}
+    return render(
+        request,
+        "labeling/rewards.html",
+        {
+            "campaign": campaign,
+            "currency": rewards.currency(),
+            "people": people,
+            "payable": sum((p.pending for p in people if p.pending > 0), start=Decimal(0)),
+            "payouts": list(
+                Payout.objects.filter(campaign=campaign).select_related("created_by")[:50]
+            ),
+            "yields": rewards.extractor_yield(campaign.pk),
+            "flagged": [name for name in flagged if name not in held],
+            "rare_labels": list(
+                campaign.labels.filter(is_rare=True).values_list("display_name", flat=True)
+            ),
+        },
+    )
+
+
+@staff_required
+@require_POST
+def campaign_payout_create(request, campaign_id: int):
+    campaign = get_object_or_404(Campaign, pk=campaign_id)
+    try:
+        payout = rewards.payout_create(staff=request.user, campaign_id=campaign.pk)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(
+            request,
+            _("Payout %(id)d: %(total)s %(currency)s to %(people)d people; download its CSV below.")
+            % {
+                "id": payout.pk,
+                "total": payout.total,
+                "currency": payout.currency,
+                "people": payout.people,
+            },
+        )
+    return redirect("campaign-rewards", campaign_id=campaign.pk)
+
+
+@staff_required
+@require_GET
+def payout_download(request, payout_id: int):
+    payout = get_object_or_404(Payout, pk=payout_id)
+    response = HttpResponse(rewards.payout_csv(payout), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="payout-{payout.pk}.csv"'
+    return response
+
+
+@staff_required
+@require_POST
+def campaign_reward_hold(request, campaign_id: int):
+    """Holds a person's rewards pending review (``action=hold`` with a reason) or releases the
+    hold (``action=release``)."""
+    campaign = get_object_or_404(Campaign, pk=campaign_id)
+    username = request.POST.get("person", "")
+    try:
+        if request.POST.get("action") == "release":
+            rewards.reward_hold_release(
+                staff=request.user, campaign_id=campaign.pk, username=username
+            )
+            messages.success(request, _("%(user)s's rewards are no longer held.") % {
+                "user": username})  # fmt: skip
+        else:
+            rewards.reward_hold(
+                staff=request.user,
+                campaign_id=campaign.pk,
+                username=username,
+                reason=request.POST.get("reason", ""),
+            )
+            messages.success(request, _("%(user)s's rewards are held.") % {"user": username})
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    return redirect("campaign-rewards", campaign_id=campaign.pk)

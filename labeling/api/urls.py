@@ -8,6 +8,7 @@ app_name = "api"
 urlpatterns = [
     path("auth/token/", views.TokenApi.as_view(), name="auth-token"),
     path("auth/token/rotate/", views.TokenRotateApi.as_view(), name="auth-token-rotate"),
+    path("me/", views.MeApi.as_view(), name="me"),
     path("tasks/next/", views.TaskNextApi.as_view(), name="task-next"),
     path(
         "assignments/<int:assignment_id>/submit/",

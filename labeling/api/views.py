@@ -18,12 +18,12 @@ from rest_framework.exceptions import MethodNotAllowed
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from labeling import agreement, selectors, services
+from labeling import agreement, rewards, selectors, services
 from labeling.api import auth
 from labeling.api.errors import JSONParser
 from labeling.api.schema import ERROR, errors
 from labeling.errors import NotFound
-from labeling.models import Assignment, Campaign, ClipReport
+from labeling.models import Annotation, Assignment, Campaign, ClipReport
 
 
 class TaskNextApi(APIView):
@@ -334,3 +334,44 @@ class TokenRotateApi(APIView):
     @extend_schema(request=None, responses={200: _TOKEN_OUT, **errors()})
     def post(self, request):
         return _token_answer(auth.token_rotate(request.user))
+
+
+class MeApi(APIView):
+    """Who you are, how many of your labels stand, and what you have earned (amounts are
+    decimal strings in the ledger's currency; only ever your own)."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema_serializer(component_name="Me")
+    class OutputSerializer(serializers.Serializer):
+        username = serializers.CharField()
+        annotations = serializers.IntegerField(
+            help_text="Your labels that stand (not invalidated)."
+        )
+        earnings = inline_serializer(
+            "Earnings",
+            {
+                "currency": serializers.CharField(help_text="ISO 4217 code, e.g. CNY."),
+                **{
+                    name: serializers.CharField(help_text=text)
+                    for name, text in (
+                        ("today", "Earned today (local day), net of reversals."),
+                        ("total", "Earned in all, net of reversals: pending + paid + held."),
+                        ("pending", "Not paid yet."),
+                        ("paid", "Paid out."),
+                        ("held", "Not paid yet and held by staff pending review."),
+                    )
+                },
+            },
+        )
+
+    @extend_schema(responses={200: OutputSerializer, **errors()})
+    def get(self, request):
+        user = request.user
+        return Response(
+            {
+                "username": user.get_username(),
+                "annotations": Annotation.objects.valid().filter(annotator=user).count(),
+                "earnings": rewards.earnings_of(user).as_json(),
+            }
+        )

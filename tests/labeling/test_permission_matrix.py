@@ -25,6 +25,7 @@ from labeling.models import (
     JobStatus,
     LabelExport,
     Movie,
+    Payout,
     Role,
 )
 from tests.conftest import PASSWORD, make_clips, make_user
@@ -48,6 +49,10 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("campaign-export-create", "POST"): (302, 403, 403, 403, 302),
     ("export-download", "GET"): (302, 403, 403, 403, 200),
     ("annotator-invalidate", "POST"): (302, 403, 403, 403, 302),
+    ("campaign-rewards", "GET"): (302, 403, 403, 403, 200),
+    ("campaign-payout-create", "POST"): (302, 403, 403, 403, 302),
+    ("campaign-reward-hold", "POST"): (302, 403, 403, 403, 302),
+    ("payout-download", "GET"): (302, 403, 403, 403, 200),
     ("benchmark-list", "GET"): (302, 403, 403, 403, 200),
     ("login", "GET"): (200, 200, 200, 200, 200),
     ("logout", "POST"): (302, 302, 302, 302, 302),
@@ -57,6 +62,7 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     # API                                    anon annot review extract staff
     ("api:auth-token", "POST"): (400, 400, 400, 400, 400),
     ("api:auth-token-rotate", "POST"): (401, 200, 200, 200, 200),
+    ("api:me", "GET"): (401, 200, 200, 200, 200),
     ("api:task-next", "POST"): (401, 200, 403, 403, 204),
     ("api:assignment-submit", "POST"): (401, 201, 403, 403, 404),
     ("api:assignment-shown", "POST"): (401, 200, 403, 403, 404),
@@ -131,11 +137,15 @@ def world(campaign, alice):
     export = LabelExport.objects.create(
         campaign=campaign, status=JobStatus.DONE, file="exports/x.zip"
     )
+    payout = Payout.objects.create(
+        campaign=campaign, currency="CNY", total_cents=20, people=1, entries=1
+    )
     kwargs = {
         "campaign_id": campaign.pk,
         "report_id": report.pk,
         "clip_id": clip.pk,
         "export_id": export.pk,
+        "payout_id": payout.pk,
         "assignment_id": assignment.pk,
         "movie_id": clip.movie_id,
         "path": leased.video.name,

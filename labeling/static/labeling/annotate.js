@@ -22,6 +22,7 @@
   const progressEl = document.getElementById("progress");
   const countdownEl = document.getElementById("countdown");
   const clipNumberEl = document.getElementById("clip-number");
+  const earningsEl = document.getElementById("earnings");
   const campaign = root.dataset.campaign;
 
   let current = null;     // the assignment on screen
@@ -32,6 +33,7 @@
   const outbox = [];      // labels being sent: {assignment, label, attempts, inFlight, failed}
   let submitted = 0;      // the server's count of this annotator's labels
   let timer = null;
+  let earningsTimer = null;
 
   function csrfToken() {
     const m = document.cookie.match(/(?:^|; )csrftoken=([^;]+)/);
@@ -247,6 +249,17 @@
     pump();
   }
 
+  // Earnings follow the saves, read back from the ledger a moment after the last one.
+  function refreshEarnings() {
+    clearTimeout(earningsTimer);
+    earningsTimer = setTimeout(async () => {
+      try {
+        const { status, body } = await api(earningsEl.dataset.url);
+        if (status === 200 && body) earningsEl.textContent = format(strings.earned, body.earnings);
+      } catch (e) { /* shown again after the next save */ }
+    }, 1500);
+  }
+
   function renderSaves() {
     const failed = outbox.filter((item) => item.failed);
     const waiting = outbox.filter((item) => !item.failed && item.attempts > 0);
@@ -278,7 +291,7 @@
     item.inFlight = false;
     if (status === 200 || status === 201) {
       outbox.splice(outbox.indexOf(item), 1);
-      if (status === 201) submitted += 1;
+      if (status === 201) { submitted += 1; refreshEarnings(); }
       showProgress();
       if (!upcoming && current) prefetch();
       if (!current && root.classList.contains("empty")) advance().catch(() => {});
