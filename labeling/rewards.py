@@ -37,7 +37,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
-from django.db.models import Count, Exists, OuterRef, Q, Sum
+from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from labeling.errors import ApplicationError, Conflict, Forbidden, NotFound
@@ -262,13 +262,12 @@ class Earnings:
         }
 
 
-def _held():
-    """Whether the entry's person has an active hold in the entry's campaign."""
-    return Exists(
-        RewardHold.objects.filter(
-            campaign_id=OuterRef("campaign_id"),
-            person_id=OuterRef("person_id"),
-            released_at__isnull=True,
+def _active_holds(**filters) -> list[tuple[int, int]]:
+    """(campaign, person) of the active holds matching ``filters``: a handful at most, so the
+    sums below test membership instead of running a subquery per entry."""
+    return list(
+        RewardHold.objects.filter(released_at__isnull=True, **filters).values_list(
+            "campaign_id", "person_id"
         )
     )
 
@@ -281,12 +280,13 @@ def earnings_of(user, *, campaign_id: int | None = None) -> Earnings:
         entries = entries.filter(campaign_id=campaign_id)
     midnight = timezone.make_aware(datetime.combine(timezone.localdate(), time.min))
     unpaid = Q(payout__isnull=True)
-    sums = entries.annotate(is_held=_held()).aggregate(
+    held = Q(campaign_id__in=[campaign for campaign, _ in _active_holds(person_id=user.pk)])
+    sums = entries.aggregate(
         today=Sum("amount_cents", filter=Q(created_at__gte=midnight)),
         total=Sum("amount_cents"),
         paid=Sum("amount_cents", filter=Q(payout__isnull=False)),
-        held=Sum("amount_cents", filter=unpaid & Q(is_held=True)),
-        pending=Sum("amount_cents", filter=unpaid & Q(is_held=False)),
+        held=Sum("amount_cents", filter=unpaid & held),
+        pending=Sum("amount_cents", filter=unpaid & ~held),
     )
     return Earnings(currency(), **{name: cents_to_decimal(v) for name, v in sums.items()})
 
@@ -312,11 +312,9 @@ def totals_by_person(campaign_id: int) -> list[PersonTotals]:
     )
     rows = (
         RewardEntry.objects.filter(campaign_id=campaign_id)
-        .annotate(is_held=_held())
         .values("person_id", "person__username")
         .annotate(
-            pending=Sum("amount_cents", filter=Q(payout__isnull=True, is_held=False)),
-            held=Sum("amount_cents", filter=Q(payout__isnull=True, is_held=True)),
+            unpaid=Sum("amount_cents", filter=Q(payout__isnull=True)),
             paid=Sum("amount_cents", filter=Q(payout__isnull=False)),
             entries=Count("pk"),
         )
@@ -326,8 +324,8 @@ def totals_by_person(campaign_id: int) -> list[PersonTotals]:
         PersonTotals(
             person_id=row["person_id"],
             username=row["person__username"],
-            pending=cents_to_decimal(row["pending"]),
-            held=cents_to_decimal(row["held"]),
+            pending=cents_to_decimal(0 if row["person_id"] in holds else row["unpaid"]),
+            held=cents_to_decimal(row["unpaid"] if row["person_id"] in holds else 0),
             paid=cents_to_decimal(row["paid"]),
             entries=row["entries"],
             on_hold=row["person_id"] in holds,
@@ -447,10 +445,9 @@ def payout_create(*, staff, campaign_id: int) -> Payout:
         campaign = Campaign.objects.select_for_update().filter(pk=campaign_id).first()
         if campaign is None:
             raise NotFound(f"Campaign {campaign_id} not found.")
-        unpaid = (
-            RewardEntry.objects.filter(campaign_id=campaign_id, payout__isnull=True)
-            .annotate(is_held=_held())
-            .filter(is_held=False)
+        held = [person for _, person in _active_holds(campaign_id=campaign_id)]
+        unpaid = RewardEntry.objects.filter(campaign_id=campaign_id, payout__isnull=True).exclude(
+            person_id__in=held
         )
         nets = dict(
             unpaid.values("person_id")
@@ -471,12 +468,28 @@ def payout_create(*, staff, campaign_id: int) -> Payout:
         RewardEntry.objects.filter(
             campaign_id=campaign_id, payout__isnull=True, person_id__in=nets
         ).update(payout=payout)
+        # A reversal committed since the sums were read can leave a person at zero or below:
+        # they wait (their entries are unmarked before anything is committed).
+        short = list(
+            payout.paid_entries.values("person_id")
+            .annotate(net=Sum("amount_cents"))
+            .filter(net__lte=0)
+            .values_list("person_id", flat=True)
+        )
+        if short:
+            payout.paid_entries.filter(person_id__in=short).update(payout=None)
         # What was marked is what is paid: the totals come from the marked rows themselves.
-        paid = payout.paid_entries.aggregate(total=Sum("amount_cents"), entries=Count("pk"))
-        payout.total_cents, payout.entries = paid["total"], paid["entries"]
+        paid = payout.paid_entries.aggregate(
+            total=Sum("amount_cents"), entries=Count("pk"), people=Count("person", distinct=True)
+        )
+        payout.total_cents, payout.entries, payout.people = (
+            paid["total"] or 0,
+            paid["entries"],
+            paid["people"],
+        )
         if payout.total_cents <= 0:
             raise Conflict("Nothing to pay: the unpaid rewards changed while paying; try again.")
-        payout.save(update_fields=["total_cents", "entries"])
+        payout.save(update_fields=["total_cents", "entries", "people"])
     logger.info("payout %d: %s %s to %d people", payout.pk, payout.total, payout.currency,
                 payout.people)  # fmt: skip
     return payout

@@ -93,6 +93,7 @@ class AnnotatePageBrowserTests:
         assert _text(browser, "clip-number") == "00001"
         assert _text(browser, "progress") == "0 of 3"
         assert len(browser.find_elements(By.CSS_SELECTOR, "#labels button.label")) == 7
+        assert _text(browser, "earnings") == "Earned today 0.00 CNY · pending 0.00"
         # the clip plays: Chromium decoded enough of the H.264 file to show frames
         wait.until(
             lambda d: (
@@ -125,6 +126,8 @@ class AnnotatePageBrowserTests:
             "sad",
             1,
         )
+        # the label's reward shows up from the ledger (0.20 per label by default)
+        wait.until(lambda d: _text(d, "earnings") == "Earned today 0.20 CNY · pending 0.20")
         if os.environ.get("SCREENSHOTS"):
             browser.save_screenshot(os.environ["SCREENSHOTS"])
 
@@ -167,6 +170,7 @@ class AnnotatePageBrowserTests:
             "surprise",
         ]
         assert _text(browser, "progress") == "3 of 3"
+        wait.until(lambda d: _text(d, "earnings") == "Earned today 0.60 CNY · pending 0.60")
 
     def test_too_many_open_clips_is_not_nothing_left_and_a_quick_key_is_ignored(
         self, browser, live_server, campaign, alice, settings
@@ -189,3 +193,45 @@ class AnnotatePageBrowserTests:
         wait.until(lambda d: "too many open clips" in _text(d, "notice"))
         wait.until(lambda d: _text(d, "clip-number") == "00002")
         assert Annotation.objects.get().clip.number == 1
+
+
+@pytest.mark.django_db(transaction=True)
+class RewardsPageBrowserTests:
+    def test_staff_pay_out_once_and_see_the_csv_link(
+        self, browser, live_server, campaign, annotators
+    ):
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.common.keys import Keys
+        from selenium.webdriver.support import expected_conditions
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        from labeling import services
+        from labeling.models import Payout, RewardEntry
+        from tests.conftest import make_user
+
+        # given three labels worth 0.20 each
+        make_clips(campaign, 1)
+        for user in annotators[:3]:
+            lease = services.assignment_next(user=user)
+            services.annotation_submit(user=user, assignment_id=lease.pk, label_name="happy")
+        make_user("boss", staff=True)
+        wait = WebDriverWait(browser, 20)
+        browser.get(
+            f"{live_server.url}/accounts/login/?next=/staff/campaigns/{campaign.pk}/rewards/"
+        )
+        browser.find_element(By.NAME, "username").send_keys("boss")
+        browser.find_element(By.NAME, "password").send_keys(PASSWORD + Keys.ENTER)
+        button = wait.until(lambda d: d.find_element(By.ID, "create-payout"))
+        assert button.text == "Create payout (0.60 CNY)"
+        rows = browser.find_elements(By.CSS_SELECTOR, "#people tbody tr")
+        assert [r.find_element(By.TAG_NAME, "td").text for r in rows] == ["a01", "a02", "a03"]
+        # when staff click it and confirm (site.js asks first)
+        button.click()
+        wait.until(expected_conditions.alert_is_present()).accept()
+        # then the payout is listed with its CSV, and the button has nothing left to pay
+        link = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#payouts a"))
+        payout = Payout.objects.get()
+        assert link.get_attribute("href").endswith(f"/staff/payouts/{payout.pk}.csv")
+        assert "0.60 CNY" in browser.find_element(By.ID, "payouts").text
+        assert not browser.find_element(By.ID, "create-payout").is_enabled()
+        assert not RewardEntry.objects.filter(payout__isnull=True).exists()
