@@ -33,6 +33,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, time
 from decimal import Decimal
+from typing import NamedTuple
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -82,6 +83,18 @@ def final_label_id(result: ClipLabel, rule: str, label_ids: dict[str, int]) -> i
     return label_ids.get(ranked[0][0])
 
 
+class _Live(NamedTuple):
+    """A live earning as `clips_sync` reads it (tuples: thousands per aggregation batch)."""
+
+    pk: int
+    campaign_id: int
+    person_id: int
+    kind: str
+    clip_id: int
+    annotation_id: int | None
+    amount_cents: int
+
+
 @dataclass(frozen=True)
 class SyncResult:
     earned: int
@@ -104,13 +117,11 @@ def clips_sync(clip_ids: Iterable[int], *, now: datetime | None = None) -> SyncR
         raise RuntimeError("clips_sync runs inside the transaction that locked the clips")
     now = now or timezone.now()
     clips = list(
-        Clip.objects.filter(pk__in=ids).only(
-            "pk", "campaign_id", "status", "proposed_by_id", "number"
-        )
+        Clip.objects.filter(pk__in=ids).values_list("pk", "campaign_id", "status", "proposed_by_id")
     )
     campaigns = {
         c.pk: c
-        for c in Campaign.objects.filter(pk__in={clip.campaign_id for clip in clips}).only(
+        for c in Campaign.objects.filter(pk__in={campaign for _, campaign, _, _ in clips}).only(
             "pk", "reward_annotation", "reward_clip", "reward_rare_clip", "reward_rare_vote",
             "rare_label_rule",
         )
@@ -122,7 +133,19 @@ def clips_sync(clip_ids: Iterable[int], *, now: datetime | None = None) -> SyncR
         names, by_id = labels.setdefault(label.campaign_id, ({}, {}))
         names[label.name] = label.pk
         by_id[label.pk] = label
-    results = {r.clip_id: r for r in ClipLabel.objects.filter(clip_id__in=ids)}
+    # The stored results' final labels (votes are read only where a campaign ranks them).
+    top_rule = [pk for pk, c in campaigns.items() if c.rare_label_rule == "top"]
+    results = {
+        clip_id: ClipLabel(clip_id=clip_id, single_label_id=single, votes={})
+        for clip_id, single in ClipLabel.objects.filter(clip_id__in=ids).values_list(
+            "clip_id", "single_label_id"
+        )
+    }
+    if top_rule:
+        for clip_id, clip_votes in ClipLabel.objects.filter(
+            clip_id__in=ids, clip__campaign_id__in=top_rule
+        ).values_list("clip_id", "votes"):
+            results[clip_id].votes = clip_votes
     votes: dict[int, list[tuple[int, int, int]]] = {}  # clip -> [(annotation, annotator, label)]
     for pk, clip_id, annotator_id, label_id in (
         Annotation.objects.valid()
@@ -130,11 +153,15 @@ def clips_sync(clip_ids: Iterable[int], *, now: datetime | None = None) -> SyncR
         .values_list("pk", "clip_id", "annotator_id", "label_id")
     ):
         votes.setdefault(clip_id, []).append((pk, annotator_id, label_id))
-    live = list(
-        RewardEntry.objects.filter(
+    live = [
+        _Live(*row)
+        for row in RewardEntry.objects.filter(
             clip_id__in=ids, reverses__isnull=True, reversed_at__isnull=True
-        ).only("pk", "campaign_id", "person_id", "kind", "clip_id", "annotation_id", "amount_cents")
-    )
+        ).values_list(*_Live._fields)
+    ]
+    live_by_clip: dict[int, list[_Live]] = {}
+    for e in live:
+        live_by_clip.setdefault(e.clip_id, []).append(e)
     live_keys = {(e.person_id, e.kind, e.clip_id) for e in live}
     label_earners = {
         e.annotation_id for e in live if e.kind == RewardKind.ANNOTATION and e.annotation_id
@@ -144,27 +171,26 @@ def clips_sync(clip_ids: Iterable[int], *, now: datetime | None = None) -> SyncR
     keep: set[tuple[int, str, int]] = set()  # rare bonuses left as they are (no result yet)
     why_not: dict[int, str] = {}
     new: list[RewardEntry] = []
-    for clip in clips:
-        campaign = campaigns[clip.campaign_id]
-        names, by_id = labels.get(clip.campaign_id, ({}, {}))
-        clip_votes = votes.get(clip.pk, [])
+    for clip_id, campaign_id, status, extractor in clips:
+        campaign = campaigns[campaign_id]
+        names, by_id = labels.get(campaign_id, ({}, {}))
+        clip_votes = votes.get(clip_id, [])
         for annotation_id, annotator_id, _label in clip_votes:
-            wanted[(annotator_id, RewardKind.ANNOTATION, clip.pk)] = annotation_id
-        if clip.status in WITHDRAWN:
-            why_not[clip.pk] = f"clip {clip.status}"
+            wanted[(annotator_id, RewardKind.ANNOTATION, clip_id)] = annotation_id
+        if status in WITHDRAWN:
+            why_not[clip_id] = f"clip {status}"
             continue
-        if clip.proposed_by_id and clip.status in PASSED:
-            wanted[(clip.proposed_by_id, RewardKind.CLIP, clip.pk)] = None
-        elif clip.proposed_by_id:
-            keep.add((clip.proposed_by_id, RewardKind.CLIP, clip.pk))
-        result = results.get(clip.pk)
+        if extractor and status in PASSED:
+            wanted[(extractor, RewardKind.CLIP, clip_id)] = None
+        elif extractor:
+            keep.add((extractor, RewardKind.CLIP, clip_id))
+        result = results.get(clip_id)
         if result is None:
             valid = {annotation_id for annotation_id, _, _ in clip_votes}
             keep.update(
                 (e.person_id, e.kind, e.clip_id)
-                for e in live
-                if e.clip_id == clip.pk
-                and (
+                for e in live_by_clip.get(clip_id, ())
+                if (
                     e.kind == RewardKind.RARE_CLIP
                     or (e.kind == RewardKind.RARE_VOTE and e.annotation_id in valid)
                 )
@@ -173,22 +199,22 @@ def clips_sync(clip_ids: Iterable[int], *, now: datetime | None = None) -> SyncR
         final = final_label_id(result, campaign.rare_label_rule, names)
         final_label = by_id.get(final)
         if final_label is None or not final_label.is_rare:
-            why_not[clip.pk] = (
+            why_not[clip_id] = (
                 f"final label is now {final_label.name}" if final_label else "no final label now"
             )
             continue
-        if clip.proposed_by_id:
-            wanted[(clip.proposed_by_id, RewardKind.RARE_CLIP, clip.pk)] = None
+        if extractor:
+            wanted[(extractor, RewardKind.RARE_CLIP, clip_id)] = None
         for annotation_id, annotator_id, label_id in clip_votes:
             if label_id == final and annotation_id in label_earners:
-                wanted[(annotator_id, RewardKind.RARE_VOTE, clip.pk)] = annotation_id
+                wanted[(annotator_id, RewardKind.RARE_VOTE, clip_id)] = annotation_id
 
     rates = {
         RewardKind.CLIP: "reward_clip",
         RewardKind.RARE_CLIP: "reward_rare_clip",
         RewardKind.RARE_VOTE: "reward_rare_vote",
     }
-    campaign_of = {clip.pk: clip.campaign_id for clip in clips}
+    campaign_of = {clip_id: campaign_id for clip_id, campaign_id, _, _ in clips}
     for key, annotation_id in wanted.items():
         person_id, kind, clip_id = key
         if key in live_keys or kind == RewardKind.ANNOTATION:
@@ -206,7 +232,8 @@ def clips_sync(clip_ids: Iterable[int], *, now: datetime | None = None) -> SyncR
                     created_at=now,
                 )
             )
-    undo = [e for e in live if (e.person_id, e.kind, e.clip_id) not in wanted.keys() | keep]
+    standing = wanted.keys() | keep
+    undo = [e for e in live if (e.person_id, e.kind, e.clip_id) not in standing]
     reversals = [
         RewardEntry(
             campaign_id=e.campaign_id,
@@ -233,7 +260,7 @@ def clips_sync(clip_ids: Iterable[int], *, now: datetime | None = None) -> SyncR
     return SyncResult(len(new), len(reversals))
 
 
-def _reversal_reason(entry: RewardEntry, why: str | None) -> str:
+def _reversal_reason(entry: _Live, why: str | None) -> str:
     if entry.kind in (RewardKind.ANNOTATION, RewardKind.RARE_VOTE) and why is None:
         return "label invalidated"
     return why or "no longer earned"
