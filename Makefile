@@ -35,11 +35,14 @@ test: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 
-# Rebuild the translation catalogues after changing strings (needs GNU gettext).
+# Rebuild the translation catalogue after changing strings (needs GNU gettext). Run from the
+# root, so the project's templates and the ml page are scanned too; the catalogue is
+# LOCALE_PATHS[0], labeling/locale.
 messages: export DEBUG ?= 1
 messages: setup
-	cd labeling && ../$(PY) ../manage.py makemessages -l zh_Hans --no-obsolete
-	cd labeling && ../$(PY) ../manage.py compilemessages -l zh_Hans
+	$(PY) manage.py makemessages -l zh_Hans --no-obsolete \
+		--ignore '.venv/*' --ignore 'var/*' --ignore 'tests/*' --ignore 'bench/*'
+	$(PY) manage.py compilemessages -l zh_Hans --ignore '.venv/*' --ignore 'var/*'
 
 bench: export SECRET_KEY ?= bench-only-insecure-key-0123456789abcdefghijklmnopqrstuvwxyz
 bench: setup

@@ -565,3 +565,19 @@ class RewardsPageTests:
         delete = reverse("admin:labeling_rewardentry_delete", args=[entry.pk])
         assert client.post(delete, {"post": "yes"}).status_code == 403
         assert RewardEntry.objects.get().amount_cents == 20
+
+
+@pytest.mark.django_db
+class RewardsTranslationTests:
+    def test_the_annotator_and_staff_see_the_rewards_in_chinese(
+        self, client, campaign, clip, annotators, admin_user
+    ):
+        label(annotators[:1], ["happy"])
+        client.force_login(annotators[0])
+        client.post("/i18n/setlang/", {"language": "zh-hans", "next": "/label/"})
+        page = client.get(reverse("annotate")).content.decode()
+        assert "今日收入 0.20 CNY · 待付 0.20" in page
+        client.force_login(admin_user)
+        client.post("/i18n/setlang/", {"language": "zh-hans", "next": "/"})
+        page = client.get(reverse("campaign-rewards", args=[campaign.pk])).content.decode()
+        assert "生成支付（0.20 CNY）" in page and "各提取者的稀有类别产出" in page
