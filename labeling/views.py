@@ -86,7 +86,10 @@ def annotate(request):
         "error": _("Something went wrong; your last label was not saved."),
         "reported": _("Thanks, the clip goes back to a reviewer."),
         "report_failed": _("The report could not be sent; try again."),
-        "earned": _("Earned today %(today)s %(currency)s · pending %(pending)s"),
+        "earned": _(
+            "Earned today %(today)s · pending %(pending)s · held %(held)s · paid %(paid)s · "
+            "total %(total)s %(currency)s"
+        ),
     }
     return render(
         request,
@@ -362,6 +365,7 @@ def campaign_rewards(request, campaign_id: int):
         if a.get("flagged")
     )
     held = {p.username for p in people if p.on_hold}
+    flagged_set = set(flagged)
     return render(
         request,
         "labeling/rewards.html",
@@ -375,6 +379,7 @@ def campaign_rewards(request, campaign_id: int):
             ),
             "yields": rewards.extractor_yield(campaign.pk),
             "flagged": [name for name in flagged if name not in held],
+            "flagged_set": flagged_set,
             "rare_labels": list(
                 campaign.labels.filter(is_rare=True).values_list("display_name", flat=True)
             ),

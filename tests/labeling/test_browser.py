@@ -93,7 +93,10 @@ class AnnotatePageBrowserTests:
         assert _text(browser, "clip-number") == "00001"
         assert _text(browser, "progress") == "0 of 3"
         assert len(browser.find_elements(By.CSS_SELECTOR, "#labels button.label")) == 7
-        assert _text(browser, "earnings") == "Earned today 0.00 CNY · pending 0.00"
+        assert (
+            _text(browser, "earnings")
+            == "Earned today 0.00 · pending 0.00 · held 0.00 · paid 0.00 · total 0.00 CNY"
+        )
         # the clip plays: Chromium decoded enough of the H.264 file to show frames
         wait.until(
             lambda d: (
@@ -127,7 +130,12 @@ class AnnotatePageBrowserTests:
             1,
         )
         # the label's reward shows up from the ledger (0.20 per label by default)
-        wait.until(lambda d: _text(d, "earnings") == "Earned today 0.20 CNY · pending 0.20")
+        wait.until(
+            lambda d: (
+                _text(d, "earnings")
+                == "Earned today 0.20 · pending 0.20 · held 0.00 · paid 0.00 · total 0.20 CNY"
+            )
+        )
         if os.environ.get("SCREENSHOTS"):
             browser.save_screenshot(os.environ["SCREENSHOTS"])
 
@@ -170,7 +178,12 @@ class AnnotatePageBrowserTests:
             "surprise",
         ]
         assert _text(browser, "progress") == "3 of 3"
-        wait.until(lambda d: _text(d, "earnings") == "Earned today 0.60 CNY · pending 0.60")
+        wait.until(
+            lambda d: (
+                _text(d, "earnings")
+                == "Earned today 0.60 · pending 0.60 · held 0.00 · paid 0.00 · total 0.60 CNY"
+            )
+        )
 
     def test_too_many_open_clips_is_not_nothing_left_and_a_quick_key_is_ignored(
         self, browser, live_server, campaign, alice, settings

@@ -576,8 +576,51 @@ class RewardsTranslationTests:
         client.force_login(annotators[0])
         client.post("/i18n/setlang/", {"language": "zh-hans", "next": "/label/"})
         page = client.get(reverse("annotate")).content.decode()
-        assert "今日收入 0.20 CNY · 待付 0.20" in page
+        assert "今日收入 0.20 · 待付 0.20 · 暂扣 0.00 · 已付 0.00 · 合计 0.20 CNY" in page
         client.force_login(admin_user)
         client.post("/i18n/setlang/", {"language": "zh-hans", "next": "/"})
         page = client.get(reverse("campaign-rewards", args=[campaign.pk])).content.decode()
         assert "生成支付（0.20 CNY）" in page and "各提取者的稀有类别产出" in page
+
+
+@pytest.mark.django_db
+class RewardSettingsTests:
+    def _form(self, campaign, **changes) -> dict:
+        data = {
+            "name": campaign.name,
+            "slug": campaign.slug,
+            "annotations_per_clip": 10,
+            "single_label_min_votes": 7,
+            "lease_minutes": 10,
+            "clips_per_movie": 20,
+            "clip_min_seconds": 0.5,
+            "clip_max_seconds": 15,
+            "clip_max_height": 720,
+            "min_face_ratio": 0.5,
+            "min_view_seconds": 0,
+            "reward_annotation": "0.20",
+            "reward_clip": "1.00",
+            "reward_rare_clip": "5.00",
+            "reward_rare_vote": "0.00",
+            "rare_label_rule": "single",
+            "is_active": "on",
+            "created_at_0": "2026-01-01",
+            "created_at_1": "00:00:00",
+            "labels-TOTAL_FORMS": 0,
+            "labels-INITIAL_FORMS": 0,
+        }
+        return {**data, **changes}
+
+    def test_staff_change_the_amounts_in_the_admin_and_a_negative_one_is_refused(
+        self, client, campaign, admin_user
+    ):
+        client.force_login(admin_user)
+        url = reverse("admin:labeling_campaign_change", args=[campaign.pk])
+        refused = client.post(url, self._form(campaign, reward_rare_clip="-1.00"))
+        assert "Reward amounts cannot be negative." in refused.content.decode()
+        campaign.refresh_from_db()
+        assert campaign.reward_rare_clip == Decimal("5.00")
+        saved = client.post(url, self._form(campaign, reward_rare_clip="7.50"))
+        assert saved.status_code == 302, saved.content.decode()[:2000]
+        campaign.refresh_from_db()
+        assert campaign.reward_rare_clip == Decimal("7.50")
