@@ -101,6 +101,32 @@ def open_lease_ids(user_id: int, campaign_id: int | None, now: datetime) -> list
         return [row[0] for row in cursor.fetchall()]
 
 
+# How many in-flight clips (some slots held, some free) `candidate_clip` looks at before it
+# turns to fresh ones: an annotator far ahead of the others has touched many of them, and the
+# walk past those must stay bounded.
+CANDIDATE_WINDOW = 200
+
+# The three places `candidate_clip` looks, in order: the in-flight window (nearest completion
+# first), then fresh clips by number, then (only when both come up empty) the whole walk. Each
+# is (the rows it starts from, a condition, the order). The window is a derived table joined
+# to the clips and ordered by its own columns, so the planner reads its few rows first (ordered
+# by the clips' columns, PostgreSQL walked every open clip and tested each against it).
+_SCOPES = {
+    "window": (
+        f"""(SELECT w.id, w.slots_held, w.number FROM {CLIP} w
+             WHERE w.campaign_id = %(campaign)s AND w.status = %(annotating)s
+               AND w.slots_held > 0 AND w.slots_held < (
+                   SELECT t.annotations_per_clip FROM {CAMPAIGN} t WHERE t.id = %(campaign)s)
+             ORDER BY w.slots_held DESC, w.number LIMIT %(window)s) win
+            JOIN {CLIP} c ON c.id = win.id""",
+        "",
+        "win.slots_held DESC, win.number",
+    ),
+    "fresh": (CLIP + " c", "AND c.slots_held = 0", "c.number"),
+    "all": (CLIP + " c", "", "c.slots_held DESC, c.number"),
+}
+
+
 def candidate_clip(user_id: int, campaign_id: int, tried: list[int], lock: str = "skip"):
     """Locks and returns the open clip of the campaign nearest completion with a free slot
     that the annotator has neither labelled nor leased, with `.target` (annotations per clip),
@@ -108,7 +134,11 @@ def candidate_clip(user_id: int, campaign_id: int, tried: list[int], lock: str =
 
     It walks the index `clip_lease_order` (campaign, status, slots held desc, number) and
     stops at the first clip the annotator has not touched, so its cost does not grow with the
-    number of open clips. With `lock="skip"` it locks the clip it returns and passes over
+    number of open clips. An annotator far ahead of the others (DFEW's shape: everyone labels
+    every clip) has touched many in-flight clips; the walk looks at the first
+    `CANDIDATE_WINDOW` in-flight clips only, then at fresh clips by number, and walks all of
+    them only when both come up empty, so its cost does not grow with how far ahead the
+    annotator is either. With `lock="skip"` it locks the clip it returns and passes over
     locked ones (racing annotators spread over clips instead of queueing on one, but a clip
     locked for a moment by someone else's submit looks absent); with `lock="none"` it locks
     nothing (the caller then waits for that one clip, `clip_lock_if_open`). The caller checks
@@ -117,27 +147,32 @@ def candidate_clip(user_id: int, campaign_id: int, tried: list[int], lock: str =
     held, held_params = _in("held", HELD_OR_DONE_STATUSES)
     tried_sql, tried_params = _in("tried", tried)
     not_tried = f"AND c.id NOT IN ({tried_sql})" if tried else ""
-    sql = f"""
-        SELECT c.*, k.annotations_per_clip AS target, k.lease_minutes AS lease_minutes,
-               k.min_view_seconds AS min_view_seconds
-        FROM {CLIP} c JOIN {CAMPAIGN} k ON k.id = c.campaign_id
-        WHERE c.campaign_id = %(campaign)s AND c.status = %(annotating)s AND k.is_active
-          AND EXISTS (SELECT 1 FROM {MEMBERS} m
-                      WHERE m.campaign_id = c.campaign_id AND m.user_id = %(user)s)
-          AND c.slots_held < k.annotations_per_clip {not_tried}
-          AND NOT EXISTS (SELECT 1 FROM {ASSIGNMENT} a WHERE a.clip_id = c.id
-                          AND a.annotator_id = %(user)s AND a.status IN ({held}))
-        ORDER BY c.slots_held DESC, c.number
-        LIMIT 1 {_for_update(of="c", skip_locked=True) if lock == "skip" else ""}
-    """
     params = {
         "campaign": campaign_id,
         "annotating": Clip.Status.ANNOTATING,
         "user": user_id,
+        "window": CANDIDATE_WINDOW,
         **held_params,
         **tried_params,
     }
-    return _first(Clip.objects.raw(sql, params))
+    for rows, scope, order in _SCOPES.values():
+        sql = f"""
+            SELECT c.*, k.annotations_per_clip AS target, k.lease_minutes AS lease_minutes,
+                   k.min_view_seconds AS min_view_seconds
+            FROM {rows} JOIN {CAMPAIGN} k ON k.id = c.campaign_id
+            WHERE c.campaign_id = %(campaign)s AND c.status = %(annotating)s AND k.is_active
+              AND EXISTS (SELECT 1 FROM {MEMBERS} m
+                          WHERE m.campaign_id = c.campaign_id AND m.user_id = %(user)s)
+              AND c.slots_held < k.annotations_per_clip {not_tried} {scope}
+              AND NOT EXISTS (SELECT 1 FROM {ASSIGNMENT} a WHERE a.clip_id = c.id
+                              AND a.annotator_id = %(user)s AND a.status IN ({held}))
+            ORDER BY {order}
+            LIMIT 1 {_for_update(of="c", skip_locked=True) if lock == "skip" else ""}
+        """
+        clip = _first(Clip.objects.raw(sql, params))
+        if clip is not None:
+            return clip
+    return None
 
 
 def clip_lock_if_open(clip_id: int) -> bool:

@@ -229,10 +229,11 @@ class TallyTests:
 # (an N+1, a count over the annotator's history) shows up here. Counted inside the test's
 # transaction, so `atomic()` is a SAVEPOINT and its RELEASE; SQLite has no row locks, so the
 # user lock is not a statement there. next: auth (user and roles), the user lock, open
-# leases, member campaigns, the candidate, its slots, the lease, the recount, labels and
+# leases, member campaigns, the candidate (here two: the in-flight window holds only the
+# annotator's own clips, then a fresh clip), its slots, the lease, the recount, labels and
 # tally, the pool size (once a minute; counted here). submit: auth, clip lock, assignment
 # lock, label, the update, the annotation, the tally, the label's reward, the completion count.
-NEXT_QUERIES = {"postgresql": 12, "sqlite": 11}
+NEXT_QUERIES = {"postgresql": 13, "sqlite": 12}
 SUBMIT_QUERIES = {"postgresql": 11, "sqlite": 11}
 
 
@@ -272,3 +273,48 @@ class QueryCountTests:
         assert len(small_submit) == len(large_submit) == SUBMIT_QUERIES[connection.vendor], (
             large_submit
         )
+
+
+@pytest.mark.django_db
+class FarAheadAnnotatorTests:
+    """DFEW's shape: everyone labels every clip, so an annotator far ahead of the others has
+    touched every in-flight clip near the top of the lease order. `next` looks at a bounded
+    window of in-flight clips, then at fresh ones, and walks everything only as a last resort."""
+
+    def _label(self, user, n: int) -> list[int]:
+        done = []
+        for _ in range(n):
+            lease = services.assignment_next(user=user)
+            services.annotation_submit(user=user, assignment_id=lease.pk, label_name="sad")
+            done.append(lease.clip_id)
+        return done
+
+    def test_past_the_window_of_in_flight_clips_it_takes_a_fresh_clip(
+        self, campaign, alice, bob, monkeypatch
+    ):
+        monkeypatch.setattr(sql, "CANDIDATE_WINDOW", 3)
+        clips = make_clips(campaign, 8)
+        # given bob has labelled clips 1-5 (in flight: one slot held each) and alice 1-3
+        for clip in clips[:5]:
+            lease = services.assignment_next(user=bob)
+            services.annotation_submit(user=bob, assignment_id=lease.pk, label_name="sad")
+        assert sorted(self._label(alice, 3)) == [c.pk for c in clips[:3]]
+        # when alice asks again: the window is clips 1-3 (two slots held each, all hers); the
+        # in-flight clips 4 and 5 (one slot held) lie beyond it
+        lease = services.assignment_next(user=alice)
+        # then a fresh clip comes next (the whole walk would have given clip 4)
+        assert lease.clip_id == clips[5].pk
+
+    def test_when_no_fresh_clip_is_left_the_whole_walk_finds_the_rest(
+        self, campaign, alice, bob, monkeypatch
+    ):
+        monkeypatch.setattr(sql, "CANDIDATE_WINDOW", 2)
+        clips = make_clips(campaign, 4)
+        # given bob labelled every clip and alice the first two (both inside the window)
+        for _ in clips:
+            lease = services.assignment_next(user=bob)
+            services.annotation_submit(user=bob, assignment_id=lease.pk, label_name="sad")
+        self._label(alice, 2)
+        # then alice still gets clips 3 and 4 (beyond the window, none of them fresh)
+        assert sorted(self._label(alice, 2)) == [clips[2].pk, clips[3].pk]
+        assert services.assignment_next(user=alice) is None
