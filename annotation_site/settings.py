@@ -15,7 +15,7 @@ from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
-from annotation_site.env import envbool, envint, envlist, envsecretkey, envstr
+from annotation_site.env import envbool, envint, envlist, envsecret, envsecretkey, envstr
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(envstr("VAR_DIR", str(BASE_DIR / "var")))
@@ -137,6 +137,32 @@ STORAGES = {
         else "whitenoise.storage.CompressedManifestStaticFilesStorage"
     },
 }
+# Media (movies, clips, posters, face sheets): the local disk at MEDIA_ROOT, or with
+# MEDIA_STORAGE=s3 an S3-compatible store through django-storages (`pip install '.[s3]'`;
+# README, "Media storage"). Media workers without a local path to it copy each movie once into
+# MEDIA_CACHE_DIR, trimmed to MEDIA_CACHE_GB.
+MEDIA_STORAGE = envstr("MEDIA_STORAGE", "local")
+if MEDIA_STORAGE == "s3":
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": envstr("AWS_STORAGE_BUCKET_NAME", ""),
+            "endpoint_url": envstr("AWS_S3_ENDPOINT_URL", "") or None,
+            "region_name": envstr("AWS_S3_REGION_NAME", "") or None,
+            "access_key": envsecret("AWS_ACCESS_KEY_ID") or None,
+            "secret_key": envsecret("AWS_SECRET_ACCESS_KEY") or None,
+            "location": envstr("AWS_LOCATION", ""),
+            "file_overwrite": True,  # a clip's media names never change; a re-run replaces
+            "default_acl": None,  # private objects: the bucket's own policy
+            "querystring_auth": True,
+        },
+    }
+    if not STORAGES["default"]["OPTIONS"]["bucket_name"]:
+        raise ImproperlyConfigured("MEDIA_STORAGE=s3 needs AWS_STORAGE_BUCKET_NAME")
+elif MEDIA_STORAGE != "local":
+    raise ImproperlyConfigured(f"MEDIA_STORAGE must be local or s3, not {MEDIA_STORAGE!r}")
+MEDIA_CACHE_DIR = Path(envstr("MEDIA_CACHE_DIR", str(VAR_DIR / "media-cache")))
+MEDIA_CACHE_GB = envint("MEDIA_CACHE_GB", 20)
 WHITENOISE_USE_FINDERS = envbool("WHITENOISE_USE_FINDERS", True)
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(envstr("MEDIA_ROOT", str(VAR_DIR / "media")))
@@ -276,6 +302,13 @@ else:
     }
     for _folder in ("queue", "processed", "control"):
         (CELERY_BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
+# ffmpeg work (probe, cut, face crops) goes to its own queue: a media worker on another machine
+# (`--queues=media`, sharing the database, the broker and the media storage) takes it, and the
+# short tasks on `celery` never wait behind a long extraction (README, "Media workers").
+CELERY_TASK_ROUTES = {
+    "labeling.tasks.clip_extract_task": {"queue": "media"},
+    "labeling.tasks.movie_probe_task": {"queue": "media"},
+}
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

@@ -143,25 +143,16 @@ def campaign_of(slug: str, clips: int, user_ids: list[int]) -> int:
     """A campaign of `clips` open clips (ten labels each) labelled by `user_ids`."""
     from django.db import connections
 
-    from labeling import services
-    from labeling.models import Clip, Movie
+    from labeling import movies, services
 
     campaign = services.campaign_create(name=slug, slug=slug, min_view_seconds=0)
     campaign.annotators.add(*user_ids)
-    movie = Movie.objects.create(campaign=campaign, title="bench", status="ready")
-    Clip.objects.bulk_create(
-        (
-            Clip(
-                campaign=campaign,
-                movie=movie,
-                number=i,
-                end_s=2.0,
-                video=f"clips/{i:05d}.mp4",
-                status=Clip.Status.ANNOTATING,
-            )
-            for i in range(1, clips + 1)
-        ),
-        batch_size=5000,
+    movie = movies.movie_register_extracted(campaign=campaign, title="bench")
+    movies.clips_register_extracted(
+        movie=movie,
+        clips=[
+            movies.ExtractedClip(end_s=2.0, video=f"clips/{i:05d}.mp4") for i in range(1, clips + 1)
+        ],
     )
     connections.close_all()
     return campaign.pk

@@ -7,28 +7,38 @@ checks segments against the campaign's limits and queues one extraction per clip
 normalise it with ``pipeline.media``, crop its faces with ``pipeline.faces``, record.
 
 Media lives in Django's default storage under names that never change: ``clips/<id>.mp4``,
-``posters/<id>.jpg``, ``faces/<id>/00001.jpg``…, so a re-run overwrites rather than
-duplicates. The ffmpeg work needs the files on a local path (``storage.path``): the local disk
-by default, or a volume the web and worker machines share.
+``posters/<id>.jpg`` and ``faces/<id>.jpg`` (every frame's face crop on one contact sheet,
+read back with ``pipeline.faces.read_face_frames``), so a re-run overwrites rather than
+duplicates. ffmpeg works on local paths: with a storage that has them (the local disk, or a
+volume every machine mounts) it reads and writes the stored files themselves; with one that
+has none (an S3-compatible store), a worker copies the movie once into its cache
+(``MEDIA_CACHE_DIR``), writes the outputs to a temporary folder and saves them to the storage
+when all are complete.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import shutil
 import subprocess
-from collections.abc import Iterable, Sequence
+import tempfile
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.core.files import File
-from django.core.files.storage import default_storage
+from django.core.files.storage import FileSystemStorage, default_storage
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F, Max, Q
+from django.db.models import Count, Exists, F, Max, OuterRef, Q, QuerySet
 from django.utils import timezone
 
+from labeling import rewards
 from labeling.errors import ApplicationError, Conflict, Forbidden, NotFound
 from labeling.models import Campaign, Clip, Label, MediaStatus, Movie, Role
 from pipeline import media
@@ -60,6 +70,26 @@ def _check_extractor(user) -> None:
         raise Forbidden("Only extractors and staff bring in movies and mark clips.")
 
 
+def campaigns_for_extractor(user) -> QuerySet[Campaign]:
+    """The campaigns whose movies and clips ``user`` sees and marks: every one for staff; for
+    an extractor, those whose member list (``Campaign.annotators``, the one membership the
+    models have) holds them, and those they brought a movie into; none for anyone else."""
+    if not user_can_extract(user):
+        return Campaign.objects.none()
+    if user.is_staff:
+        return Campaign.objects.all()
+    member = Campaign.annotators.through.objects.filter(campaign=OuterRef("pk"), user=user)
+    brought = Movie.objects.filter(campaign=OuterRef("pk"), created_by=user)
+    return Campaign.objects.filter(Exists(member) | Exists(brought))
+
+
+def _check_campaign(user, campaign: Campaign, missing: str) -> None:
+    """Raises NotFound (``missing``, as for an unknown id: nothing says the campaign exists)
+    unless ``user`` is None (a command) or the campaign is one of theirs."""
+    if user is not None and not campaigns_for_extractor(user).filter(pk=campaign.pk).exists():
+        raise NotFound(missing)
+
+
 # --- movies ---------------------------------------------------------------------------------
 
 
@@ -86,9 +116,11 @@ def movie_register(*, campaign: Campaign, file: File, title: str = "", user=None
     """Stores a movie file (read in chunks, never whole into memory) and queues its probe.
 
     The same bytes twice in one campaign are refused with the movie already there; a database
-    constraint backs the check against two uploads racing.
+    constraint backs the check against two uploads racing. A user (None: a command) must be
+    staff or an extractor of the campaign (``campaigns_for_extractor``).
     """
     _check_extractor(user)
+    _check_campaign(user, campaign, f"Campaign {campaign.pk} not found.")
     name = Path(file.name or "movie").name
     content_hash = _sha256(file)
     if duplicate := _duplicate(campaign, content_hash):
@@ -121,6 +153,83 @@ def movie_register_path(*, campaign: Campaign, path: str | Path, user=None) -> M
         return movie_register(campaign=campaign, file=File(handle, name=Path(path).name), user=user)
 
 
+def _local_path(name: str) -> Path | None:
+    """The stored file's path on this machine, for a storage on the file system (a local disk
+    or a mounted volume); None for any other (S3), which is read and written as files."""
+    if not isinstance(default_storage, FileSystemStorage):
+        return None
+    return Path(default_storage.path(name))
+
+
+def movie_local_source(movie: Movie) -> Path:
+    """A local path to the movie's file, for ffmpeg: the storage's own when it has paths;
+    otherwise this machine's copy in ``MEDIA_CACHE_DIR`` (named by the content hash, copied on
+    first use, then kept while recent: a movie's clips are extracted together)."""
+    local = _local_path(movie.source.name)
+    if local is not None:
+        return local
+    cache = Path(settings.MEDIA_CACHE_DIR)
+    cache.mkdir(parents=True, exist_ok=True)
+    copy = cache / f"{movie.content_hash}{Path(movie.source.name).suffix.lower()}"
+    if copy.exists():
+        os.utime(copy)  # recently used: the trim keeps it
+        return copy
+    tmp = copy.with_name(f".{copy.name}.{os.getpid()}.tmp")
+    try:
+        with default_storage.open(movie.source.name, "rb") as src, open(tmp, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        os.replace(tmp, copy)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _cache_trim(cache, keep=copy)
+    return copy
+
+
+def _cache_trim(cache: Path, keep: Path) -> None:
+    """Removes the least recently used copies while the cache holds more than
+    ``MEDIA_CACHE_GB``; a copy used in the last hour stays (another process may be reading
+    it)."""
+    limit = settings.MEDIA_CACHE_GB * 1024**3
+    copies = []
+    for path in cache.iterdir():
+        try:
+            stat = path.stat()
+        except FileNotFoundError:  # another worker's trim removed it meanwhile
+            continue
+        if not path.name.startswith("."):
+            copies.append((stat.st_mtime, stat.st_size, path))
+    copies.sort()
+    total = sum(size for _, size, _ in copies)
+    recent = time.time() - 3600
+    for used, size, path in copies:
+        if total <= limit or used > recent:
+            break
+        if path != keep:
+            total -= size
+            path.unlink(missing_ok=True)
+
+
+@contextmanager
+def _outputs(names: Sequence[str]) -> Iterator[list[Path]]:
+    """Local paths to write the stored files ``names`` to: the storage's own when it has paths
+    (the pipeline writes each to a temporary name and moves it into place); otherwise files in
+    a temporary folder, saved to the storage under the same names once the block succeeded
+    (nothing is saved when it raises)."""
+    local = [_local_path(name) for name in names]
+    if all(path is not None for path in local):
+        yield local
+        return
+    with tempfile.TemporaryDirectory(prefix="dfer-media-") as tmp:
+        paths = [Path(tmp) / f"{i}-{Path(name).name}" for i, name in enumerate(names)]
+        yield paths
+        for name, path in zip(names, paths, strict=True):
+            default_storage.delete(name)  # the name never changes: replace, never rename
+            with open(path, "rb") as handle:
+                saved = default_storage.save(name, File(handle, name=path.name))
+            if saved != name:
+                raise media.MediaError(f"the storage saved {name} as {saved}")
+
+
 def movie_probe(movie_id: int) -> Movie | None:
     """Records a movie's duration, rate, size and codec, or marks it failed with the reason a
     person reads (not a video, truncated, empty, sound only). A re-run probes again."""
@@ -131,7 +240,7 @@ def movie_probe(movie_id: int) -> Movie | None:
     try:
         if not movie.source:
             raise media.MediaError("the movie has no file")
-        info = media.probe_movie(default_storage.path(movie.source.name))
+        info = media.probe_movie(movie_local_source(movie))
     except media.MediaError as exc:
         Movie.objects.filter(pk=movie.pk).update(status=Movie.Status.FAILED, error=str(exc))
     else:
@@ -156,6 +265,77 @@ def movie_progress(movie: Movie) -> dict[str, int]:
         .annotate(n=Count("pk"))
     )
     return {status: counts.get(status, 0) for status in MediaStatus.values if status}
+
+
+# --- clips whose media exist already ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExtractedClip:
+    """A clip cut elsewhere, its media already in the storage under ``video`` and ``poster``
+    (an import, a test's fixture, a benchmark)."""
+
+    end_s: float
+    start_s: float = 0.0
+    video: str = ""
+    poster: str = ""
+
+
+def movie_register_extracted(*, campaign: Campaign, title: str) -> Movie:
+    """A movie whose clips were cut elsewhere: no file to probe, ready for its clips."""
+    movie = Movie(campaign=campaign, title=title[:300], status=Movie.Status.READY)
+    movie.full_clean(validate_unique=False)
+    movie.save()
+    return movie
+
+
+def clips_register_extracted(
+    *,
+    movie: Movie,
+    clips: Sequence[ExtractedClip],
+    status: str = Clip.Status.ANNOTATING,
+    first_number: int | None = None,
+    batch_size: int = 5000,
+) -> list[Clip]:
+    """Registers clips whose media exist already, numbered on from ``first_number`` (the
+    campaign's next number when None), in as few INSERTs as ``batch_size`` allows, so a
+    DFEW-size campaign (16,372 clips) takes seconds. No extraction is queued: their
+    ``media_status`` stays empty, as for every clip that came without an extraction job.
+
+    Checked here, for all clips before any is written: spans from 0 s on, ending after they
+    start, and a known ``status`` (any: an import brings complete clips with their votes, a
+    test sets the stage it needs). Not checked: that the named media exist (the caller made
+    them). A re-run registers the clips again under new numbers, or fails on the campaign's
+    unique numbers when ``first_number`` repeats.
+    """
+    if status not in Clip.Status.values:
+        raise ApplicationError(f"Unknown clip status {status!r}.")
+    for i, spec in enumerate(clips, start=1):
+        if not 0 <= spec.start_s < spec.end_s:
+            raise ApplicationError(f"Clip {i}: {spec.start_s:g}–{spec.end_s:g} s is no span.")
+    with transaction.atomic():
+        if first_number is None:
+            # The campaign row orders clip numbers, as in clip_propose.
+            Campaign.objects.select_for_update().filter(pk=movie.campaign_id).first()
+            latest = Clip.objects.filter(campaign_id=movie.campaign_id).aggregate(n=Max("number"))
+            first_number = (latest["n"] or 0) + 1
+        return Clip.objects.bulk_create(
+            (
+                Clip(
+                    campaign_id=movie.campaign_id,
+                    movie=movie,
+                    number=first_number + i,
+                    start_s=spec.start_s,
+                    end_s=spec.end_s,
+                    video=spec.video,
+                    poster=spec.poster,
+                    status=status,
+                    duration_bucket=duration_bucket(spec.end_s - spec.start_s) or "",
+                )
+                for i, spec in enumerate(clips)
+            ),
+            batch_size=batch_size,
+        )
 
 
 # --- proposing clips ------------------------------------------------------------------------
@@ -220,7 +400,8 @@ def clip_propose(*, user, movie_id: int, segments: Sequence[Segment]) -> Propose
 
     Enforced here: the movie is ready, every segment lies inside it and within the campaign's
     length bounds, and the movie keeps at most ``clips_per_movie`` clips (failed ones do not
-    count). Overlaps are allowed and returned as warnings.
+    count). Overlaps are allowed and returned as warnings. A user (None: a command) must be
+    staff or an extractor of the movie's campaign; to anyone else the movie does not exist.
     """
     _check_extractor(user)
     if not segments:
@@ -229,6 +410,7 @@ def clip_propose(*, user, movie_id: int, segments: Sequence[Segment]) -> Propose
         movie = Movie.objects.select_for_update().filter(pk=movie_id).first()
         if movie is None:
             raise NotFound(f"Movie {movie_id} not found.")
+        _check_campaign(user, movie.campaign, f"Movie {movie_id} not found.")
         if movie.status != Movie.Status.READY:
             raise Conflict(f"Movie {movie.pk} is {movie.get_status_display().lower()}.")
         # The campaign row orders clip numbers: one proposer numbers at a time.
@@ -272,8 +454,8 @@ def clip_propose(*, user, movie_id: int, segments: Sequence[Segment]) -> Propose
 
 
 def clip_media_names(clip: Clip) -> tuple[str, str, str]:
-    """Storage names of a clip's video, poster and face folder: fixed by its id."""
-    return f"clips/{clip.pk}.mp4", f"posters/{clip.pk}.jpg", f"faces/{clip.pk}"
+    """Storage names of a clip's video, poster and face sheet: fixed by its id."""
+    return f"clips/{clip.pk}.mp4", f"posters/{clip.pk}.jpg", f"faces/{clip.pk}.jpg"
 
 
 def clip_claim(clip_id: int) -> bool:
@@ -306,20 +488,21 @@ def clip_extract(clip_id: int, detector=None) -> bool:
     video, poster, faces = clip_media_names(clip)
     try:
         info = media.VideoInfo(movie.width, movie.height, movie.fps, movie.duration_s, movie.codec)
-        result = media.extract_clip(
-            default_storage.path(movie.source.name),
-            info,
-            media.ClipSpec(
-                clip.start_s,
-                clip.end_s,
-                max_height=campaign.clip_max_height,
-                fps=campaign.clip_fps,
-            ),
-            video_path=default_storage.path(video),
-            poster_path=default_storage.path(poster),
-            faces_dir=default_storage.path(faces),
-            detector=detector,
-        )
+        with _outputs([video, poster, faces]) as (video_path, poster_path, faces_path):
+            result = media.extract_clip(
+                movie_local_source(movie),
+                info,
+                media.ClipSpec(
+                    clip.start_s,
+                    clip.end_s,
+                    max_height=campaign.clip_max_height,
+                    fps=campaign.clip_fps,
+                ),
+                video_path=video_path,
+                poster_path=poster_path,
+                faces_path=faces_path,
+                detector=detector,
+            )
     except media.MediaError as exc:
         clip_extract_fail(clip_id, str(exc))
         return False
@@ -349,6 +532,9 @@ def clip_extract(clip_id: int, detector=None) -> bool:
         Clip.objects.filter(
             pk=clip_id, status__in=[Clip.Status.PROPOSED, Clip.Status.FAILED]
         ).update(status=opened, status_reason=reason)
+        # A clip that opens for labelling without screening has passed it: its extractor's
+        # reward, under the row lock the UPDATE above holds.
+        rewards.clips_sync([clip_id])
     return True
 
 

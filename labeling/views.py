@@ -333,7 +333,10 @@ def extract(request):
                 for label in c.labels.all()
             ],
         }
-        for c in Campaign.objects.filter(is_active=True).prefetch_related("labels").order_by("name")
+        for c in movies.campaigns_for_extractor(request.user)
+        .filter(is_active=True)
+        .prefetch_related("labels")
+        .order_by("name")
     ]
     strings = {
         "limits": _("Clips last %(min)s–%(max)s s; at most %(per_movie)s per movie."),

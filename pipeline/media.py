@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+import cv2
 import ffmpeg
 import numpy as np
 from PIL import Image
@@ -263,8 +264,9 @@ def clip_command(
     frames_to_stdout: bool = False,
 ):
     """The ffmpeg command (ffmpeg-python stream) that cuts ``spec``'s frames frame-exactly;
-    with ``frames_to_stdout`` the same frames also go to stdout as raw RGB, so the poster and
-    the face crops need no second decode.
+    with ``frames_to_stdout`` the same frames also go to stdout as raw yuv420p (the planes the
+    encoder gets, so ffmpeg converts nothing for them), and the poster and the face crops need
+    no second decode.
 
     Input seeking to half a frame before the first wanted frame: ffmpeg decodes from the
     keyframe before and drops every frame stamped earlier than the seek point, so the first
@@ -313,10 +315,43 @@ def clip_command(
         command = ffmpeg.merge_outputs(
             encoded.output(str(target), **options),
             raw.output(
-                "pipe:", format="rawvideo", pix_fmt="rgb24", fps_mode="passthrough", **limit
+                "pipe:", format="rawvideo", pix_fmt="yuv420p", fps_mode="passthrough", **limit
             ),
         )
     return command.global_args("-hide_banner", "-nostdin").overwrite_output()
+
+
+@dataclass(frozen=True, eq=False)
+class I420Frame:
+    """One decoded frame as ffmpeg's yuv420p planes, in one buffer of H × 3/2 rows of W bytes:
+    the luma plane ``y`` (H×W, a grey frame as it is), then ``u`` and ``v`` (H/2 × W/2). Both
+    sides are even. ``rgb()`` converts with OpenCV (BT.601, limited range: ffmpeg's default)."""
+
+    data: np.ndarray
+    width: int
+    height: int
+
+    @property
+    def y(self) -> np.ndarray:
+        return self.data[: self.height]
+
+    def _chroma(self, index: int) -> np.ndarray:
+        quarter = self.width * self.height // 4
+        flat = self.data[self.height :].reshape(-1)
+        return flat[index * quarter : (index + 1) * quarter].reshape(
+            self.height // 2, self.width // 2
+        )
+
+    @property
+    def u(self) -> np.ndarray:
+        return self._chroma(0)
+
+    @property
+    def v(self) -> np.ndarray:
+        return self._chroma(1)
+
+    def rgb(self) -> np.ndarray:
+        return cv2.cvtColor(self.data, cv2.COLOR_YUV2RGB_I420)
 
 
 @dataclass(frozen=True)
@@ -344,18 +379,22 @@ def cut_clip(source: str | Path, target: str | Path, info: VideoInfo, spec: Clip
     return target
 
 
-def _frames_of(command: list[str], width: int, height: int) -> Iterator[np.ndarray]:
-    """Runs an ffmpeg command that writes raw RGB frames to stdout and yields them one at a
-    time (a long clip never sits in memory); raises MediaError, with ffmpeg's words, when
-    ffmpeg fails, after the frames it wrote."""
-    size = width * height * 3
+def _frames_of(
+    command: list[str], width: int, height: int, yuv420p: bool = False
+) -> Iterator[np.ndarray | I420Frame]:
+    """Runs an ffmpeg command that writes raw frames to stdout (rgb24, or yuv420p as
+    ``I420Frame``) and yields them one at a time (a long clip never sits in memory); raises
+    MediaError, with ffmpeg's words, when ffmpeg fails, after the frames it wrote."""
+    size = width * height * 3 // (2 if yuv420p else 1)
+    shape = (height * 3 // 2, width) if yuv420p else (height, width, 3)
     with tempfile.TemporaryFile() as errors:
         proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors)
         try:
             while chunk := proc.stdout.read(size):
                 if len(chunk) < size:
                     break
-                yield np.frombuffer(chunk, np.uint8).reshape(height, width, 3)
+                frame = np.frombuffer(chunk, np.uint8).reshape(shape)
+                yield I420Frame(frame, width, height) if yuv420p else frame
         finally:
             proc.stdout.close()
             if proc.poll() is None and sys.exc_info()[0] is not None:
@@ -382,31 +421,32 @@ def extract_clip(
     *,
     video_path: str | Path,
     poster_path: str | Path,
-    faces_dir: str | Path | None = None,
+    faces_path: str | Path | None = None,
     detector=None,
     face_size: int = 112,
 ) -> ClipMedia:
     """Cuts the clip (``clip_command``) and, from the same ffmpeg run, takes its poster (the
-    middle frame) and, with ``faces_dir``, every frame's face crop
-    (``faces.write_face_frames``). Each output is staged and moved into place only when
-    ffmpeg succeeded; a re-run writes the same files over the old ones."""
+    middle frame) and, with ``faces_path``, every frame's face crop, stored as one contact
+    sheet (``faces.write_face_frames``). The frames reach Python as ffmpeg's yuv420p planes,
+    so no frame is converted whole except the poster. Each output is staged and moved into
+    place only when ffmpeg succeeded; a re-run writes the same files over the old ones."""
     video_path = Path(video_path)
     rate = frame_rate(spec.fps or info.fps)
     first, count = frame_span(spec.start_s, spec.end_s, frame_rate(info.fps))
     width, height = output_size(info.width, info.height, spec.max_height)
     tmp = _atomic_target(video_path)
     command = clip_command(source, tmp, info, spec, frames_to_stdout=True)
-    poster: list[np.ndarray] = []
+    poster: list[I420Frame] = []
     n_decoded = 0
 
-    def frames() -> Iterator[np.ndarray]:
+    def frames() -> Iterator[I420Frame]:
         nonlocal n_decoded
-        for frame in _frames_of(command.compile(cmd=ffmpeg_binary()), width, height):
+        for frame in _frames_of(command.compile(cmd=ffmpeg_binary()), width, height, True):
             if n_decoded == count // 2 or not poster:
                 poster[:] = [frame]
             n_decoded += 1
             yield frame
-        # Checked before the consumer finishes, so no face folder of a short clip goes in place.
+        # Checked before the consumer finishes, so no face sheet of a short clip goes in place.
         if rate == frame_rate(info.fps) and n_decoded != count:
             raise MediaError(
                 f"the source ended early: {n_decoded} of the clip's {count} frames decoded "
@@ -415,10 +455,10 @@ def extract_clip(
 
     ratio = None
     try:
-        if faces_dir is not None:
+        if faces_path is not None:
             from pipeline import faces
 
-            found = faces.write_face_frames(frames(), faces_dir, detector, size=face_size)
+            found = faces.write_face_frames(frames(), faces_path, detector, size=face_size)
             ratio = found.ratio
         else:
             for _ in frames():
@@ -429,7 +469,7 @@ def extract_clip(
         tmp.unlink(missing_ok=True)
         raise
     os.replace(tmp, video_path)
-    write_image(poster[0], poster_path)
+    write_image(poster[0].rgb(), poster_path)
     return ClipMedia(first, n_decoded, width, height, float(rate), ratio)
 
 

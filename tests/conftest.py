@@ -16,8 +16,8 @@ from urllib.parse import urlparse
 import pytest
 from django.conf import settings
 
-from labeling import services
-from labeling.models import Clip, Movie, Role
+from labeling import movies, services
+from labeling.models import Clip, Role
 
 PASSWORD = "correct-horse-battery"
 
@@ -69,18 +69,21 @@ def make_user(username: str, *roles: Role, staff: bool = False):
 
 
 def make_clips(campaign, n: int, status=Clip.Status.ANNOTATING, start_number: int = 1):
-    movie = Movie.objects.create(campaign=campaign, title="Movie", status=Movie.Status.READY)
-    return Clip.objects.bulk_create(
-        Clip(
-            campaign=campaign,
-            movie=movie,
-            number=start_number + i,
-            end_s=2.0,
-            video=f"clips/{start_number + i:05d}.mp4",
-            poster=f"posters/{start_number + i:05d}.jpg",
-            status=status,
-        )
-        for i in range(n)
+    """``n`` clips of 2 s of a new movie, numbered from ``start_number``, registered as
+    already extracted (``movies.clips_register_extracted``: no ffmpeg, one INSERT)."""
+    movie = movies.movie_register_extracted(campaign=campaign, title="Movie")
+    return movies.clips_register_extracted(
+        movie=movie,
+        clips=[
+            movies.ExtractedClip(
+                end_s=2.0,
+                video=f"clips/{start_number + i:05d}.mp4",
+                poster=f"posters/{start_number + i:05d}.jpg",
+            )
+            for i in range(n)
+        ],
+        status=status,
+        first_number=start_number,
     )
 
 

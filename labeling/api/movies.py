@@ -31,6 +31,29 @@ class _SeesClips(permissions.BasePermission):
         return movies.user_can_extract(request.user) or user_has_role(request.user, Role.REVIEWER)
 
 
+def _get_campaign(request, campaign_id: int) -> Campaign:
+    """The campaign, if it is one of the caller's (``movies.campaigns_for_extractor``); 404
+    otherwise, as for an unknown id."""
+    return get_object_or_404(movies.campaigns_for_extractor(request.user), pk=campaign_id)
+
+
+def _get_movie(request, movie_id: int) -> Movie:
+    """The movie, if its campaign is one of the caller's; 404 otherwise."""
+    mine = movies.campaigns_for_extractor(request.user)
+    return get_object_or_404(Movie.objects.filter(campaign__in=mine), pk=movie_id)
+
+
+def _get_clip(request, clip_id: int) -> Clip:
+    """The clip: any for reviewers (they screen every campaign's clips) and staff; for an
+    extractor, one of their campaigns'; 404 otherwise."""
+    from labeling.services import user_has_role
+
+    clips = Clip.objects.select_related("suspected_label")
+    if not user_has_role(request.user, Role.REVIEWER):
+        clips = clips.filter(campaign__in=movies.campaigns_for_extractor(request.user))
+    return get_object_or_404(clips, pk=clip_id)
+
+
 def _url(request, field) -> str | None:
     return request.build_absolute_uri(field.url) if field else None
 
@@ -91,7 +114,8 @@ class ClipOut(serializers.Serializer):
 class CampaignMoviesApi(APIView):
     """GET: the campaign's movies with their extraction progress. POST (multipart ``file``,
     optional ``title``): upload a movie, streamed to disk by Django's upload handlers; its
-    probe is queued. 409 names the movie that has the same content."""
+    probe is queued. 409 names the movie that has the same content. An extractor reaches only
+    the campaigns they belong to (404 for the others), staff every one."""
 
     permission_classes = [permissions.IsAuthenticated, _Extractor]
     parser_classes = [MultiPartParser, FormParser]
@@ -102,13 +126,13 @@ class CampaignMoviesApi(APIView):
 
     @extend_schema(responses={200: MovieOut(many=True), **errors(404)})
     def get(self, request, campaign_id: int):
-        campaign = get_object_or_404(Campaign, pk=campaign_id)
+        campaign = _get_campaign(request, campaign_id)
         rows = campaign.movies.order_by("-created_at", "-pk")[:200]
         return Response(MovieOut(rows, many=True, context={"request": request}).data)
 
     @extend_schema(request=InputSerializer, responses={201: MovieOut, **errors(400, 404, 409)})
     def post(self, request, campaign_id: int):
-        campaign = get_object_or_404(Campaign, pk=campaign_id)
+        campaign = _get_campaign(request, campaign_id)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         movie = movies.movie_register(
@@ -129,7 +153,7 @@ class MovieDetailApi(APIView):
 
     @extend_schema(responses={200: MovieOut, **errors(404)})
     def get(self, request, movie_id: int):
-        movie = get_object_or_404(Movie, pk=movie_id)
+        movie = _get_movie(request, movie_id)
         clips = movie.clips.select_related("suspected_label").order_by("start_s", "number")
         context = {"request": request}
         return Response(
@@ -187,5 +211,5 @@ class ClipDetailApi(APIView):
 
     @extend_schema(responses={200: ClipOut, **errors(404)})
     def get(self, request, clip_id: int):
-        clip = get_object_or_404(Clip.objects.select_related("suspected_label"), pk=clip_id)
+        clip = _get_clip(request, clip_id)
         return Response(ClipOut(clip, context={"request": request}).data)

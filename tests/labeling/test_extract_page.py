@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from django.contrib.staticfiles import finders
 
+from labeling import services
 from labeling.models import Role
 from tests.conftest import PASSWORD, make_user
 from tests.labeling import test_browser
@@ -22,7 +23,8 @@ class ExtractPageTests:
     def test_an_extractor_gets_the_page_with_the_campaigns_limits_and_labels(
         self, client, campaign
     ):
-        make_user("eve", Role.EXTRACTOR)
+        campaign.annotators.add(make_user("eve", Role.EXTRACTOR))
+        services.campaign_create(name="Other lab's", slug="other")  # eve is not on it
         client.login(username="eve", password=PASSWORD)
         response = client.get("/extract/")
         assert response.status_code == 200
@@ -72,6 +74,7 @@ class ExtractPageBrowserTests:
         from tests.labeling.test_movies import movie_file
 
         eve = make_user("eve", Role.EXTRACTOR)
+        campaign.annotators.add(eve)  # an extractor of the campaign
         movie = movies.movie_register_path(campaign=campaign, path=movie_file(tmp_path), user=eve)
         movies.movie_probe(movie.pk)
         wait = WebDriverWait(browser, 30)

@@ -16,16 +16,20 @@ from labeling import movies
 from labeling.errors import Forbidden
 from labeling.models import Clip, MediaStatus, Movie, Role
 from labeling.tasks import clip_extract_task
+from pipeline.faces import read_face_frames
 from pipeline.media import read_frames, write_video
 from pipeline.synthetic_movies import drawn_face_movie, frame_numbers
 from tests.conftest import make_user
-from tests.labeling.test_movies import ready_movie
+from tests.labeling.test_movies import movie_file, ready_movie
 from tests.labeling.test_tasks import filesystem_app
 
 
 @pytest.fixture
-def eve(db):
-    return make_user("eve", Role.EXTRACTOR)
+def eve(campaign):
+    """An extractor on the campaign (its member list)."""
+    user = make_user("eve", Role.EXTRACTOR)
+    campaign.annotators.add(user)
+    return user
 
 
 def clip_whose_extraction_raises(campaign, user, folder, monkeypatch, error):
@@ -60,7 +64,8 @@ class ClipExtractTests:
         assert frame_numbers(read_frames(root / clip.video.name)) == list(range(13, 44))
         assert (clip.first_frame, clip.n_frames) == (13, 31)
         assert (root / clip.poster.name).read_bytes()[:2] == b"\xff\xd8"
-        assert len(list((root / clip.faces).iterdir())) == 31
+        assert clip.faces == f"faces/{clip.pk}.jpg"
+        assert read_face_frames(root / clip.faces).shape == (31, 112, 112, 3)
         assert clip.duration_bucket == "0-2s"
         # The numbered source has no face: flagged for the reviewer, in screening.
         assert clip.face_ratio == 0.0 and clip.few_faces
@@ -79,6 +84,73 @@ class ClipExtractTests:
         clip.refresh_from_db()
         assert clip.face_ratio >= 0.8 and not clip.few_faces
         assert clip.status == Clip.Status.ANNOTATING
+
+    def test_a_storage_without_local_paths_works_through_a_cached_copy(
+        self, campaign, eve, tmp_path, settings
+    ):
+        # given: a storage with no local paths, as an S3-compatible store (in memory here)
+        settings.STORAGES = {
+            **settings.STORAGES,
+            "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
+        }
+        settings.MEDIA_CACHE_DIR = tmp_path / "cache"
+        from django.core.files.storage import default_storage
+
+        # when: a movie comes in, is probed, and a clip of it is extracted, twice
+        movie = movies.movie_probe(
+            movies.movie_register_path(campaign=campaign, path=movie_file(tmp_path)).pk
+        )
+        assert movie.status == Movie.Status.READY, movie.error
+        (clip,) = propose(eve, movie, (0.52, 1.73))
+        assert movies.clip_extract(clip.pk) is True
+        Clip.objects.filter(pk=clip.pk).update(media_status=MediaStatus.PENDING)
+        assert movies.clip_extract(clip.pk) is True
+
+        # then: the clip, its poster and its face sheet are in the storage under their names
+        clip.refresh_from_db()
+        assert [clip.video.name, clip.poster.name, clip.faces] == [
+            f"clips/{clip.pk}.mp4",
+            f"posters/{clip.pk}.jpg",
+            f"faces/{clip.pk}.jpg",
+        ]
+        copy = tmp_path / "clip.mp4"
+        with default_storage.open(clip.video.name, "rb") as stored:
+            copy.write_bytes(stored.read())
+        assert frame_numbers(read_frames(copy)) == list(range(13, 44))
+        sheet = tmp_path / "faces.jpg"
+        with default_storage.open(clip.faces, "rb") as stored:
+            sheet.write_bytes(stored.read())
+        assert len(read_face_frames(sheet)) == 31
+        # and the worker copied the movie once, named by its content
+        assert [p.name for p in (tmp_path / "cache").iterdir()] == [f"{movie.content_hash}.mp4"]
+
+    def test_the_movie_cache_keeps_recent_copies_and_drops_old_ones_over_its_size(
+        self, campaign, tmp_path, settings
+    ):
+        import os
+
+        settings.STORAGES = {
+            **settings.STORAGES,
+            "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
+        }
+        settings.MEDIA_CACHE_DIR = cache = tmp_path / "cache"
+        settings.MEDIA_CACHE_GB = 0  # every copy is over the limit
+        old, recent, new = (
+            movies.movie_register_path(
+                campaign=campaign, path=movie_file(tmp_path, f"{n}.mp4", first=i)
+            )
+            for i, n in enumerate(["old", "recent", "new"])
+        )
+        for movie in (old, recent):
+            movies.movie_local_source(movie)
+        two_hours_ago = time.time() - 7200
+        os.utime(movies.movie_local_source(old), (two_hours_ago, two_hours_ago))
+        # when: a third movie is copied
+        movies.movie_local_source(new)
+        # then: the copy unused for two hours went; the one used a moment ago stays
+        assert sorted(p.name for p in cache.iterdir()) == sorted(
+            f"{m.content_hash}.mp4" for m in (recent, new)
+        )
 
     def test_a_second_delivery_does_nothing(self, campaign, eve, tmp_path, settings):
         movie = ready_movie(campaign, tmp_path)
@@ -162,14 +234,25 @@ class ClipExtractTests:
 
 @pytest.mark.django_db(transaction=True)
 class ExtractionWorkerTests:
-    def test_a_real_worker_extracts_proposed_clips(self, campaign, eve, tmp_path):
+    def test_a_media_worker_probes_the_movie_and_extracts_proposed_clips(
+        self, campaign, eve, tmp_path
+    ):
         from annotation_site.celery import app as default_app
 
-        movie = ready_movie(campaign, tmp_path)
         app = filesystem_app(tmp_path)
         app.set_current()
         try:
-            with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
+            # A worker of the `media` queue only, as on a machine of its own: the probe and the
+            # extractions are routed there (CELERY_TASK_ROUTES), nothing else is needed.
+            with start_worker(
+                app, pool="solo", perform_ping_check=False, shutdown_timeout=30, queues=["media"]
+            ):
+                movie = movies.movie_register_path(campaign=campaign, path=movie_file(tmp_path))
+                deadline = time.monotonic() + 60
+                while movie.status == Movie.Status.PENDING and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                    movie.refresh_from_db()
+                assert movie.status == Movie.Status.READY, movie.error
                 clips = propose(eve, movie, (0.0, 1.0), (1.5, 2.5))
                 deadline = time.monotonic() + 90
                 while time.monotonic() < deadline:
@@ -200,14 +283,14 @@ settings.MEDIA_STALE_CLAIM_SECONDS = 2
 if sys.argv[1] == "slow":
     from pipeline import faces
     detect = faces.HaarFaceDetector.detect
-    def slow(self, frame):
+    def slow(self, frame, near=None):
         time.sleep(0.5)
-        return detect(self, frame)
+        return detect(self, frame, near)
     faces.HaarFaceDetector.detect = slow
 from annotation_site.celery import app
 app.conf.broker_transport_options = {"visibility_timeout": 3}
 app.worker_main(["worker", "--pool=solo", "--loglevel=INFO", "--without-gossip",
-                 "--without-mingle", "--hostname", sys.argv[1] + "@%h"])
+                 "--without-mingle", "--queues=celery,media", "--hostname", sys.argv[1] + "@%h"])
 """
 
 
@@ -230,7 +313,7 @@ class WorkerDeathTests:
         need(redis_available(), "needs a Redis server (REDIS_URL or 127.0.0.1:6379)")
         url = settings.REDIS_URL or "redis://127.0.0.1:6379/6"
         # No message of an earlier run may reach these workers.
-        redis.Redis.from_url(url).delete("celery", "unacked", "unacked_index")
+        redis.Redis.from_url(url).delete("celery", "media", "unacked", "unacked_index")
         movie = ready_movie(campaign, tmp_path)
         (clip,) = propose(eve, movie, (0.0, 2.0))
         script = tmp_path / "worker.py"
@@ -290,7 +373,7 @@ class WorkerDeathTests:
         assert frame_numbers(read_frames(settings.MEDIA_ROOT / clip.video.name)) == list(
             range(0, 50)
         )
-        assert len(list((settings.MEDIA_ROOT / clip.faces).iterdir())) == 50
+        assert len(read_face_frames(settings.MEDIA_ROOT / clip.faces)) == 50
 
 
 @pytest.mark.django_db

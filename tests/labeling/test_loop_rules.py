@@ -295,7 +295,7 @@ class FarAheadAnnotatorTests:
         monkeypatch.setattr(sql, "CANDIDATE_WINDOW", 3)
         clips = make_clips(campaign, 8)
         # given bob has labelled clips 1-5 (in flight: one slot held each) and alice 1-3
-        for clip in clips[:5]:
+        for _ in clips[:5]:
             lease = services.assignment_next(user=bob)
             services.annotation_submit(user=bob, assignment_id=lease.pk, label_name="sad")
         assert sorted(self._label(alice, 3)) == [c.pk for c in clips[:3]]

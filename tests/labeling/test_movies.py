@@ -8,8 +8,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from rest_framework.test import APIClient
 
-from labeling import movies
-from labeling.errors import ApplicationError, Conflict, Forbidden
+from labeling import movies, services
+from labeling.errors import ApplicationError, Conflict, Forbidden, NotFound
 from labeling.models import Clip, MediaStatus, Movie, Role
 from pipeline.media import write_video
 from pipeline.synthetic_movies import numbered_frames
@@ -27,8 +27,11 @@ def ready_movie(campaign, folder, name="film.mp4", **kwargs) -> Movie:
 
 
 @pytest.fixture
-def eve(db):
-    return make_user("eve", Role.EXTRACTOR)
+def eve(campaign):
+    """An extractor on the campaign (its member list)."""
+    user = make_user("eve", Role.EXTRACTOR)
+    campaign.annotators.add(user)
+    return user
 
 
 @pytest.mark.django_db
@@ -226,6 +229,51 @@ class MovieApiTests:
         assert response.status_code == 400
         assert "ends after the movie" in response.json()["detail"]
 
+    def test_an_extractor_reaches_only_the_campaigns_they_belong_to(
+        self, campaign, eve, rita, admin_user, tmp_path
+    ):
+        # given: a movie and a clip of eve's campaign, and ed, an extractor of another one
+        movie = ready_movie(campaign, tmp_path)
+        (clip,) = movies.clip_propose(
+            user=eve, movie_id=movie.pk, segments=[movies.Segment(0, 1)]
+        ).clips
+        other = services.campaign_create(name="Other", slug="other")
+        ed = make_user("ed", Role.EXTRACTOR)
+        other.annotators.add(ed)
+        segments = {"segments": [{"start_s": 1, "end_s": 2}]}
+        upload = SimpleUploadedFile("x.mp4", movie_file(tmp_path, "x.mp4", first=9).read_bytes())
+
+        def answers(user) -> list[int]:
+            client = self.client_for(user)
+            return [
+                client.get(f"/api/v1/campaigns/{campaign.pk}/movies/").status_code,
+                client.get(f"/api/v1/movies/{movie.pk}/").status_code,
+                client.get(f"/api/v1/clips/{clip.pk}/").status_code,
+                client.post(
+                    f"/api/v1/movies/{movie.pk}/clips/", segments, format="json"
+                ).status_code,
+            ]
+
+        # then: to ed the campaign, its movie and its clip do not exist, as unknown ids
+        assert answers(ed) == [404, 404, 404, 404]
+        assert (
+            self.client_for(ed)
+            .post(f"/api/v1/campaigns/{campaign.pk}/movies/", {"file": upload}, format="multipart")
+            .status_code
+            == 404
+        )
+        assert self.client_for(ed).get(f"/api/v1/campaigns/{other.pk}/movies/").json() == []
+        with pytest.raises(NotFound):
+            movies.clip_propose(user=ed, movie_id=movie.pk, segments=[movies.Segment(2, 3)])
+        with pytest.raises(NotFound):
+            movies.movie_register_path(campaign=campaign, path=tmp_path / "x.mp4", user=ed)
+        assert Movie.objects.count() == 1 and Clip.objects.count() == 1
+        # while eve and staff reach all of it, and a reviewer (who screens every campaign's
+        # clips) follows the clip
+        assert answers(eve) == [200, 200, 200, 201]
+        assert answers(admin_user)[:3] == [200, 200, 200]
+        assert self.client_for(rita).get(f"/api/v1/clips/{clip.pk}/").status_code == 200
+
     def test_annotators_get_403(self, campaign, alice, tmp_path):
         movie = ready_movie(campaign, tmp_path)
         client = self.client_for(alice)
@@ -236,6 +284,49 @@ class MovieApiTests:
             format="json",
         )
         assert response.status_code == 403
+
+
+@pytest.mark.django_db
+class ClipsRegisterExtractedTests:
+    def test_it_numbers_on_from_the_campaign_and_queues_nothing(
+        self, campaign, eve, tmp_path, django_capture_on_commit_callbacks
+    ):
+        # given: a clip proposed the usual way (number 1)
+        movies.clip_propose(
+            user=eve, movie_id=ready_movie(campaign, tmp_path).pk, segments=[movies.Segment(0, 1)]
+        )
+        # when: three clips cut elsewhere are registered with their media names
+        movie = movies.movie_register_extracted(campaign=campaign, title="Elsewhere")
+        with django_capture_on_commit_callbacks() as queued:
+            clips = movies.clips_register_extracted(
+                movie=movie,
+                clips=[
+                    movies.ExtractedClip(end_s=1.5, video="clips/a.mp4", poster="posters/a.jpg"),
+                    movies.ExtractedClip(start_s=2, end_s=5, video="clips/b.mp4"),
+                    movies.ExtractedClip(start_s=5, end_s=11, video="clips/c.mp4"),
+                ],
+            )
+        # then
+        assert queued == [] and movie.status == Movie.Status.READY
+        rows = Clip.objects.filter(pk__in=[c.pk for c in clips]).order_by("number")
+        assert [
+            (c.number, c.status, c.media_status, c.duration_bucket, c.video.name) for c in rows
+        ] == [
+            (2, Clip.Status.ANNOTATING, MediaStatus.NONE, "0-2s", "clips/a.mp4"),
+            (3, Clip.Status.ANNOTATING, MediaStatus.NONE, "2-5s", "clips/b.mp4"),
+            (4, Clip.Status.ANNOTATING, MediaStatus.NONE, "5s+", "clips/c.mp4"),
+        ]
+
+    def test_a_bad_span_or_status_registers_nothing(self, campaign):
+        movie = movies.movie_register_extracted(campaign=campaign, title="Elsewhere")
+        good = movies.ExtractedClip(end_s=1.0, video="clips/a.mp4")
+        with pytest.raises(ApplicationError, match="Clip 2: 3–2 s is no span"):
+            movies.clips_register_extracted(
+                movie=movie, clips=[good, movies.ExtractedClip(start_s=3, end_s=2)]
+            )
+        with pytest.raises(ApplicationError, match="Unknown clip status"):
+            movies.clips_register_extracted(movie=movie, clips=[good], status="done")
+        assert not Clip.objects.exists()
 
 
 @pytest.mark.django_db

@@ -624,3 +624,32 @@ class RewardSettingsTests:
         assert saved.status_code == 302, saved.content.decode()[:2000]
         campaign.refresh_from_db()
         assert campaign.reward_rare_clip == Decimal("7.50")
+
+
+@pytest.mark.django_db
+class ExtractionRewardTests:
+    def test_a_clip_that_opens_without_screening_earns_its_extractor_once(self, campaign, tmp_path):
+        import numpy as np
+
+        from labeling import movies
+        from pipeline.media import write_video
+        from pipeline.synthetic_movies import drawn_face_movie
+
+        # given a campaign that skips screening, and a drawn face an extractor marked
+        campaign.screen_clips = False
+        campaign.save()
+        eve = make_user("eve", Role.EXTRACTOR)
+        campaign.annotators.add(eve)
+        frames = drawn_face_movie(["fear"], 1.0, 12, 96, np.random.default_rng(5))
+        path = write_video(frames, tmp_path / "face.mp4", fps=12)
+        movie = movies.movie_probe(
+            movies.movie_register_path(campaign=campaign, path=path, user=eve).pk
+        )
+        segments = [movies.Segment(0.0, 1.0)]
+        (clip,) = movies.clip_propose(user=eve, movie_id=movie.pk, segments=segments).clips
+        # when the worker extracts it (and a second delivery runs it again)
+        movies.clip_extract(clip.pk)
+        movies.clip_extract(clip.pk)
+        # then it opened for labelling and paid eve the clip reward once
+        assert Clip.objects.get(pk=clip.pk).status == Clip.Status.ANNOTATING
+        assert entries() == [("eve", K.CLIP, "1.00")]

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pipeline.faces import crop, read_face_frames
 from pipeline.media import (
     ClipSpec,
     MediaError,
@@ -21,7 +22,7 @@ from pipeline.media import (
     write_video,
 )
 from pipeline.synthetic import render_clip
-from pipeline.synthetic_movies import frame_numbers, numbered_frames
+from pipeline.synthetic_movies import drawn_face_movie, frame_numbers, numbered_frames
 
 
 class MediaTests:
@@ -148,14 +149,14 @@ class FrameSpanTests:
 
 
 def extract_into(source, folder, spec, faces=False, name="clip"):
-    """``extract_clip`` of ``source`` into ``folder``: <name>.mp4, poster.jpg, faces/."""
+    """``extract_clip`` of ``source`` into ``folder``: <name>.mp4, poster.jpg, faces.jpg."""
     return extract_clip(
         source,
         probe(source),
         spec,
         video_path=folder / f"{name}.mp4",
         poster_path=folder / "poster.jpg",
-        faces_dir=folder / "faces" if faces else None,
+        faces_path=folder / "faces.jpg" if faces else None,
     )
 
 
@@ -205,10 +206,43 @@ class ExtractClipTests:
             extract_into(numbered_source, tmp_path / "c", ClipSpec(0.2, 0.6), faces=True)
         assert sorted(p.name for p in (tmp_path / "c").iterdir()) == [
             "clip.mp4",
-            "faces",
+            "faces.jpg",
             "poster.jpg",
         ]
-        assert len(list((tmp_path / "c" / "faces").iterdir())) == 10
+        assert len(read_face_frames(tmp_path / "c" / "faces.jpg")) == 10
+
+    def test_the_face_crops_come_from_the_clips_own_frames_without_a_second_decode(self, tmp_path):
+        # given: a drawn-face movie, and a detector that records what it was shown
+        frames = drawn_face_movie(["happy", "fear"], 1.0, 12, 96, np.random.default_rng(7))
+        source = write_video(frames, tmp_path / "faces.mp4", fps=12)
+        shown = []
+
+        class Recording:
+            def detect(self, frame, near=None):
+                shown.append(frame.shape)
+
+        # when
+        result = extract_clip(
+            source,
+            probe(source),
+            ClipSpec(0.25, 1.5),
+            video_path=tmp_path / "clip.mp4",
+            poster_path=tmp_path / "poster.jpg",
+            faces_path=tmp_path / "faces.jpg",
+            detector=Recording(),
+            face_size=48,
+        )
+        # then: one crop per frame of the clip, in order, each the centred square of that
+        # frame (no face found) as the decoded clip shows it, give or take the two lossy
+        # encodes; the detector saw the luma plane of every 5th frame
+        clip = read_frames(tmp_path / "clip.mp4")
+        crops = read_face_frames(tmp_path / "faces.jpg").astype(int)
+        assert result.n_frames == len(clip) == len(crops) == 15
+        assert shown == [(96, 96)] * 3
+        expected = np.stack([crop(frame, None, 48) for frame in clip]).astype(int)
+        distance = np.abs(crops[:, None] - expected[None]).mean(axis=(2, 3, 4))
+        assert distance.argmin(axis=1).tolist() == list(range(15))
+        assert distance.diagonal().max() < 6
 
     def test_a_span_with_no_frame_is_refused(self, numbered_source, tmp_path):
         with pytest.raises(MediaError, match="holds no frame"):
@@ -235,7 +269,7 @@ class ExtractClipTests:
                 ClipSpec(0.0, 2.0),
                 video_path=tmp_path / "out" / "clip.mp4",
                 poster_path=tmp_path / "out" / "poster.jpg",
-                faces_dir=tmp_path / "out" / "faces",
+                faces_path=tmp_path / "out" / "faces.jpg",
             )
         assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
 
