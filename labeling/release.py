@@ -40,6 +40,7 @@ from labeling.models import (
 from pipeline import dfew
 from pipeline.aggregation import BUCKETS
 from pipeline.compact import ClipRecord, CompactWriter
+from pipeline.faces import read_face_frames
 from pipeline.folds import assign_folds
 from pipeline.media import read_frames
 
@@ -169,6 +170,7 @@ def clip_rows(campaign: Campaign, split: Split | None = None) -> QuerySet:
         "start_s",
         "end_s",
         "video",
+        "faces",
         movie_title=F("movie__title"),
         votes=F("result__votes"),
         distribution=F("result__distribution"),
@@ -280,6 +282,14 @@ def _compact_frames(frames: np.ndarray, size: int) -> np.ndarray:
 MARKER = "dfer-export.json"
 
 
+def _export_frames(media_root: Path, row: dict) -> np.ndarray:
+    """The clip's face crops (one per frame, in order) when it has them, else its whole
+    decoded frames."""
+    if row["faces"]:
+        return read_face_frames(media_root / row["faces"])
+    return read_frames(media_root / row["video"])
+
+
 def _check_split_current(split: Split, members: dict, rows: list[dict], names: dict) -> None:
     """Refuses a split whose clips no longer have the result they were split with (labels
     invalidated since): exporting it would drop clips or contradict the exported votes."""
@@ -315,6 +325,10 @@ def dfew_export_write(
     ``compact`` also ``compact/`` (``pipeline/compact.py``: every frame of each clip with
     media, their votes and folds). Returns a summary. Label files are byte-identical for the
     same split and results.
+
+    A frame is the clip's face crop where the extraction stored them (``Clip.faces``, one per
+    frame, as DFEW released face frames and its authors trained on them); a clip without
+    crops (registered with its video only) gives its whole decoded frames.
     """
     step = progress or (lambda fraction, stage: None)
     out = Path(out)
@@ -347,6 +361,7 @@ def dfew_export_write(
         "clips_with_frames": len(with_media),
         "clips_without_media": len(release) - len(with_media),
         "frames": 0,
+        "clips_with_face_crops": 0,
         "compact_clips": 0,
     }
     try:
@@ -364,7 +379,8 @@ def dfew_export_write(
             media_root = Path(settings.MEDIA_ROOT)
             # On an error the staged folder, half-written frames included, is removed.
             for i, (row, clip) in enumerate(with_media, start=1):
-                frames = read_frames(media_root / row["video"])
+                frames = _export_frames(media_root, row)
+                summary["clips_with_face_crops"] += bool(row["faces"])
                 summary["frames"] += dfew.write_frames(root, clip.number, frames)
                 if writer:
                     # Fold 0: outside the split. Such a clip trains only distribution targets

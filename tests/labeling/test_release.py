@@ -164,6 +164,30 @@ class ExportDfewTests:
         assert np.diff(offsets).tolist() == [int(r[-1]) for r in rows]
         assert frames.shape == (48, 32, 32, 3)
 
+    def test_a_clip_with_stored_face_crops_exports_its_crops_every_frame_in_order(
+        self, campaign, tmp_path, settings
+    ):
+        from PIL import Image
+
+        from pipeline.faces import write_face_sheet
+
+        # given clip 1 with a 12-frame video and its face sheet: tile k painted k × 20
+        import_votes(campaign, per_label=5)
+        media = Path(settings.MEDIA_ROOT)
+        add_media(campaign, media, [1], frames=12)
+        tiles = [np.full((112, 112, 3), k * 20, dtype=np.uint8) for k in range(12)]
+        write_face_sheet(tiles, media / "faces" / "1.jpg", 95)
+        Clip.objects.filter(campaign=campaign, number=1).update(faces="faces/1.jpg")
+        # when
+        out, _ = run("export_dfew", campaign.slug, str(tmp_path / "r"), "--size", "32")
+        # then each exported frame is that frame's 112-px crop, in order
+        written = sorted((tmp_path / "r" / "data" / "00001").glob("*.jpg"))
+        assert len(written) == 12
+        for k, path in enumerate(written):
+            image = np.asarray(Image.open(path).convert("RGB"))
+            assert image.shape == (112, 112, 3)
+            assert abs(float(image.mean()) - k * 20) < 3, path.name
+
     def test_exporting_the_same_split_twice_gives_byte_identical_label_files(
         self, campaign, tmp_path
     ):

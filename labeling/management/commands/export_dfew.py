@@ -62,7 +62,8 @@ class Command(BaseCommand):
         self.stdout.write(
             f"wrote {outdir}: {summary['clips']} clips ({summary['single_labelled_in_split']} "
             f"single-labelled in split {chosen.pk}), {summary['frames']} frames of "
-            f"{summary['clips_with_frames']} clips; {summary['clips_without_media']} clips "
-            f"without media got label rows and no frames; compact: {summary['compact_clips']} "
+            f"{summary['clips_with_frames']} clips ({summary['clips_with_face_crops']} as face "
+            f"crops); {summary['clips_without_media']} clips without media got label rows and "
+            f"no frames; compact: {summary['compact_clips']} "
             "clips"
         )
