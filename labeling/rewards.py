@@ -433,7 +433,8 @@ def reward_hold(*, staff, campaign_id: int, username: str, reason: str) -> Rewar
         raise ApplicationError("Say why the rewards are held (the person's record keeps it).")
     person = _person(username)
     with transaction.atomic():
-        Campaign.objects.select_for_update().filter(pk=campaign_id).first()
+        if Campaign.objects.select_for_update().filter(pk=campaign_id).first() is None:
+            raise NotFound(f"Campaign {campaign_id} not found.")
         if RewardHold.objects.filter(
             campaign_id=campaign_id, person=person, released_at__isnull=True
         ).exists():
