@@ -158,6 +158,17 @@ def drop_database(url: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def teardown(url: str, workdir: Path) -> None:
+    """After a bench that made its own database and folder: close Django's connections (if
+    it was set up), drop the database, remove the folder."""
+    if "django" in sys.modules:
+        from django.db import connections
+
+        connections.close_all()
+    drop_database(url)
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
 # --- the votes --------------------------------------------------------------------------------
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import sys
 import tempfile
@@ -34,8 +33,9 @@ from unittest import mock
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.agreement_scale import DFEW_CLIPS, drop_database  # noqa: E402
+from bench.agreement_scale import DFEW_CLIPS, teardown  # noqa: E402
 from bench.annotation_load import bench_database_url, bench_env, setup_django  # noqa: E402
+from bench.staff_pages import say  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -52,10 +52,6 @@ def parse_args() -> argparse.Namespace:
     )
     p.add_argument("--repeat", type=int, default=30)
     return p.parse_args()
-
-
-def say(message: str) -> None:
-    print(message, flush=True)
 
 
 def timed_next(services, user, repeat: int) -> tuple[float, float]:
@@ -135,12 +131,7 @@ def main() -> int:
             say(f"{walk:7s} walk: {far} ahead ÷ {near} ahead = {growth:4.2f}×{verdict}")
         return 1 if failed else 0
     finally:
-        if "django" in sys.modules:
-            from django.db import connections
-
-            connections.close_all()
-        drop_database(url)
-        shutil.rmtree(workdir, ignore_errors=True)
+        teardown(url, workdir)
 
 
 if __name__ == "__main__":

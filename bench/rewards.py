@@ -28,7 +28,6 @@ import argparse
 import csv
 import io
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -40,8 +39,9 @@ from unittest import mock
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.agreement_scale import DFEW_CLIPS, drop_database, generate_csv, run_import  # noqa: E402
+from bench.agreement_scale import DFEW_CLIPS, generate_csv, run_import, teardown  # noqa: E402
 from bench.annotation_load import bench_database_url, bench_env, setup_django  # noqa: E402
+from bench.staff_pages import best_ms, say  # noqa: E402
 
 TARGET_MS = 300.0
 
@@ -53,19 +53,6 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--clips", type=int, default=DFEW_CLIPS, help="clips (16372)")
     p.add_argument("--repeat", type=int, default=3, help="best of this many (3)")
     return p.parse_args()
-
-
-def say(message: str) -> None:
-    print(message, flush=True)
-
-
-def best_ms(repeat: int, fn) -> tuple[float, object]:
-    best, result = float("inf"), None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best * 1000, result
 
 
 def seed(workdir: Path, clips: int):
@@ -169,9 +156,7 @@ def main() -> int:
         say(f"baseline: raw per-person sums of the ledger ({len(rows)} people)  {base_ms:8.1f} ms")
 
         staff = get_user_model().objects.create(username="staff", is_staff=True, is_superuser=True)
-        busiest = (
-            Annotation.objects.values("annotator").annotate(n=Count("pk")).order_by("-n")[0]
-        )
+        busiest = Annotation.objects.values("annotator").annotate(n=Count("pk")).order_by("-n")[0]
         annotator = get_user_model().objects.get(pk=busiest["annotator"])
         staff_client, own_client = Client(), Client()
         staff_client.force_login(staff)
@@ -208,12 +193,7 @@ def main() -> int:
         say(f"rare clips found (disgust, fear single labels): {rare}")
         return 1 if failed else 0
     finally:
-        if "django" in sys.modules:
-            from django.db import connections
-
-            connections.close_all()
-        drop_database(url)
-        shutil.rmtree(workdir, ignore_errors=True)
+        teardown(url, workdir)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -35,7 +34,7 @@ from types import SimpleNamespace
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.agreement_scale import DFEW_CLIPS, drop_database, generate_csv, run_import  # noqa: E402
+from bench.agreement_scale import DFEW_CLIPS, generate_csv, run_import, teardown  # noqa: E402
 from bench.annotation_load import bench_database_url, bench_env, setup_django  # noqa: E402
 
 TARGET_MS = 300.0
@@ -192,12 +191,7 @@ def main() -> int:
             )
         return 1 if failed else 0
     finally:
-        if "django" in sys.modules:
-            from django.db import connections
-
-            connections.close_all()
-        drop_database(url)
-        shutil.rmtree(workdir, ignore_errors=True)
+        teardown(url, workdir)
 
 
 if __name__ == "__main__":

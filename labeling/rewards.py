@@ -122,8 +122,7 @@ def clips_sync(clip_ids: Iterable[int], *, now: datetime | None = None) -> SyncR
     campaigns = {
         c.pk: c
         for c in Campaign.objects.filter(pk__in={campaign for _, campaign, _, _ in clips}).only(
-            "pk", "reward_annotation", "reward_clip", "reward_rare_clip", "reward_rare_vote",
-            "rare_label_rule",
+            "pk", "reward_clip", "reward_rare_clip", "reward_rare_vote", "rare_label_rule",
         )
     }  # fmt: skip
     labels = {}  # campaign id -> (name -> id, id -> label)
