@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlparse
 
 import dj_database_url
 from csp.constants import NONE, SELF, UNSAFE_INLINE
@@ -161,6 +162,17 @@ if MEDIA_STORAGE == "s3":
         raise ImproperlyConfigured("MEDIA_STORAGE=s3 needs AWS_STORAGE_BUCKET_NAME")
 elif MEDIA_STORAGE != "local":
     raise ImproperlyConfigured(f"MEDIA_STORAGE must be local or s3, not {MEDIA_STORAGE!r}")
+# Where browsers fetch media from, for the Content-Security-Policy below: the site itself, or
+# with S3 the bucket's presigned URLs (MEDIA_ORIGIN names it; else the endpoint's origin, else
+# AWS's own hosts).
+MEDIA_ORIGINS = []
+if MEDIA_STORAGE == "s3":
+    _endpoint = urlparse(STORAGES["default"]["OPTIONS"]["endpoint_url"] or "")
+    MEDIA_ORIGINS = [
+        envstr("MEDIA_ORIGIN", "")
+        or (f"{_endpoint.scheme}://{_endpoint.netloc}" if _endpoint.netloc else "")
+        or "https://*.amazonaws.com"
+    ]
 MEDIA_CACHE_DIR = Path(envstr("MEDIA_CACHE_DIR", str(VAR_DIR / "media-cache")))
 MEDIA_CACHE_GB = envint("MEDIA_CACHE_GB", 20)
 WHITENOISE_USE_FINDERS = envbool("WHITENOISE_USE_FINDERS", True)
@@ -194,8 +206,8 @@ CONTENT_SECURITY_POLICY = {
         "default-src": [SELF],
         "script-src": [SELF],
         "style-src": [SELF, UNSAFE_INLINE],
-        "img-src": [SELF, "data:"],
-        "media-src": [SELF],
+        "img-src": [SELF, "data:", *MEDIA_ORIGINS],
+        "media-src": [SELF, *MEDIA_ORIGINS],
         "object-src": [NONE],
         "base-uri": [SELF],
         "form-action": [SELF],

@@ -88,8 +88,7 @@ def seed_live(clips: int):
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
 
-    from labeling import services
-    from labeling.models import Clip, Movie
+    from labeling import movies, services
 
     User = get_user_model()
     campaign = services.campaign_create(name="live", slug="live", min_view_seconds=0)
@@ -98,13 +97,10 @@ def seed_live(clips: int):
     )
     Group.objects.get_or_create(name="annotator")[0].user_set.add(*users)
     campaign.annotators.add(*users)
-    movie = Movie.objects.create(campaign=campaign, title="live", status="ready")
-    Clip.objects.bulk_create(
-        (
-            Clip(campaign=campaign, movie=movie, number=i, end_s=2.0, status=Clip.Status.ANNOTATING)
-            for i in range(1, clips + 1)
-        ),
-        batch_size=5000,
+    # Registered as the app registers clips cut elsewhere: one INSERT per 5,000 clips.
+    movie = movies.movie_register_extracted(campaign=campaign, title="live")
+    movies.clips_register_extracted(
+        movie=movie, clips=[movies.ExtractedClip(end_s=2.0)] * clips, first_number=1
     )
     for i in range(2050):
         user = users[i % len(users)]

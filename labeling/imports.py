@@ -21,7 +21,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
-from labeling import sql
+from labeling import movies, sql
 from labeling.errors import ApplicationError
 from labeling.models import Annotation, Assignment, Campaign, Clip, Movie
 
@@ -217,33 +217,25 @@ def annotations_import(
         if fresh:
             users = dict(User.objects.filter(username__in=names).values_list("username", "pk"))
         titles = {clips[n].movie or DEFAULT_MOVIE for n in clips if n not in existing}
-        movies = dict(
-            Movie.objects.filter(campaign=campaign, title__in=titles).values_list("title", "pk")
+        known = Movie.objects.filter(campaign=campaign, title__in=titles).only("title", "campaign")
+        movie_of = {m.title: m for m in known}
+        new_movies = movies.movies_register_extracted(
+            campaign=campaign, titles=sorted(titles - set(movie_of))
         )
-        new_movies = [
-            Movie(campaign=campaign, title=title, status=Movie.Status.READY)
-            for title in sorted(titles - set(movies))
-        ]
-        Movie.objects.bulk_create(new_movies)
         summary.movies_created = len(new_movies)
-        movies.update((m.title, m.pk) for m in new_movies)
+        movie_of.update((m.title, m) for m in new_movies)
 
         step("creating clips")
-        created = Clip.objects.bulk_create(
-            [
-                Clip(
-                    campaign=campaign,
-                    movie_id=movies[clip.movie or DEFAULT_MOVIE],
-                    number=number,
-                    start_s=0.0,
-                    end_s=clip.duration,
-                    status=Clip.Status.PROPOSED,
-                    created_at=now,
+        # Proposed: out of the labelling pool until the votes below complete them.
+        created = movies.clips_register_extracted(
+            clips=[
+                movies.ExtractedClip(
+                    end_s=clip.duration, number=number, movie=movie_of[clip.movie or DEFAULT_MOVIE]
                 )
                 for number, clip in sorted(clips.items())
                 if number not in existing
             ],
-            batch_size=2000,
+            status=Clip.Status.PROPOSED,
         )
         summary.clips_created = len(created)
         clip_pk = {number: pk for number, (pk, _) in existing.items()}

@@ -6,10 +6,13 @@ Movie sources (``/media/movies/…``) are for staff and extractors; any other fi
 ``/media/`` (exports, face crops) for staff only. Everyone else, anonymous callers included,
 gets 404, which says nothing about whether the file exists.
 
-The bytes: behind nginx (``MEDIA_ACCEL_REDIRECT_PREFIX`` set) the answer is an empty 200 with
-``X-Accel-Redirect``, and nginx sends the file from an ``internal`` location, ranges and all.
-In the embedded default Django streams the file itself, with single-range requests (206,
-``Content-Range``; 416 when the range is past the end), as video players need to seek.
+The bytes, from a storage on the local disk: behind nginx (``MEDIA_ACCEL_REDIRECT_PREFIX``
+set) the answer is an empty 200 with ``X-Accel-Redirect``, and nginx sends the file from an
+``internal`` location, ranges and all. In the embedded default Django streams the file itself,
+with single-range requests (206, ``Content-Range``; 416 when the range is past the end), as
+video players need to seek. From a storage without local paths (``MEDIA_STORAGE=s3``) the
+answer is a 302 to the storage's URL for the file (S3: presigned, short-lived), which serves
+the bytes and their ranges.
 """
 
 from __future__ import annotations
@@ -17,13 +20,14 @@ from __future__ import annotations
 import mimetypes
 import os
 import re
+from pathlib import Path
 from urllib.parse import quote
 
 from django.conf import settings
 from django.core.exceptions import SuspiciousFileOperation
+from django.core.files.storage import default_storage
 from django.db.models import Exists, OuterRef, Q
-from django.http import Http404, HttpResponse, StreamingHttpResponse
-from django.utils._os import safe_join
+from django.http import Http404, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.utils.http import http_date
 from django.views.decorators.http import require_safe
 from rest_framework import exceptions
@@ -31,6 +35,7 @@ from rest_framework import exceptions
 from labeling import services
 from labeling.api.auth import TokenAuthentication
 from labeling.models import Assignment, Clip, Role
+from labeling.movies import media_local_path
 
 CLIP_MEDIA_FOLDERS = ("clips/", "posters/")
 MOVIE_FOLDER = "movies/"
@@ -62,7 +67,7 @@ def clip_visible_q(user) -> Q | None:
 
 
 def media_may_see(user, name: str) -> bool:
-    """Whether `user` may read the media file stored as `name` (relative to MEDIA_ROOT)."""
+    """Whether `user` may read the media file stored as `name` (in the default storage)."""
     if user is None or not user.is_active:
         return False
     if name.startswith(MOVIE_FOLDER):
@@ -132,16 +137,18 @@ def _stream(request, path: str) -> HttpResponse:
     return response
 
 
-@require_safe
-def media(request, path: str):
-    """``/media/<path>`` for a caller allowed to see it; 404 for anyone else."""
-    name = path.lstrip("/")
-    if not media_may_see(_caller(request), name):
+def _redirect_to_storage(name: str) -> HttpResponse:
+    """A 302 to where a storage without local paths serves ``name`` itself."""
+    if ".." in name.split("/"):  # the local disk refuses these by path; refuse them here too
         raise Http404("No such file.")
-    try:
-        full = safe_join(settings.MEDIA_ROOT, name)
-    except SuspiciousFileOperation as exc:  # a path outside MEDIA_ROOT
-        raise Http404("No such file.") from exc
+    response = HttpResponseRedirect(default_storage.url(name))
+    # The URL is short-lived (S3 signs it for an hour): no cache may keep the redirect.
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+def _local_file(request, name: str, full: Path) -> HttpResponse:
+    """The file on this machine's disk: handed to nginx, or streamed with ranges."""
     if settings.MEDIA_ACCEL_REDIRECT_PREFIX:
         response = HttpResponse()
         # nginx fills in the type, length and ranges from the file it serves.
@@ -149,11 +156,25 @@ def media(request, path: str):
         prefix = settings.MEDIA_ACCEL_REDIRECT_PREFIX.rstrip("/")
         response["X-Accel-Redirect"] = f"{prefix}/{quote(name)}"
     elif os.path.isfile(full):
-        response = _stream(request, full)
+        response = _stream(request, str(full))
     else:
         raise Http404("No such file.")
     response["Accept-Ranges"] = "bytes"
     # The file is one person's to see: browsers may keep it, shared caches may not.
     response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@require_safe
+def media(request, path: str):
+    """``/media/<path>`` for a caller allowed to see it; 404 for anyone else."""
+    name = path.lstrip("/")
+    if not media_may_see(_caller(request), name):
+        raise Http404("No such file.")
+    try:
+        full = media_local_path(name)
+    except SuspiciousFileOperation as exc:  # a path outside the storage's folder
+        raise Http404("No such file.") from exc
+    response = _redirect_to_storage(name) if full is None else _local_file(request, name, full)
     response["Vary"] = "Cookie, Authorization"
     return response

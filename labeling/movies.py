@@ -153,19 +153,48 @@ def movie_register_path(*, campaign: Campaign, path: str | Path, user=None) -> M
         return movie_register(campaign=campaign, file=File(handle, name=Path(path).name), user=user)
 
 
-def _local_path(name: str) -> Path | None:
+def media_local_path(name: str) -> Path | None:
     """The stored file's path on this machine, for a storage on the file system (a local disk
-    or a mounted volume); None for any other (S3), which is read and written as files."""
+    or a mounted volume); None for any other (S3), which is read and written as files.
+
+    Raises SuspiciousFileOperation for a name outside the storage's folder."""
     if not isinstance(default_storage, FileSystemStorage):
         return None
     return Path(default_storage.path(name))
+
+
+def _download(name: str, dest: Path) -> None:
+    """Copies the stored file ``name`` to ``dest`` whole or not at all: written under a
+    temporary name beside it, then moved into place."""
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+    try:
+        with default_storage.open(name, "rb") as src, open(tmp, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def media_local_copy(name: str) -> Iterator[Path]:
+    """A local path to read the stored file ``name`` from (ffmpeg and PIL read paths): the
+    storage's own when it has paths; otherwise a copy in a temporary folder, removed when the
+    block ends (unlike ``movie_local_source``'s cache: an export reads each file once)."""
+    local = media_local_path(name)
+    if local is not None:
+        yield local
+        return
+    with tempfile.TemporaryDirectory(prefix="dfer-media-") as tmp:
+        copy = Path(tmp) / Path(name).name
+        _download(name, copy)
+        yield copy
 
 
 def movie_local_source(movie: Movie) -> Path:
     """A local path to the movie's file, for ffmpeg: the storage's own when it has paths;
     otherwise this machine's copy in ``MEDIA_CACHE_DIR`` (named by the content hash, copied on
     first use, then kept while recent: a movie's clips are extracted together)."""
-    local = _local_path(movie.source.name)
+    local = media_local_path(movie.source.name)
     if local is not None:
         return local
     cache = Path(settings.MEDIA_CACHE_DIR)
@@ -174,13 +203,7 @@ def movie_local_source(movie: Movie) -> Path:
     if copy.exists():
         os.utime(copy)  # recently used: the trim keeps it
         return copy
-    tmp = copy.with_name(f".{copy.name}.{os.getpid()}.tmp")
-    try:
-        with default_storage.open(movie.source.name, "rb") as src, open(tmp, "wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
-        os.replace(tmp, copy)
-    finally:
-        tmp.unlink(missing_ok=True)
+    _download(movie.source.name, copy)
     _cache_trim(cache, keep=copy)
     return copy
 
@@ -210,12 +233,12 @@ def _cache_trim(cache: Path, keep: Path) -> None:
 
 
 @contextmanager
-def _outputs(names: Sequence[str]) -> Iterator[list[Path]]:
+def media_outputs(names: Sequence[str]) -> Iterator[list[Path]]:
     """Local paths to write the stored files ``names`` to: the storage's own when it has paths
     (the pipeline writes each to a temporary name and moves it into place); otherwise files in
     a temporary folder, saved to the storage under the same names once the block succeeded
     (nothing is saved when it raises)."""
-    local = [_local_path(name) for name in names]
+    local = [media_local_path(name) for name in names]
     if all(path is not None for path in local):
         yield local
         return
@@ -273,69 +296,95 @@ def movie_progress(movie: Movie) -> dict[str, int]:
 @dataclass(frozen=True)
 class ExtractedClip:
     """A clip cut elsewhere, its media already in the storage under ``video`` and ``poster``
-    (an import, a test's fixture, a benchmark)."""
+    (a test's fixture, a benchmark), or with none (votes imported from elsewhere, where
+    ``end_s`` is None when the file gave no length). ``number`` and ``movie``, when given,
+    replace the call's numbering and movie: an import keeps its file's numbers and movies."""
 
-    end_s: float
+    end_s: float | None
     start_s: float = 0.0
     video: str = ""
     poster: str = ""
+    number: int | None = None
+    movie: Movie | None = None
+
+
+def movies_register_extracted(*, campaign: Campaign, titles: Sequence[str]) -> list[Movie]:
+    """Movies whose clips were cut elsewhere: no file to probe, ready for their clips, in one
+    INSERT (an import of DFEW's votes brings some 1,500 movies). A re-run registers them again:
+    titles are not unique."""
+    made = [
+        Movie(campaign=campaign, title=title[:300], status=Movie.Status.READY) for title in titles
+    ]
+    for movie in made:
+        # No query per movie: the campaign is a saved row, and the one constraint (unique
+        # content) spares movies without a file.
+        movie.full_clean(exclude=["campaign"], validate_unique=False, validate_constraints=False)
+    return Movie.objects.bulk_create(made)
 
 
 def movie_register_extracted(*, campaign: Campaign, title: str) -> Movie:
-    """A movie whose clips were cut elsewhere: no file to probe, ready for its clips."""
-    movie = Movie(campaign=campaign, title=title[:300], status=Movie.Status.READY)
-    movie.full_clean(validate_unique=False)
-    movie.save()
-    return movie
+    """One movie whose clips were cut elsewhere (``movies_register_extracted``)."""
+    return movies_register_extracted(campaign=campaign, titles=[title])[0]
 
 
 def clips_register_extracted(
     *,
-    movie: Movie,
+    movie: Movie | None = None,
     clips: Sequence[ExtractedClip],
     status: str = Clip.Status.ANNOTATING,
     first_number: int | None = None,
     batch_size: int = 5000,
 ) -> list[Clip]:
-    """Registers clips whose media exist already, numbered on from ``first_number`` (the
-    campaign's next number when None), in as few INSERTs as ``batch_size`` allows, so a
-    DFEW-size campaign (16,372 clips) takes seconds. No extraction is queued: their
+    """Registers clips whose media exist already (or that have none), in ``movie`` unless a
+    clip names its own, numbered on from ``first_number`` (the campaign's next number when
+    None) unless a clip brings its own number, in as few INSERTs as ``batch_size`` allows, so
+    a DFEW-size campaign (16,372 clips) takes seconds. No extraction is queued: their
     ``media_status`` stays empty, as for every clip that came without an extraction job.
 
-    Checked here, for all clips before any is written: spans from 0 s on, ending after they
-    start, and a known ``status`` (any: an import brings complete clips with their votes, a
-    test sets the stage it needs). Not checked: that the named media exist (the caller made
-    them). A re-run registers the clips again under new numbers, or fails on the campaign's
-    unique numbers when ``first_number`` repeats.
+    Checked here, for all clips before any is written: a movie for each, all of one campaign;
+    spans from 0 s on, ending after they start (or with no end); and a known ``status`` (any:
+    an import brings complete clips with their votes, a test sets the stage it needs). Not
+    checked: that the named media exist (the caller made them). A re-run registers the clips
+    again under new numbers, or fails on the campaign's unique numbers when numbers repeat.
     """
     if status not in Clip.Status.values:
         raise ApplicationError(f"Unknown clip status {status!r}.")
+    campaigns = set()
     for i, spec in enumerate(clips, start=1):
-        if not 0 <= spec.start_s < spec.end_s:
-            raise ApplicationError(f"Clip {i}: {spec.start_s:g}–{spec.end_s:g} s is no span.")
+        if (spec.movie or movie) is None:
+            raise ApplicationError(f"Clip {i} has no movie.")
+        campaigns.add((spec.movie or movie).campaign_id)
+        if not spec.start_s >= 0 or (spec.end_s is not None and not spec.start_s < spec.end_s):
+            end = "…" if spec.end_s is None else f"{spec.end_s:g}"
+            raise ApplicationError(f"Clip {i}: {spec.start_s:g}–{end} s is no span.")
+    if len(campaigns) > 1:
+        raise ApplicationError("Clips registered together belong to one campaign.")
+    if not clips:
+        return []
+    (campaign_id,) = campaigns
     with transaction.atomic():
-        if first_number is None:
+        if first_number is None and any(spec.number is None for spec in clips):
             # The campaign row orders clip numbers, as in clip_propose.
-            Campaign.objects.select_for_update().filter(pk=movie.campaign_id).first()
-            latest = Clip.objects.filter(campaign_id=movie.campaign_id).aggregate(n=Max("number"))
+            Campaign.objects.select_for_update().filter(pk=campaign_id).first()
+            latest = Clip.objects.filter(campaign_id=campaign_id).aggregate(n=Max("number"))
             first_number = (latest["n"] or 0) + 1
-        return Clip.objects.bulk_create(
-            (
+        rows = []
+        for i, spec in enumerate(clips):
+            length = None if spec.end_s is None else spec.end_s - spec.start_s
+            rows.append(
                 Clip(
-                    campaign_id=movie.campaign_id,
-                    movie=movie,
-                    number=first_number + i,
+                    campaign_id=campaign_id,
+                    movie=spec.movie or movie,
+                    number=first_number + i if spec.number is None else spec.number,
                     start_s=spec.start_s,
                     end_s=spec.end_s,
                     video=spec.video,
                     poster=spec.poster,
                     status=status,
-                    duration_bucket=duration_bucket(spec.end_s - spec.start_s) or "",
+                    duration_bucket=duration_bucket(length) or "",
                 )
-                for i, spec in enumerate(clips)
-            ),
-            batch_size=batch_size,
-        )
+            )
+        return Clip.objects.bulk_create(rows, batch_size=batch_size)
 
 
 # --- proposing clips ------------------------------------------------------------------------
@@ -488,7 +537,7 @@ def clip_extract(clip_id: int, detector=None) -> bool:
     video, poster, faces = clip_media_names(clip)
     try:
         info = media.VideoInfo(movie.width, movie.height, movie.fps, movie.duration_s, movie.codec)
-        with _outputs([video, poster, faces]) as (video_path, poster_path, faces_path):
+        with media_outputs([video, poster, faces]) as (video_path, poster_path, faces_path):
             result = media.extract_clip(
                 movie_local_source(movie),
                 info,

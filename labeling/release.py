@@ -18,7 +18,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
-from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, FilteredRelation, IntegerField, Q, QuerySet, Value
 from django.utils import timezone
@@ -37,6 +36,7 @@ from labeling.models import (
     Split,
     SplitClip,
 )
+from labeling.movies import media_local_copy, media_outputs
 from pipeline import dfew
 from pipeline.aggregation import BUCKETS
 from pipeline.compact import ClipRecord, CompactWriter
@@ -282,12 +282,11 @@ def _compact_frames(frames: np.ndarray, size: int) -> np.ndarray:
 MARKER = "dfer-export.json"
 
 
-def _export_frames(media_root: Path, row: dict) -> np.ndarray:
+def _export_frames(row: dict) -> np.ndarray:
     """The clip's face crops (one per frame, in order) when it has them, else its whole
-    decoded frames."""
-    if row["faces"]:
-        return read_face_frames(media_root / row["faces"])
-    return read_frames(media_root / row["video"])
+    decoded frames, read from the media storage (a local copy where it has no paths)."""
+    with media_local_copy(row["faces"] or row["video"]) as path:
+        return read_face_frames(path) if row["faces"] else read_frames(path)
 
 
 def _check_split_current(split: Split, members: dict, rows: list[dict], names: dict) -> None:
@@ -376,10 +375,9 @@ def dfew_export_write(
                 label_names = [name for _, name in labels]
                 size = (compact_size, compact_size)
                 writer = CompactWriter(root / "compact", label_names, size, campaign.slug)
-            media_root = Path(settings.MEDIA_ROOT)
             # On an error the staged folder, half-written frames included, is removed.
             for i, (row, clip) in enumerate(with_media, start=1):
-                frames = _export_frames(media_root, row)
+                frames = _export_frames(row)
                 summary["clips_with_face_crops"] += bool(row["faces"])
                 summary["frames"] += dfew.write_frames(root, clip.number, frames)
                 if writer:
@@ -422,8 +420,11 @@ def _md5(path: Path) -> str:
 
 
 def label_export_run(export_id: int) -> bool:
-    """Writes a queued export into MEDIA_ROOT/exports/ as a folder and a zip; False if it was
-    not claimed (another worker has it). A failure is stored on the row with its message."""
+    """Writes a queued export as a zip stored in the media storage under
+    ``exports/<id>/<name>.zip`` (on the local disk the unzipped folder stays beside it); False
+    if it was not claimed (another worker has it). A failure is stored on the row with its
+    message (a storage without local paths then receives nothing). A re-run of a stale claim
+    replaces the zip."""
     now = timezone.now()
     claimed = LabelExport.objects.filter(
         Q(status=JobStatus.QUEUED) | Q(status=JobStatus.RUNNING, started_at__lt=now - STALE_RUN),
@@ -439,23 +440,28 @@ def label_export_run(export_id: int) -> bool:
         )
 
     name = f"dfew-{export.campaign.slug}-split{export.split_id}"
-    folder = Path(settings.MEDIA_ROOT) / "exports" / str(export.pk) / name
+    stored = f"exports/{export.pk}/{name}.zip"
     try:
-        summary = dfew_export_write(
-            campaign=export.campaign, split=export.split, out=folder, progress=step
-        )
-        step(0.99, "zipping")
-        archive = shutil.make_archive(str(folder), "zip", root_dir=folder.parent, base_dir=name)
+        # A local path for the zip: the storage's own, or a temporary one saved to it after.
+        with media_outputs([stored]) as (archive,):
+            folder = archive.with_name(name)
+            summary = dfew_export_write(
+                campaign=export.campaign, split=export.split, out=folder, progress=step
+            )
+            step(0.99, "zipping")
+            shutil.make_archive(
+                str(archive.with_suffix("")), "zip", root_dir=folder.parent, base_dir=name
+            )
+            md5 = _md5(archive)
     except Exception as exc:
         LabelExport.objects.filter(pk=export_id).update(
             status=JobStatus.FAILED, error=str(exc)[:5000], finished_at=timezone.now()
         )
         raise
-    relative = Path(archive).relative_to(settings.MEDIA_ROOT).as_posix()
     LabelExport.objects.filter(pk=export_id).update(
         status=JobStatus.DONE,
-        file=relative,
-        md5=_md5(Path(archive)),
+        file=stored,
+        md5=md5,
         summary=summary,
         progress=1.0,
         stage="done",

@@ -20,7 +20,9 @@ PROBE = (
     "'broker': settings.CELERY_BROKER_URL, 'debug': settings.DEBUG, "
     "'transport': getattr(settings, 'CELERY_BROKER_TRANSPORT', None), "
     "'media': str(settings.MEDIA_ROOT), 'hosts': settings.ALLOWED_HOSTS, "
-    "'cache': settings.CACHES['default']['BACKEND']}))"
+    "'cache': settings.CACHES['default']['BACKEND'], "
+    "'storage': settings.STORAGES['default'], "
+    "'csp': settings.CONTENT_SECURITY_POLICY['DIRECTIVES']}))"
 )
 VARS = (
     "DEBUG",
@@ -31,6 +33,10 @@ VARS = (
     "MEDIA_ROOT",
     "ALLOWED_HOSTS",
     "CI",
+    "MEDIA_STORAGE",
+    "AWS_STORAGE_BUCKET_NAME",
+    "AWS_S3_ENDPOINT_URL",
+    "MEDIA_ORIGIN",
 )
 
 
@@ -120,6 +126,60 @@ class SettingsTests:
         assert loaded["cache"] == "django.core.cache.backends.redis.RedisCache"
         assert loaded["media"] == "/srv/media"
         assert loaded["hosts"] == ["dfer.example.org", "localhost"]
+
+    def test_media_is_on_the_local_disk_unless_media_storage_says_s3(self, tmp_path):
+        proc = load_settings(tmp_path, SECRET_KEY=KEY)
+        assert proc.returncode == 0, proc.stderr
+        storage = json.loads(proc.stdout)["storage"]
+        assert storage == {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+
+    def test_s3_media_storage_selects_django_storages_with_the_bucket(self, tmp_path):
+        # Settings name the backend without importing it: this runs without the s3 extra.
+        proc = load_settings(
+            tmp_path,
+            SECRET_KEY=KEY,
+            MEDIA_STORAGE="s3",
+            AWS_STORAGE_BUCKET_NAME="dfer-media",
+            AWS_S3_ENDPOINT_URL="https://minio.example.org",
+        )
+        assert proc.returncode == 0, proc.stderr
+        storage = json.loads(proc.stdout)["storage"]
+        assert storage["BACKEND"] == "storages.backends.s3.S3Storage"
+        options = storage["OPTIONS"]
+        assert options["bucket_name"] == "dfer-media"
+        assert options["endpoint_url"] == "https://minio.example.org"
+        # private objects, reached only through presigned URLs after the permission check
+        assert options["querystring_auth"] is True and options["default_acl"] is None
+
+    def test_pages_may_load_media_from_the_bucket_and_only_from_there(self, tmp_path):
+        # Clips play from presigned URLs: the CSP's media-src and img-src name the bucket's
+        # origin (the endpoint's, AWS's hosts without one, or MEDIA_ORIGIN), nothing else.
+        def csp(**env):
+            proc = load_settings(tmp_path, SECRET_KEY=KEY, **env)
+            assert proc.returncode == 0, proc.stderr
+            directives = json.loads(proc.stdout)["csp"]
+            return directives["media-src"], directives["img-src"]
+
+        assert csp() == (["'self'"], ["'self'", "data:"])
+        s3 = {"MEDIA_STORAGE": "s3", "AWS_STORAGE_BUCKET_NAME": "dfer-media"}
+        minio = "https://minio.example.org:9000"
+        assert csp(**s3, AWS_S3_ENDPOINT_URL=f"{minio}/ignored/path") == (
+            ["'self'", minio],
+            ["'self'", "data:", minio],
+        )
+        assert csp(**s3)[0] == ["'self'", "https://*.amazonaws.com"]
+        cdn = "https://media.dfer.example.org"
+        assert csp(**s3, AWS_S3_ENDPOINT_URL=minio, MEDIA_ORIGIN=cdn)[0] == ["'self'", cdn]
+
+    def test_s3_media_storage_without_a_bucket_is_refused_naming_the_variable(self, tmp_path):
+        proc = load_settings(tmp_path, SECRET_KEY=KEY, MEDIA_STORAGE="s3")
+        assert proc.returncode != 0
+        assert "MEDIA_STORAGE=s3 needs AWS_STORAGE_BUCKET_NAME" in proc.stderr
+
+    def test_an_unknown_media_storage_is_refused_by_name(self, tmp_path):
+        proc = load_settings(tmp_path, SECRET_KEY=KEY, MEDIA_STORAGE="gcs")
+        assert proc.returncode != 0
+        assert "MEDIA_STORAGE must be local or s3, not 'gcs'" in proc.stderr
 
     def test_it_names_the_variable_with_a_bad_value(self, tmp_path):
         proc = load_settings(tmp_path, DEBUG="maybe")

@@ -152,3 +152,59 @@ class MediaRangeTests:
         assert r.status_code == 200 and r.content == b""
         assert r["X-Accel-Redirect"] == "/protected-media/clips/00001.mp4"
         assert "Content-Type" not in r
+
+
+BUCKET = "https://media.example.org/bucket/"
+
+
+@pytest.mark.django_db
+class MediaFromStorageTests:
+    """A storage without local paths (MEDIA_STORAGE=s3; Django's in-memory storage here):
+    the same check, then a redirect to the storage's own URL for the file."""
+
+    @pytest.fixture
+    def stored(self, campaign, settings):
+        from django.core.files.base import ContentFile
+        from django.core.files.storage import default_storage
+
+        settings.STORAGES = {
+            **settings.STORAGES,
+            "default": {
+                "BACKEND": "django.core.files.storage.InMemoryStorage",
+                "OPTIONS": {"base_url": BUCKET},
+            },
+        }
+        clip = make_clips(campaign, 1)[0]
+        default_storage.save(clip.video.name, ContentFile(VIDEO))
+        default_storage.save(clip.poster.name, ContentFile(b"JPEG"))
+        return clip
+
+    def test_a_caller_who_may_see_the_clip_is_redirected_to_the_storage(
+        self, client, stored, alice
+    ):
+        lease(stored, alice)
+        for name in ("clips/00001.mp4", "posters/00001.jpg"):
+            r = login(client, alice).get(f"/media/{name}")
+            assert r.status_code == 302 and r["Location"] == BUCKET + name
+            # the storage's URL is short-lived: nobody keeps the redirect
+            assert "no-store" in r["Cache-Control"] and "private" in r["Cache-Control"]
+        assert not (django_settings.MEDIA_ROOT / "clips").exists()
+
+    def test_the_storage_serves_the_bytes_even_behind_nginx(
+        self, client, stored, admin_user, settings
+    ):
+        settings.MEDIA_ACCEL_REDIRECT_PREFIX = "/protected-media/"
+        r = login(client, admin_user).get("/media/clips/00001.mp4", HTTP_RANGE="bytes=0-99")
+        assert r.status_code == 302 and r["Location"] == BUCKET + "clips/00001.mp4"
+        assert "X-Accel-Redirect" not in r
+
+    def test_callers_who_may_not_see_it_get_404_not_a_redirect(self, client, stored, alice, bob):
+        lease(stored, alice)
+        assert client.get("/media/clips/00001.mp4").status_code == 404
+        assert login(client, bob).get("/media/clips/00001.mp4").status_code == 404
+        assert login(client, alice).get("/media/exports/x.zip").status_code == 404
+
+    def test_a_path_climbing_out_is_404(self, client, stored, admin_user):
+        login(client, admin_user)
+        assert client.get("/media/exports/../../settings.py").status_code == 404
+        assert client.get("/media/%2e%2e/manage.py").status_code == 404

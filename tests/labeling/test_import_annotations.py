@@ -9,7 +9,15 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
-from labeling.models import Annotation, Assignment, Campaign, Clip, ClipLabel, Movie
+from labeling.models import (
+    Annotation,
+    Assignment,
+    Campaign,
+    Clip,
+    ClipLabel,
+    MediaStatus,
+    Movie,
+)
 
 HEADER = "clip,annotator,label,movie,duration_s\n"
 
@@ -140,6 +148,35 @@ class ImportAnnotationsTests:
         assert "1 with fewer than 10 labels" in out
         clip = Clip.objects.get(number=2)
         assert clip.status == Clip.Status.PROPOSED and "1 of 10" in clip.status_reason
+
+    def test_clips_and_movies_are_registered_as_cut_elsewhere_keeping_numbers_and_movies(
+        self, tmp_path, campaign
+    ):
+        # given: clip 7 in a movie that exists, clip 3 in a new one, clip 12 with neither a
+        # movie nor a length
+        from labeling import movies
+
+        known = movies.movie_register_extracted(campaign=campaign, title="m1")
+        text = (
+            HEADER
+            + ten_votes(7, ["happy"] * 10, movie="m1", duration=1.5)
+            + ten_votes(3, ["sad"] * 10, movie="m2", duration=6.5)
+            + "12,rater00,fear,,\n"
+        )
+        # when
+        run(tmp_path, text, "--campaign", campaign.slug)
+        # then: the services' rows: numbers and movies as in the file, a Table 2 bucket from
+        # the length, no media and no extraction job
+        rows = Clip.objects.order_by("number").values_list(
+            "number", "movie__title", "end_s", "duration_bucket", "media_status", "status"
+        )
+        assert list(rows) == [
+            (3, "m2", 6.5, "5s+", MediaStatus.NONE, Clip.Status.COMPLETE),
+            (7, "m1", 1.5, "0-2s", MediaStatus.NONE, Clip.Status.COMPLETE),
+            (12, "imported", None, "", MediaStatus.NONE, Clip.Status.PROPOSED),
+        ]
+        assert Clip.objects.get(number=7).movie_id == known.pk
+        assert set(Movie.objects.values_list("status", flat=True)) == {Movie.Status.READY}
 
 
 @pytest.mark.django_db

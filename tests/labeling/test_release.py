@@ -232,6 +232,54 @@ class LabelExportTaskTests:
         counts = Counter(n.split("/")[1] for n in names if n.count("/") > 1 and n[-1] != "/")
         assert counts["label"] == 11
 
+    def test_with_a_storage_without_local_paths_it_reads_and_stores_through_the_storage(
+        self, campaign, admin_user, client, settings, tmp_path, django_capture_on_commit_callbacks
+    ):
+        import hashlib
+        import zipfile
+
+        from django.core.files import File
+        from django.core.files.storage import default_storage
+
+        from labeling.tasks import label_export_task
+        from pipeline.faces import write_face_sheet
+
+        # given: a storage with no local paths (S3; in memory here) holding clip 1's video
+        # (10 frames) and clip 2's video and face sheet (12 crops)
+        settings.STORAGES = {
+            **settings.STORAGES,
+            "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
+        }
+        import_votes(campaign, per_label=5)
+        local = tmp_path / "made"
+        add_media(campaign, local, [1], frames=10)
+        add_media(campaign, local, [2], frames=12)
+        tiles = [np.full((112, 112, 3), k * 20, dtype=np.uint8) for k in range(12)]
+        write_face_sheet(tiles, local / "faces" / "2.jpg", 95)
+        Clip.objects.filter(campaign=campaign, number=2).update(faces="faces/2.jpg")
+        for path in local.rglob("*.*"):
+            with open(path, "rb") as handle:
+                default_storage.save(path.relative_to(local).as_posix(), File(handle))
+        # when
+        with django_capture_on_commit_callbacks(execute=False):
+            export = release.label_export_request(campaign=campaign, split=None, user=admin_user)
+        assert label_export_task(export.pk) is True
+        # then: the zip is in the storage, and nothing went to MEDIA_ROOT
+        export.refresh_from_db()
+        assert export.status == "done", export.error
+        with default_storage.open(export.file.name, "rb") as stored:
+            data = stored.read()
+        assert hashlib.md5(data).hexdigest() == export.md5
+        assert not Path(settings.MEDIA_ROOT).exists()
+        names = zipfile.ZipFile(io.BytesIO(data)).namelist()
+        frames = Counter(n.split("/")[2] for n in names if "/data/" in n and n.endswith(".jpg"))
+        assert frames == {"00001": 10, "00002": 12}
+        assert export.summary["clips_with_face_crops"] == 1
+        # and staff download it from the storage
+        client.force_login(admin_user)
+        response = client.get(f"/staff/exports/{export.pk}/download/")
+        assert response.status_code == 200 and b"".join(response.streaming_content) == data
+
 
 @pytest.mark.django_db
 class ExportSafetyTests:
