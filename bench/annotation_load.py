@@ -64,8 +64,10 @@ def parse_args() -> argparse.Namespace:
     p.add_argument(
         "--dfew-seconds", type=float, default=3600, help="time bound of the dfew shape (3600)"
     )
-    p.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (default 2)")
-    p.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker (default 8)")
+    # As deployed (Dockerfile, docker compose): 3 processes × 4 threads. On 2 cores this did
+    # 97–111 labels/s where 2 × 8 did 80–87 (GIL contention among 8 threads of one process).
+    p.add_argument("--workers", type=int, default=3, help="gunicorn worker processes (default 3)")
+    p.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker (default 4)")
     p.add_argument(
         "--worker-class", default="gthread", help="gunicorn worker class (gthread, sync)"
     )

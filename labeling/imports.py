@@ -250,6 +250,7 @@ def annotations_import(
                 for n, a, _, slot in new_votes
             ),
         )
+        sql.analyze_after_bulk_load(Assignment, len(new_votes))
         # This import's assignments are the submitted ones leased, expiring and finished at
         # this exact moment (a lease made in the app never expires the moment it is made).
         assignment_of = {
@@ -284,6 +285,7 @@ def annotations_import(
                 for n, a, code, slot in new_votes
             ),
         )
+        sql.analyze_after_bulk_load(Annotation, len(new_votes))
         summary.imported = len(new_votes)
 
         step("completing clips")

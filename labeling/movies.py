@@ -38,7 +38,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Exists, F, Max, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from labeling import rewards
+from labeling import rewards, sql
 from labeling.errors import ApplicationError, Conflict, Forbidden, NotFound
 from labeling.models import Campaign, Clip, Label, MediaStatus, Movie, Role
 from pipeline import media
@@ -384,7 +384,9 @@ def clips_register_extracted(
                     duration_bucket=duration_bucket(length) or "",
                 )
             )
-        return Clip.objects.bulk_create(rows, batch_size=batch_size)
+        made = Clip.objects.bulk_create(rows, batch_size=batch_size)
+        sql.analyze_after_bulk_load(Clip, len(made))
+        return made
 
 
 # --- proposing clips ------------------------------------------------------------------------

@@ -234,6 +234,27 @@ def clip_slots_recount(*clip_ids: int) -> None:
         )
 
 
+# A bulk load of at least this many rows refreshes PostgreSQL's statistics of its table at
+# once, as its manual advises ("Populating a Database": run ANALYZE afterwards).
+BULK_ANALYZE_ROWS = 500
+
+
+def analyze_after_bulk_load(model, rows: int) -> None:
+    """Refreshes the planner's statistics of ``model``'s table after ``rows`` were loaded in
+    bulk (PostgreSQL; a no-op below ``BULK_ANALYZE_ROWS`` and on SQLite, whose planner uses no
+    statistics unless asked to).
+
+    Without it the planner keeps the statistics of the table as it was until autovacuum's
+    next round, a minute or more later. Measured on a freshly registered 16,372-clip campaign
+    (one annotator, in-process): `next`'s candidate query believed the campaign held one clip
+    and scanned all of them for each clip of its window: PostgreSQL CPU 9.9 ms per label, wall
+    38 ms; after ANALYZE 4.6 ms and 12 ms."""
+    if connection.vendor != "postgresql" or rows < BULK_ANALYZE_ROWS:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
+
+
 def campaign_counts_rebuild(campaign_id: int) -> None:
     """Recomputes every clip's `slots_held` and every member's tally in the campaign from the
     assignment and annotation rows (after a bulk import; the same counts as the hot path's)."""

@@ -6,6 +6,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connection
 from rest_framework.test import APIClient
 
 from labeling import movies, services
@@ -13,7 +14,7 @@ from labeling.errors import ApplicationError, Conflict, Forbidden, NotFound
 from labeling.models import Clip, MediaStatus, Movie, Role
 from pipeline.media import write_video
 from pipeline.synthetic_movies import numbered_frames
-from tests.conftest import make_user
+from tests.conftest import make_clips, make_user, need
 
 
 def movie_file(folder, name="film.mp4", n=75, first=0):
@@ -316,6 +317,20 @@ class ClipsRegisterExtractedTests:
             (3, Clip.Status.ANNOTATING, MediaStatus.NONE, "2-5s", "clips/b.mp4"),
             (4, Clip.Status.ANNOTATING, MediaStatus.NONE, "5s+", "clips/c.mp4"),
         ]
+
+    def test_a_bulk_registration_refreshes_the_planners_statistics(self, campaign):
+        # A DFEW-size campaign registered at once must not be planned as the empty table it
+        # was: `next`'s candidate query then scans the whole campaign per window clip
+        # (labeling/sql.py, analyze_after_bulk_load). ANALYZE samples a table this small whole,
+        # and counts this transaction's own rows, so its estimate is exact.
+        need(connection.vendor == "postgresql", "needs PostgreSQL (set DATABASE_URL)")
+        make_clips(campaign, 777)
+
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT reltuples FROM pg_class WHERE relname = %s", [Clip._meta.db_table]
+            )
+            assert cursor.fetchone()[0] == 777
 
     def test_a_bad_span_or_status_registers_nothing(self, campaign):
         movie = movies.movie_register_extracted(campaign=campaign, title="Elsewhere")
