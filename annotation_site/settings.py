@@ -96,6 +96,8 @@ TEMPLATES = [
 def _database(url: str) -> dict:
     db = dj_database_url.parse(url, conn_max_age=envint("DB_CONN_MAX_AGE", 60))
     if db["ENGINE"] == "django.db.backends.sqlite3":
+        # Django's, with writers queued on a file lock (annotation_site/sqlite3/base.py).
+        db["ENGINE"] = "annotation_site.sqlite3"
         db["CONN_MAX_AGE"] = 0
         db["OPTIONS"] = {
             # BEGIN IMMEDIATE takes the write lock at the start of every transaction, so the

@@ -101,7 +101,8 @@ class SettingsTests:
         proc = load_settings(tmp_path, SECRET_KEY=KEY)
         assert proc.returncode == 0, proc.stderr
         loaded = json.loads(proc.stdout)
-        assert loaded["engine"] == "django.db.backends.sqlite3"
+        # Django's SQLite backend, its writers queued on a file lock (test_sqlite_backend.py)
+        assert loaded["engine"] == "annotation_site.sqlite3"
         # Throttle counts shared by every process, with no server.
         assert loaded["cache"] == "django.core.cache.backends.filebased.FileBasedCache"
         assert loaded["options"]["transaction_mode"] == "IMMEDIATE"
