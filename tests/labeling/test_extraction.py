@@ -288,7 +288,7 @@ if sys.argv[1] == "slow":
         return detect(self, frame, near)
     faces.HaarFaceDetector.detect = slow
 from annotation_site.celery import app
-app.conf.broker_transport_options = {"visibility_timeout": 3}
+app.conf.broker_transport_options = {**app.conf.broker_transport_options, "visibility_timeout": 3}
 app.worker_main(["worker", "--pool=solo", "--loglevel=INFO", "--without-gossip",
                  "--without-mingle", "--queues=celery,media", "--hostname", sys.argv[1] + "@%h"])
 """
