@@ -89,10 +89,19 @@ def write_video(
 def write_image(frame: np.ndarray, path: str | Path, quality: int = 90) -> Path:
     """Writes one H×W×3 uint8 frame as a JPEG (poster, face crop)."""
     path = Path(path)
-    tmp = _atomic_target(path)
-    Image.fromarray(frame).save(tmp, format="JPEG", quality=quality)
-    os.replace(tmp, path)
+    os.replace(_stage_image(frame, path, quality), path)
     return path
+
+
+def _stage_image(frame: np.ndarray, path: Path, quality: int = 90) -> Path:
+    """``write_image`` to a temporary file beside ``path``, returned for os.replace."""
+    tmp = _atomic_target(path)
+    try:
+        Image.fromarray(frame).save(tmp, format="JPEG", quality=quality)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
 
 
 @dataclass(frozen=True)
@@ -427,49 +436,60 @@ def extract_clip(
 ) -> ClipMedia:
     """Cuts the clip (``clip_command``) and, from the same ffmpeg run, takes its poster (the
     middle frame) and, with ``faces_path``, every frame's face crop, stored as one contact
-    sheet (``faces.write_face_frames``). The frames reach Python as ffmpeg's yuv420p planes,
-    so no frame is converted whole except the poster. Each output is staged and moved into
-    place only when ffmpeg succeeded; a re-run writes the same files over the old ones."""
-    video_path = Path(video_path)
+    sheet (``faces.FaceCrops``). The frames reach Python as ffmpeg's yuv420p planes, so no
+    frame is converted whole except the poster.
+
+    Each output is staged and moved into place only when ffmpeg succeeded with every frame
+    of the clip; a re-run writes the same files over the old ones. The poster and the face
+    sheet are encoded as soon as the clip's last frame has come, while ffmpeg still
+    finishes the video (its encoder's last frames, the MP4's index), rather than after."""
+    video_path, poster_path = Path(video_path), Path(poster_path)
     rate = frame_rate(spec.fps or info.fps)
     first, count = frame_span(spec.start_s, spec.end_s, frame_rate(info.fps))
+    counted = rate == frame_rate(info.fps)  # a resampled clip's frame count is ffmpeg's
     width, height = output_size(info.width, info.height, spec.max_height)
     tmp = _atomic_target(video_path)
     command = clip_command(source, tmp, info, spec, frames_to_stdout=True)
-    poster: list[I420Frame] = []
-    n_decoded = 0
+    crops = None
+    if faces_path is not None:
+        from pipeline import faces
 
-    def frames() -> Iterator[I420Frame]:
-        nonlocal n_decoded
+        crops = faces.FaceCrops(detector, size=face_size)
+    poster: I420Frame | None = None
+    staged: dict[Path, Path] = {}  # target: its staged file
+
+    def stage() -> None:
+        staged[poster_path] = _stage_image(poster.rgb(), poster_path)
+        if crops is not None:
+            staged[Path(faces_path)] = crops.stage(faces_path)
+
+    n_decoded = 0
+    try:
         for frame in _frames_of(command.compile(cmd=ffmpeg_binary()), width, height, True):
-            if n_decoded == count // 2 or not poster:
-                poster[:] = [frame]
+            if n_decoded == count // 2 or poster is None:
+                poster = frame
             n_decoded += 1
-            yield frame
-        # Checked before the consumer finishes, so no face sheet of a short clip goes in place.
-        if rate == frame_rate(info.fps) and n_decoded != count:
+            if crops is not None:
+                crops.add(frame)
+            if counted and n_decoded == count:
+                stage()
+        if counted and n_decoded != count:  # no face sheet of a short clip goes in place
             raise MediaError(
                 f"the source ended early: {n_decoded} of the clip's {count} frames decoded "
                 f"(from frame {first}); the movie file may be truncated"
             )
-
-    ratio = None
-    try:
-        if faces_path is not None:
-            from pipeline import faces
-
-            found = faces.write_face_frames(frames(), faces_path, detector, size=face_size)
-            ratio = found.ratio
-        else:
-            for _ in frames():
-                pass
-        if not poster:
+        if poster is None:
             raise MediaError(f"{video_path.name}: the clip has no frames")
+        if not staged:
+            stage()
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        for path in (tmp, *staged.values()):
+            path.unlink(missing_ok=True)
         raise
     os.replace(tmp, video_path)
-    write_image(poster[0].rgb(), poster_path)
+    for target, path in staged.items():
+        os.replace(path, target)
+    ratio = None if crops is None else crops.found.ratio
     return ClipMedia(first, n_decoded, width, height, float(rate), ratio)
 
 

@@ -3,9 +3,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pipeline.emotions import EMOTION_NAMES
 from pipeline.faces import (
     SHEET_COLUMNS,
     Box,
+    FaceCrops,
     HaarFaceDetector,
     crop,
     read_face_frames,
@@ -13,7 +15,7 @@ from pipeline.faces import (
     write_face_sheet,
 )
 from pipeline.media import I420Frame
-from pipeline.synthetic_movies import drawn_face_movie
+from pipeline.synthetic_movies import drawn_face_movie, numbered_frames
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +67,15 @@ class HaarFaceDetectorTests:
             assert centre <= 0.15 * box.w and abs(tracked.w - box.w) <= 0.2 * box.w
         # A hint far from the face (a cut to another shot) falls back to the whole frame.
         assert detector.detect(grey[0], near=Box(0, 0, 20, 20)) == whole[0]
+
+    def test_a_hint_where_no_face_is_finds_nothing(self):
+        # Around a hint the search asks fewer windows to agree (3, not 5): still none on
+        # frames of painted digits or of noise, at any of these sizes and places.
+        detector = HaarFaceDetector()
+        hints = [Box(100, 40, 100, 100), Box(20, 20, 60, 60), Box(200, 60, 110, 110)]
+        digits = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in numbered_frames(10, 320, 180)]
+        noise = np.random.default_rng(0).integers(0, 256, (3, 180, 320), dtype=np.uint8)
+        assert [detector.detect(g, near=h) for g in [*digits, *noise] for h in hints] == [None] * 39
 
 
 class CropTests:
@@ -163,3 +174,84 @@ class DetectEveryTests:
         # Frames 0, 5 and 10 examined: the detector's 1st and 3rd calls find a face.
         assert (detector.calls, result.n_examined, result.n_found, result.n_frames) == (3, 3, 2, 11)
         assert result.ratio == pytest.approx(2 / 3)
+
+
+def drawn_face_frames(seed: int) -> list[I420Frame]:
+    """70 frames (25 fps) of a drawn face going through every expression, 108 px, at
+    x 50–158, y 36–144 of a grey 320×180 frame, as the extraction's yuv420p planes."""
+    movie = drawn_face_movie(list(EMOTION_NAMES), 0.4, 25, 108, np.random.default_rng(seed))
+    frames = []
+    for face in movie:
+        frame = np.full((180, 320, 3), 96, np.uint8)
+        frame[36:144, 50:158] = face
+        frames.append(I420Frame(cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420), 320, 180))
+    return frames
+
+
+class Counting(HaarFaceDetector):
+    calls = 0
+
+    def detect(self, frame, near=None):
+        self.calls += 1
+        return super().detect(frame, near)
+
+
+class FaceCropsTests:
+    def test_on_the_drawn_face_source_every_crop_is_around_the_face(self):
+        found = examined = calls = 0
+        for seed in range(4):
+            frames = drawn_face_frames(seed)
+            detector = Counting()
+            crops = FaceCrops(detector)
+            for frame in frames:
+                crops.add(frame)
+                # the box every frame's crop is cut around: on the face (centre 104, 90)
+                box = crops.last
+                assert box is not None and 0.7 * 108 <= box.w <= 1.3 * 108
+                assert abs(box.x + box.w / 2 - 104) + abs(box.y + box.h / 2 - 90) <= 0.3 * 108
+            assert crops.found.n_frames == len(crops.tiles) == 70
+            found, examined = found + crops.n_found, examined + crops.n_examined
+            calls += detector.calls
+        # the face found on (nearly) every 5th frame, and the detector ran on fewer, the face
+        # staying put
+        assert examined == 4 * 14 and found >= 0.9 * examined
+        assert calls <= 0.75 * examined
+
+    def test_the_steady_ratio_is_the_every_5th_frame_ratio_give_or_take(self):
+        for seed in (2, 9):
+            frames = drawn_face_frames(seed)
+            steady, every_5th = FaceCrops(), FaceCrops(steady_every=5)
+            for frame in frames:
+                steady.add(frame)
+                every_5th.add(frame)
+            assert abs(steady.found.ratio - every_5th.found.ratio) <= 0.1
+
+    def test_a_steady_face_is_examined_every_10th_frame_and_a_moving_one_every_5th(self):
+        class Still:
+            calls = 0
+
+            def detect(self, frame, near=None):
+                self.calls += 1
+                return Box(10, 10, 20, 20)
+
+        class Moving(Still):
+            def detect(self, frame, near=None):
+                self.calls += 1
+                return Box(10 + 5 * self.calls, 10, 20, 20)
+
+        frames = [np.zeros((48, 64, 3), np.uint8)] * 31
+        for detector, calls in ((Still(), 4), (Moving(), 7), (NoFace(), None)):
+            crops = FaceCrops(detector, size=16)
+            for frame in frames:
+                crops.add(frame)
+            # frames 0, 5, 15, 25 (steady from the 2nd look on), or every 5th; all 7 of the
+            # 5th frames count as examined, with what the last look found
+            assert crops.n_examined == 7
+            if calls is not None:
+                assert (detector.calls, crops.n_found) == (calls, 7)
+            else:
+                assert crops.n_found == 0
+
+    def test_steady_every_is_a_multiple_of_detect_every(self):
+        with pytest.raises(ValueError, match="multiple"):
+            FaceCrops(NoFace(), detect_every=5, steady_every=12)

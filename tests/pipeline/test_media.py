@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pipeline import media
 from pipeline.faces import crop, read_face_frames
 from pipeline.media import (
     ClipSpec,
@@ -234,11 +235,12 @@ class ExtractClipTests:
         )
         # then: one crop per frame of the clip, in order, each the centred square of that
         # frame (no face found) as the decoded clip shows it, give or take the two lossy
-        # encodes; the detector saw the luma plane of every 5th frame
+        # encodes; the detector saw the luma plane of frames 0 and 5, and no face twice let
+        # it skip frame 10 (steady: every 10th frame), which counts as examined, no face
         clip = read_frames(tmp_path / "clip.mp4")
         crops = read_face_frames(tmp_path / "faces.jpg").astype(int)
         assert result.n_frames == len(clip) == len(crops) == 15
-        assert shown == [(96, 96)] * 3
+        assert shown == [(96, 96)] * 2 and result.face_ratio == 0.0
         expected = np.stack([crop(frame, None, 48) for frame in clip]).astype(int)
         distance = np.abs(crops[:, None] - expected[None]).mean(axis=(2, 3, 4))
         assert distance.argmin(axis=1).tolist() == list(range(15))
@@ -272,6 +274,36 @@ class ExtractClipTests:
                 faces_path=tmp_path / "out" / "faces.jpg",
             )
         assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+    def test_a_failure_after_the_last_frame_leaves_the_old_outputs_and_nothing_staged(
+        self, numbered_source, tmp_path, monkeypatch
+    ):
+        # given: a clip extracted once; then ffmpeg fails after it piped every frame (the
+        # poster and the face sheet are already staged by then)
+        folder = tmp_path / "c"
+        extract_into(numbered_source, folder, ClipSpec(0.2, 0.6), faces=True)
+        before = {p.name: p.read_bytes() for p in folder.iterdir()}
+        real = media._frames_of
+
+        def failing_at_the_end(*args, **kwargs):
+            yield from real(*args, **kwargs)
+            raise MediaError("moov atom could not be written")
+
+        monkeypatch.setattr(media, "_frames_of", failing_at_the_end)
+        # when
+        with pytest.raises(MediaError, match="moov"):
+            extract_into(numbered_source, folder, ClipSpec(0.0, 1.0), faces=True)
+        # then: the first run's files, untouched, and no temporary file
+        assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+    def test_the_poster_and_the_sheet_of_a_resampled_clip_are_written_after_the_last_frame(
+        self, numbered_source, tmp_path
+    ):
+        result = extract_into(
+            numbered_source, tmp_path, ClipSpec(0.0, 2.0, fps=12.5), faces=True, name="slow"
+        )
+        assert result.n_frames == 25 == len(read_face_frames(tmp_path / "faces.jpg"))
+        assert Image.open(tmp_path / "poster.jpg").size == (64, 48)
 
 
 class NtscRateTests:
