@@ -178,6 +178,30 @@ class ImportAnnotationsTests:
         assert Clip.objects.get(number=7).movie_id == known.pk
         assert set(Movie.objects.values_list("status", flat=True)) == {Movie.Status.READY}
 
+    def test_an_import_refreshes_the_planners_statistics_of_what_it_loaded(
+        self, tmp_path, campaign
+    ):
+        # DFEW's 163,720 labels arrive at once: the planner must not keep seeing the empty
+        # tables (labeling/sql.py, analyze_after_bulk_load). ANALYZE counts this
+        # transaction's own rows, exactly for tables this small.
+        from django.db import connection
+
+        from tests.conftest import need
+
+        need(connection.vendor == "postgresql", "needs PostgreSQL (set DATABASE_URL)")
+        votes = "".join(ten_votes(n, ["happy"] * 10) for n in range(1, 62))
+        run(tmp_path, HEADER + votes, "--campaign", campaign.slug)
+
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT relname, reltuples FROM pg_class WHERE relname IN (%s, %s)",
+                [m._meta.db_table for m in (Assignment, Annotation)],
+            )
+            # (61 clips are under the threshold: their table is left to autovacuum)
+            assert sorted(cursor.fetchall()) == sorted(
+                [(Assignment._meta.db_table, 610), (Annotation._meta.db_table, 610)]
+            )
+
 
 @pytest.mark.django_db
 class ImportAnnotationsInputTests:
