@@ -76,6 +76,11 @@ def _worker(rank: int, world: int, store: str, out: str) -> None:
         net = nn.parallel.DistributedDataParallel(model)
         results[name] = step(net, model, aux, x[half], labels[half])
     torch.save(results, f"{out}/rank{rank}.pt")
+    # Both ranks done, and no DDP module left holding the group, before gloo's threads stop
+    # (torn down under load with one still alive, a rank aborted: "terminate called without
+    # an active exception").
+    del net
+    dist.barrier()
     dist.destroy_process_group()
 
 
