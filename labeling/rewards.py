@@ -26,7 +26,6 @@ sees ``Decimal``. An entry records the amount in force when it was earned.
 
 from __future__ import annotations
 
-import csv
 import io
 import logging
 from collections.abc import Iterable
@@ -55,6 +54,7 @@ from labeling.models import (
     cents_to_decimal,
     decimal_to_cents,
 )
+from pipeline import csv_safe
 
 logger = logging.getLogger(__name__)
 User = get_user_model()
@@ -523,9 +523,10 @@ def payout_create(*, staff, campaign_id: int) -> Payout:
 
 
 def _cell(text: str) -> str:
-    """A spreadsheet would run a cell that starts with = + - @ as a formula (usernames may start
-    with + - @): such a cell is written with a leading apostrophe."""
-    return f"'{text}" if text[:1] in ("=", "+", "-", "@") else text
+    """A spreadsheet would run a cell that starts with = + - @ (or tab, CR) as a formula
+    (usernames may start with + - @, slugs with -): such a cell is written with a leading
+    apostrophe, by the app's one CSV rule (``pipeline.csv_safe``)."""
+    return csv_safe.neutralise(text)
 
 
 CSV_COLUMNS = ("payout", "campaign", "username", "currency", "amount", "entries")
@@ -542,9 +543,9 @@ def payout_rows(payout: Payout) -> list[dict[str, str]]:
     return [
         {
             "payout": str(payout.pk),
-            "campaign": slug,
+            "campaign": _cell(slug),
             "username": _cell(row["person__username"]),
-            "currency": payout.currency,
+            "currency": _cell(payout.currency),
             "amount": str(cents_to_decimal(row["cents"])),
             "entries": str(row["entries"]),
         }
@@ -555,7 +556,8 @@ def payout_rows(payout: Payout) -> list[dict[str, str]]:
 def payout_csv(payout: Payout) -> str:
     """The payout for finance: one row per person (header ``CSV_COLUMNS``)."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    # Every text cell neutralised again (idempotent); amounts are never negative in a payout.
+    writer = csv_safe.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(payout_rows(payout))
     return out.getvalue()

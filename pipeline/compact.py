@@ -25,7 +25,6 @@ Writers stream clips to disk, so a dataset larger than memory can be written.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 from collections.abc import Iterable, Sequence
@@ -33,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from pipeline import csv_safe
 
 FORMAT = "dfer-compact"
 VERSION = 2
@@ -91,7 +92,8 @@ class CompactWriter:
         np.save(self.out / "offsets.npy", offsets)
         k = len(self.label_names)
         with open(self.out / "manifest.csv", "w", newline="") as f:
-            writer = csv.writer(f)
+            # Numbers only today; any text cell (the header) goes through the one CSV rule.
+            writer = csv_safe.writer(f)
             votes = [f"votes_{c}" for c in range(1, k + 1)]
             writer.writerow(["clip_id", "movie", "label", *votes, "fold", "frames"])
             for r, n in zip(self.records, self.counts, strict=True):

@@ -20,7 +20,6 @@ without torch.
 
 from __future__ import annotations
 
-import csv
 import glob
 import os
 import random
@@ -32,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from pipeline import csv_safe
 
 # The authors' loader samples this many frames per clip.
 AUTHORS_FRAMES = 16
@@ -99,7 +100,8 @@ def _check_clips(clips: Sequence[ReleaseClip], n_labels: int, k: int) -> None:
 
 def _write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[int]]) -> None:
     with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f, lineterminator="\n")
+        # Numbers only today; any text cell (the header) goes through the one CSV rule.
+        writer = csv_safe.writer(f, lineterminator="\n")
         writer.writerow(header)
         writer.writerows(rows)
 

@@ -7,7 +7,6 @@ Streams read through a server-side cursor in chunks, so memory stays flat howeve
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from collections.abc import Iterable, Iterator
@@ -24,6 +23,7 @@ from labeling import release
 from labeling.api.schema import errors
 from labeling.errors import NotFound
 from labeling.models import Campaign
+from pipeline import csv_safe
 from pipeline.aggregation import BUCKETS, duration_bucket
 
 CHUNK = 2000
@@ -86,9 +86,10 @@ def clip_csv_lines(campaign: Campaign, split, names: list[str]) -> Iterator[str]
 
 
 def _csv_lines(header: list[str], rows: Iterable[list]) -> Iterator[str]:
-    """CSV text in blocks of rows (one small string per block, not per cell)."""
+    """CSV text in blocks of rows (one small string per block, not per cell). Text cells a
+    spreadsheet would run as a formula are quoted (``pipeline.csv_safe``); numbers are not."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = csv_safe.writer(buffer, lineterminator="\n")
     writer.writerow(header)
     for n, row in enumerate(rows, start=1):
         writer.writerow(row)
