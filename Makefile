@@ -23,7 +23,7 @@ run: setup
 	$(PY) manage.py collectstatic --noinput -v 0
 	$(PY) manage.py seed_demo
 	@echo "Serving http://127.0.0.1:8000 (web, Celery worker, beat). Ctrl-C stops all three."
-	$(VENV)/bin/honcho -f Procfile.dev start
+	$(PY) annotation_site/devserver.py Procfile.dev
 
 # A set SECRET_KEY must be 50 characters or more; this one is for tests only.
 test: export SECRET_KEY ?= test-only-insecure-key-0123456789abcdefghijklmnopqrstuvwxyz

@@ -1,6 +1,8 @@
+from django import forms
 from django.contrib import admin, messages
+from django.utils.translation import gettext, gettext_lazy
 
-from labeling import aggregation, models, movies
+from labeling import aggregation, models, movies, services
 from labeling.errors import ApplicationError
 
 
@@ -9,12 +11,50 @@ class LabelInline(admin.TabularInline):
     extra = 0
 
 
+class CampaignAdminForm(forms.ModelForm):
+    """The campaign form, under the same change rule as every other door
+    (``services.campaign_check_change``): the annotations per clip are fixed once labelling
+    has begun, and the page says so. The admin supplies the model and the fields."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        field = self.fields.get("annotations_per_clip")
+        if field is None:
+            return
+        if self.instance.pk and services.campaign_labelling_begun(self.instance.pk):
+            field.help_text = gettext(
+                "Fixed: labelling has begun (clips have leases or labels), so this number "
+                "can no longer change."
+            )
+        else:
+            field.help_text = gettext(
+                "Labels each clip needs. It can no longer change once labelling has begun "
+                "(the first lease or label)."
+            )
+
+    def clean(self):
+        cleaned = super().clean()
+        per_clip = cleaned.get("annotations_per_clip")
+        if self.instance.pk and per_clip is not None:
+            # Raises ValidationError keyed by the field: the form shows it and saves nothing.
+            # The admin validates and saves in one transaction, which the check's lock spans.
+            services.campaign_check_change(self.instance.pk, annotations_per_clip=per_clip)
+        return cleaned
+
+
 @admin.register(models.Campaign)
 class CampaignAdmin(admin.ModelAdmin):
+    form = CampaignAdminForm
     list_display = ("name", "slug", "annotations_per_clip", "single_label_min_votes", "is_active")
     prepopulated_fields = {"slug": ("name",)}
     filter_horizontal = ("annotators",)
     inlines = [LabelInline]
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            services.campaign_update(campaign=obj)
+        else:
+            super().save_model(request, obj, form, change)
 
 
 @admin.register(models.Label)
@@ -31,10 +71,23 @@ class AnnotatorProfileAdmin(admin.ModelAdmin):
 
 @admin.register(models.Movie)
 class MovieAdmin(admin.ModelAdmin):
+    """Movies come in through the upload API, the extract page or ``import_movies``, which
+    probe them; here staff correct the title and campaign. The source file is an upload as
+    its extractor sent it, so the admin shows its name as text and never links it (a page
+    that opened it would run whatever it holds on our origin)."""
+
     list_display = ("title", "campaign", "status", "duration_s", "fps", "width", "height", "codec")
-    readonly_fields = ("content_hash", "error")
+    exclude = ("source",)
+    readonly_fields = ("source_name", "content_hash", "error")
     list_filter = ("campaign", "status")
     search_fields = ("title",)
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.display(description=gettext_lazy("source file"))
+    def source_name(self, obj) -> str:
+        return obj.source.name if obj.source else "-"
 
 
 @admin.register(models.Clip)

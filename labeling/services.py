@@ -16,8 +16,10 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from labeling import rewards, sql
 from labeling.errors import ApplicationError, Conflict, Forbidden, NotFound, TooManyOpen
@@ -110,6 +112,51 @@ def campaign_create(
             )
             for code, label in labels
         )
+    return campaign
+
+
+def campaign_labelling_begun(campaign_id: int) -> bool:
+    """Labelling has begun once any clip of the campaign has had a lease or a label (live,
+    ended or invalidated: each was counted against the campaign's annotations per clip)."""
+    return (
+        Assignment.objects.filter(clip__campaign_id=campaign_id).exists()
+        or Annotation.objects.filter(clip__campaign_id=campaign_id).exists()
+    )
+
+
+def campaign_check_change(campaign_id: int, **changes) -> None:
+    """The rule for changing an existing campaign, which every door calls (the admin's form,
+    ``campaign_update``): its annotations per clip are fixed once labelling has begun, since
+    clips already complete would keep the old count while open ones filled to the new one.
+
+    Raises ``ValidationError`` keyed by field. Locks the campaign row for the rest of the
+    caller's transaction, so the check and the save see the same row."""
+    stored = Campaign.objects.select_for_update().filter(pk=campaign_id).first()
+    if stored is None:
+        raise NotFound(f"No campaign {campaign_id}.")
+    per_clip = changes.get("annotations_per_clip")
+    if (
+        per_clip is not None
+        and per_clip != stored.annotations_per_clip
+        and campaign_labelling_begun(campaign_id)
+    ):
+        raise ValidationError(
+            {
+                "annotations_per_clip": gettext(
+                    "The annotations per clip cannot change once labelling has begun: clips "
+                    "of this campaign already have leases or labels counted against %(n)d."
+                )
+                % {"n": stored.annotations_per_clip}
+            }
+        )
+
+
+def campaign_update(*, campaign: Campaign) -> Campaign:
+    """Saves the changes made to ``campaign`` (an existing row), under the change rule."""
+    with transaction.atomic():
+        campaign_check_change(campaign.pk, annotations_per_clip=campaign.annotations_per_clip)
+        campaign.full_clean()
+        campaign.save()
     return campaign
 
 

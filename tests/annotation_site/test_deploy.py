@@ -22,6 +22,17 @@ def documented_env() -> dict[str, str]:
     return env
 
 
+def compose_services() -> dict[str, dict]:
+    import yaml
+
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+
+
+def nginx_locations(conf: str) -> dict[str, str]:
+    """Each ``location <path> { … }`` block of an nginx configuration, by path (no nesting)."""
+    return dict(re.findall(r"location\s+(\S+)\s*\{([^}]*)\}", conf))
+
+
 def run(args: list[str], tmp_path, **env) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if k not in documented_env() and k != "CI"}
     clean.update(DJANGO_SETTINGS_MODULE="annotation_site.settings", **env)
@@ -106,3 +117,37 @@ class DeployTests:
             if not line.lstrip().startswith("#")
         )
         assert "worker --beat" not in compose and "celery -A annotation_site beat" in compose
+
+    def test_gunicorn_is_never_published_and_only_nginx_is_while_forwarded_headers_count(self):
+        services = compose_services()
+        gunicorns = [
+            name for name, svc in services.items() if "gunicorn" in str(svc.get("command"))
+        ]
+        assert gunicorns == ["web"]
+        # gunicorn on the compose network only: a client never reaches it past nginx
+        assert not services["web"].get("ports"), services["web"].get("ports")
+        assert services["web"].get("network_mode") is None
+        assert documented_env()["SECURE_PROXY_SSL_HEADER"] == "1"
+        published = {name: svc["ports"] for name, svc in services.items() if svc.get("ports")}
+        assert list(published) == ["nginx"] and services["nginx"]["image"].startswith("nginx")
+        assert any(str(port).endswith(":443") for port in published["nginx"])
+        assert "nginx only" in (ROOT / "README.md").read_text()
+
+    def test_the_compose_nginx_sets_the_forwarded_headers_and_serves_checked_media_only(self):
+        env = documented_env()
+        nginx = compose_services()["nginx"]
+        mounts = {volume.split(":")[1]: volume.split(":")[0] for volume in nginx["volumes"]}
+        conf_path = mounts["/etc/nginx/conf.d/default.conf"]
+        conf = (ROOT / conf_path).read_text()
+        assert mounts[env["MEDIA_ROOT"]] == "media"  # the volume web and the workers write
+        locations = nginx_locations(conf)
+        # the client's address comes from what nginx appends, the scheme from what it sets
+        root = locations["/"]
+        assert re.search(r"proxy_pass\s+http://\S+;", root) and "web:8000" in conf
+        assert "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;" in root
+        assert "proxy_set_header X-Forwarded-Proto $scheme;" in root
+        # the media Django hands over, from an internal location that keeps nosniff
+        media = locations[env["MEDIA_ACCEL_REDIRECT_PREFIX"]]
+        assert re.search(r"^\s*internal;", media, re.M)
+        assert f"alias {env['MEDIA_ROOT'].rstrip('/')}/;" in media
+        assert "X-Content-Type-Options nosniff" in media and "sandbox" in media
