@@ -8,11 +8,15 @@ same label are skipped, so importing a file twice changes nothing the second tim
 
 from __future__ import annotations
 
+import csv
 import math
+import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
@@ -38,6 +42,84 @@ class ImportRowError(ApplicationError):
 
 def _bad(line: int, message: str) -> ImportRowError:
     return ImportRowError(f"line {line}: {message}; nothing was imported.", {"line": line})
+
+
+class ImportFileError(ApplicationError):
+    """A file that cannot be read as CSV at all (missing, a folder, unreadable); the message
+    follows the file's name."""
+
+
+# Bytes that are not UTF-8, as Python's "surrogateescape" decoding keeps them.
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")
+
+
+@contextmanager
+def csv_rows(path: str | Path) -> Iterator[tuple[list[str], Iterator[tuple[int, dict]]]]:
+    """Opens a CSV file of the import commands: ``(header, rows)``, the header's names stripped
+    and lower-cased, each row ``(line number, {column: value})``, blank lines skipped.
+
+    Every way a file can be unreadable is an `ApplicationError` whose message names the line
+    (`ImportRowError`) or says what the path is (`ImportFileError`), never a traceback: no such
+    file, a folder, no permission; bytes that are not UTF-8 (the line they are on); a field
+    over the csv module's limit of 131,072 characters, or a quote never closed; a row with more
+    or fewer fields than the header; a NUL character, which no column can hold. Rows are read
+    as they are consumed, so a caller that checks every row before writing writes nothing when
+    one is bad.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ImportFileError("no such file.")
+    if path.is_dir():
+        raise ImportFileError("is a folder, not a file; give the CSV file itself.")
+    if not path.is_file():
+        raise ImportFileError("is not a regular file; give the CSV file itself.")
+    try:
+        handle = open(path, newline="", encoding="utf-8-sig", errors="surrogateescape")
+    except OSError as exc:
+        raise ImportFileError(f"cannot be read: {exc.strerror}.") from None
+    with handle:
+        reader = csv.reader(handle)
+
+        def read() -> Iterator[tuple[int, list[str]]]:
+            while True:
+                try:
+                    fields = next(reader, None)
+                except csv.Error as exc:
+                    reason = str(exc)
+                    if "field larger than field limit" in reason:
+                        reason = (
+                            f"a field is longer than the {csv.field_size_limit():,} characters "
+                            "a CSV field may have (a quote never closed?)"
+                        )
+                    raise _bad(max(reader.line_num, 1), reason) from None
+                except OSError as exc:
+                    raise ImportFileError(f"cannot be read: {exc.strerror}.") from None
+                if fields is None:
+                    return
+                if not fields:
+                    continue  # a blank line
+                line = reader.line_num
+                for value in fields:
+                    if _NOT_UTF8.search(value):
+                        raise _bad(line, "the line is not UTF-8 text; save the file as UTF-8")
+                    if "\x00" in value:
+                        raise _bad(line, "a field holds a NUL character (\\x00)")
+                yield line, fields
+
+        lines = read()
+        first = next(lines, None)
+        header = [name.strip().lower() for name in first[1]] if first else []
+
+        def rows() -> Iterator[tuple[int, dict]]:
+            for line, fields in lines:
+                if len(fields) != len(header):
+                    raise _bad(
+                        line,
+                        f"malformed line ({len(fields)} fields where the header has {len(header)})",
+                    )
+                yield line, dict(zip(header, fields, strict=True))
+
+        yield header, rows()
 
 
 @dataclass

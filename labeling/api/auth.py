@@ -21,6 +21,7 @@ from datetime import datetime
 
 from axes.backends import AxesStandaloneBackend
 from axes.helpers import get_cool_off
+from axes.models import AccessAttempt
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -123,6 +124,27 @@ def _revoke_tokens(sender, instance, update_fields=None, **kwargs) -> None:
 def client_address(request) -> str:
     """The caller's address, read as DRF's throttles read it (``NUM_PROXIES``), for axes."""
     return throttling.BaseThrottle().get_ident(request)
+
+
+AXES_USERNAME_LENGTH = AccessAttempt._meta.get_field("username").max_length
+
+
+def login_username(request, credentials=None):
+    """The username axes counts a login under (``AXES_USERNAME_CALLABLE``): axes' own choice
+    (the credentials', else the form's), cut to the 255 characters its tables hold.
+
+    No account's name is that long (150 at most), so a longer one is a wrong username like any
+    other: the form or the token endpoint says so, and the guess counts towards both lockouts,
+    where axes' own reading would fail to record it (a 500; PostgreSQL enforces the length).
+    """
+    field = getattr(settings, "AXES_USERNAME_FORM_FIELD", "username")
+    if credentials:
+        username = credentials.get(field)
+    else:
+        username = getattr(request, "data", request.POST).get(field)
+    if isinstance(username, str):
+        return username[:AXES_USERNAME_LENGTH]
+    return username
 
 
 class LoginLockoutBackend(AxesStandaloneBackend):

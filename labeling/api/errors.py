@@ -8,6 +8,9 @@ Three layers make that hold under ``/api/``:
 - `bad_request`, `permission_denied`, `not_found`, `server_error`: Django's error views
   (``handler400`` … in the root URLconf), for what happens before a view runs: an unmatched URL,
   a body over ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (413). Pages keep Django's HTML answers.
+
+A request holding a NUL character or an unpaired surrogate is refused before any of these, by
+``annotation_site.middleware.BadInputMiddleware``, with `json_error` under ``/api/``.
 """
 
 from __future__ import annotations
@@ -70,7 +73,8 @@ def _is_api(request) -> bool:
     return request.path.startswith(API_PREFIX)
 
 
-def _json_error(message: str, status_code: int) -> JsonResponse:
+def json_error(message: str, status_code: int) -> JsonResponse:
+    """An error answer in the API's format, ``{"detail": message}``, never cached."""
     response = JsonResponse({"detail": message}, status=status_code)
     response["Cache-Control"] = "no-store"
     return response
@@ -78,28 +82,28 @@ def _json_error(message: str, status_code: int) -> JsonResponse:
 
 def bad_request(request, exception, template_name=defaults.ERROR_400_TEMPLATE_NAME):
     if isinstance(exception, RequestDataTooBig) and _is_api(request):
-        return _json_error(
+        return json_error(
             f"Request body larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.",
             status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
         )
     if _is_api(request):
-        return _json_error("Bad request.", status.HTTP_400_BAD_REQUEST)
+        return json_error("Bad request.", status.HTTP_400_BAD_REQUEST)
     return defaults.bad_request(request, exception, template_name)
 
 
 def permission_denied(request, exception, template_name=defaults.ERROR_403_TEMPLATE_NAME):
     if _is_api(request):
-        return _json_error("You do not have permission to perform this action.", 403)
+        return json_error("You do not have permission to perform this action.", 403)
     return defaults.permission_denied(request, exception, template_name)
 
 
 def not_found(request, exception, template_name=defaults.ERROR_404_TEMPLATE_NAME):
     if _is_api(request):
-        return _json_error(f"No API endpoint at {request.path}.", status.HTTP_404_NOT_FOUND)
+        return json_error(f"No API endpoint at {request.path}.", status.HTTP_404_NOT_FOUND)
     return defaults.page_not_found(request, exception, template_name)
 
 
 def server_error(request, template_name=defaults.ERROR_500_TEMPLATE_NAME):
     if _is_api(request):
-        return _json_error("Server error.", status.HTTP_500_INTERNAL_SERVER_ERROR)
+        return json_error("Server error.", status.HTTP_500_INTERNAL_SERVER_ERROR)
     return defaults.server_error(request, template_name)

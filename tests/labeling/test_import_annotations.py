@@ -254,3 +254,89 @@ class ImportAnnotationsInputTests:
         with pytest.raises(CommandError, match="line 5: rater03's label on clip 1 was invalidated"):
             run(tmp_path, text, "--campaign", campaign.slug)
         assert counts() == before
+
+
+def call(path, *args: str) -> str:
+    out = io.StringIO()
+    call_command("import_annotations", str(path), *args, stdout=out, stderr=io.StringIO())
+    return out.getvalue()
+
+
+GOOD = "1,a,happy,m1,2\n"
+
+
+@pytest.mark.django_db
+class ImportAnnotationsBadFileTests:
+    """Every unreadable file or row ends in a message naming the file and the line, never a
+    traceback, and nothing is written (issue 21, item 9)."""
+
+    @pytest.mark.parametrize(
+        ("content", "message"),
+        [
+            # a short row, a long row: the header has five columns
+            (
+                HEADER + GOOD + "2,b,sad\n",
+                "line 3: malformed line (3 fields where the header has 5)",
+            ),
+            (HEADER + GOOD + "2,b,sad,m1,2,x\n", "line 3: malformed line (6 fields where"),
+            # bytes that are not UTF-8, on the line they are on
+            ((HEADER + GOOD).encode() + b"2,ren\xe9,sad,m1,2\n", "line 3: the line is not UTF-8"),
+            (b"clip,annot\xff\n" + GOOD.encode(), "line 1: the line is not UTF-8 text"),
+            # past 8 KiB, where a text file's decoder reads ahead of the csv reader
+            (
+                (HEADER + "".join(f"{i},a,happy,m1,2\n" for i in range(1, 601))).encode()
+                + b"601,\xe9,sad,m1,2\n",
+                "line 602: the line is not UTF-8",
+            ),
+            # a field over the csv module's limit (131,072 characters)
+            (HEADER + GOOD + "2,b,sad," + "t" * 131_073 + ",2\n", "line 3: a field is longer"),
+            # a quote never closed runs to the end of the file
+            (HEADER + GOOD + '2,b,sad,"never closed,2\n2,c,sad,m1,2\n', "line 4: malformed line"),
+            # a NUL in a movie title: PostgreSQL cannot store it
+            (HEADER + GOOD + "2,b,sad,m\x001,2\n", "line 3: a field holds a NUL character"),
+            (HEADER + GOOD + "2,b\x00,sad,m1,2\n", "line 3: a field holds a NUL character"),
+        ],
+    )
+    def test_a_bad_row_names_the_file_and_line_and_imports_nothing(
+        self, tmp_path, campaign, content, message
+    ):
+        path = tmp_path / "votes.csv"
+        path.write_bytes(content.encode() if isinstance(content, str) else content)
+        with pytest.raises(CommandError) as raised:
+            call(path, "--campaign", campaign.slug)
+        text = str(raised.value)
+        assert text.startswith(f"{path}: ")
+        assert message in text
+        assert counts() == (0, 0, 0, 0, 0)
+
+    def test_a_bad_row_leaves_no_campaign_made_by_create(self, tmp_path, db):
+        path = tmp_path / "votes.csv"
+        path.write_bytes(HEADER.encode() + b"1,\xff,happy,m1,2\n")
+        with pytest.raises(CommandError, match="line 2: the line is not UTF-8"):
+            call(path, "--campaign", "new", "--create")
+        assert not Campaign.objects.filter(slug="new").exists()
+
+    def test_a_missing_file_is_named(self, tmp_path, campaign):
+        path = tmp_path / "nope.csv"
+        with pytest.raises(CommandError, match=re.escape(f"{path}: no such file")):
+            call(path, "--campaign", campaign.slug)
+
+    def test_a_folder_is_named(self, tmp_path, campaign):
+        with pytest.raises(CommandError, match=re.escape(f"{tmp_path}: is a folder, not a file")):
+            call(tmp_path, "--campaign", campaign.slug)
+
+    def test_an_empty_file_lacks_the_header(self, tmp_path, campaign):
+        path = tmp_path / "votes.csv"
+        path.write_text("")
+        with pytest.raises(CommandError, match="line 1: the header lacks the column"):
+            call(path, "--campaign", campaign.slug)
+
+    def test_blank_lines_and_a_byte_order_mark_are_fine_and_lines_count_them(
+        self, tmp_path, campaign
+    ):
+        path = tmp_path / "votes.csv"
+        path.write_text("\ufeff" + HEADER + "\n" + GOOD + "\n\n1,b,sad,m1,2\n", encoding="utf-8")
+        assert "2 labels imported" in call(path, "--campaign", campaign.slug)
+        path.write_text(HEADER + "\n" + GOOD + "\n\nx,b,sad,m1,2\n")
+        with pytest.raises(CommandError, match="line 6: clip 'x' is not a whole number"):
+            call(path, "--campaign", campaign.slug)

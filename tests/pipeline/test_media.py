@@ -114,6 +114,69 @@ class ProbeMovieTests:
             probe_movie(path)
 
 
+def lavfi_video(path, rate: int, seconds: float = 0.2):
+    """A real 64×64 H.264 MP4 of ffmpeg's test pattern at ``rate`` frames per second."""
+    subprocess.run(
+        [
+            ffmpeg_binary(), "-v", "error", "-f", "lavfi",
+            "-i", f"testsrc=size=64x64:rate={rate}:duration={seconds}",
+            "-c:v", "libx264", "-pix_fmt", "yuv420p", "-y", str(path),
+        ],
+        check=True,
+    )  # fmt: skip
+    return path
+
+
+class AbbreviatedRateTests:
+    """ffmpeg prints a whole rate of thousands abbreviated: "1k fps, 1k tbr" (issue 21, 9)."""
+
+    @pytest.mark.parametrize("rate", [1000, 2000])
+    def test_a_video_of_thousands_of_frames_a_second_is_probed(self, tmp_path, rate):
+        path = lavfi_video(tmp_path / "fast.mp4", rate)
+        info = probe_movie(path)
+        assert (info.width, info.height, info.fps) == (64, 64, float(rate))
+        assert info.duration_s == pytest.approx(0.2, abs=0.01)
+        assert frame_rate(info.fps) == rate
+
+    def test_a_1500_fps_video_printed_in_full_is_probed_as_before(self, tmp_path):
+        assert probe(lavfi_video(tmp_path / "fast.mp4", 1500)).fps == 1500.0
+
+    @pytest.mark.parametrize(
+        ("rates", "fps"),
+        [
+            ("1k fps, 1k tbr, 16k tbn", 1000.0),
+            ("25k fps, 25k tbr, 100k tbn", 25000.0),
+            ("1.5k fps, 1.5k tbr, 90k tbn", 1500.0),
+            ("25k tbr, 90k tbn", 25000.0),  # no fps: the tbr
+            ("25 fps, 25 tbr, 12800 tbn", 25.0),
+            ("29.97 fps, 29.97 tbr, 30k tbn", 29.97),
+            ("120 tbr, 90k tbn", 120.0),
+        ],
+    )
+    def test_every_abbreviated_rate_is_read_in_full(self, tmp_path, monkeypatch, rates, fps):
+        path = tmp_path / "described.mp4"
+        path.write_bytes(b"not read: ffmpeg's description below stands in for it")
+        description = (
+            "Input #0, mov,mp4,m4a,3gp,3g2,mj2, from 'described.mp4':\n"
+            "  Duration: 00:00:01.00, start: 0.000000, bitrate: 169 kb/s\n"
+            "  Stream #0:0[0x1](und): Video: h264 (High) (avc1 / 0x31637661), "
+            f"yuv420p(progressive), 64x64 [SAR 1:1 DAR 1:1], 169 kb/s, {rates} (default)\n"
+        )
+        monkeypatch.setattr(media, "_ffmpeg_text", lambda args, timeout=60: description)
+        assert probe(path).fps == pytest.approx(fps)
+
+    def test_a_stream_without_a_rate_says_so(self, tmp_path, monkeypatch):
+        path = tmp_path / "norate.mp4"
+        path.write_bytes(b"x")
+        description = (
+            "  Duration: 00:00:01.00, start: 0.000000, bitrate: 169 kb/s\n"
+            "  Stream #0:0: Video: h264 (High), yuv420p(progressive), 64x64, 169 kb/s\n"
+        )
+        monkeypatch.setattr(media, "_ffmpeg_text", lambda args, timeout=60: description)
+        with pytest.raises(MediaError, match="norate.mp4: its frame rate is unknown"):
+            probe_movie(path)
+
+
 # --- frame-exact clips ----------------------------------------------------------------------
 
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 from django.core.exceptions import ValidationError
@@ -13,7 +12,7 @@ from tqdm import tqdm
 
 from labeling import aggregation, services
 from labeling.errors import ApplicationError
-from labeling.imports import annotations_import
+from labeling.imports import annotations_import, csv_rows
 from labeling.models import Campaign
 from pipeline.emotions import DFEW_EMOTIONS, DFEW_RARE
 
@@ -50,41 +49,11 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, file, campaign, create, name, labels, per_clip, **options):
-        if not file.is_file():
-            raise CommandError(f"{file} is not a file")
-        with open(file, newline="", encoding="utf-8-sig") as f, transaction.atomic():
-            # One transaction: a bad row leaves nothing behind, a campaign made by --create too.
-            target = self._campaign(campaign, create, name, labels, per_clip, options)
-            reader = csv.DictReader(f)
-            try:
-                header = [h.strip().lower() for h in (reader.fieldnames or [])]
-            except UnicodeDecodeError as exc:
-                raise CommandError(
-                    f"{file} is not UTF-8 text ({exc.reason}); save it as UTF-8"
-                ) from exc
-            reader.fieldnames = header
-            rows = tqdm(
-                ((reader.line_num, row) for row in reader),
-                desc="reading",
-                unit=" rows",
-                disable=None,
-            )
-            try:
-                summary = annotations_import(
-                    campaign=target,
-                    header=header,
-                    rows=rows,
-                    progress=lambda stage: rows.set_description(stage),
-                )
-            except ApplicationError as exc:
-                raise CommandError(exc.message) from exc
-            except UnicodeDecodeError as exc:
-                raise CommandError(
-                    f"{file} is not UTF-8 text after line {reader.line_num} ({exc.reason}); save "
-                    "it as UTF-8; nothing was imported."
-                ) from exc
-            finally:
-                rows.close()
+        try:
+            summary, target = self._import(file, campaign, create, name, labels, per_clip, options)
+        except ApplicationError as exc:
+            # Every bad input (the file, a row) names the file and the line; nothing was written.
+            raise CommandError(f"{file}: {exc.message}") from None
         bar = tqdm(
             total=len(summary.complete_clip_ids), desc="aggregating", unit=" clips", disable=None
         )
@@ -99,6 +68,22 @@ class Command(BaseCommand):
             f"{len(summary.complete_clip_ids)} clips complete and aggregated, "
             f"{summary.incomplete_clips} with fewer than {target.annotations_per_clip} labels."
         )
+
+    def _import(self, file, campaign, create, name, labels, per_clip, options):
+        with csv_rows(file) as (header, rows), transaction.atomic():
+            # One transaction: a bad row leaves nothing behind, a campaign made by --create too.
+            target = self._campaign(campaign, create, name, labels, per_clip, options)
+            rows = tqdm(rows, desc="reading", unit=" rows", disable=None)
+            try:
+                summary = annotations_import(
+                    campaign=target,
+                    header=header,
+                    rows=rows,
+                    progress=lambda stage: rows.set_description(stage),
+                )
+            finally:
+                rows.close()
+        return summary, target
 
     def _campaign(self, slug, create, name, labels, per_clip, options) -> Campaign:
         if not create:

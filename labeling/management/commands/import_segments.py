@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import csv
+import math
 from collections import defaultdict
 
 from django.core.management.base import BaseCommand, CommandError
@@ -10,6 +10,7 @@ from django.db import transaction
 
 from labeling import movies
 from labeling.errors import ApplicationError
+from labeling.imports import csv_rows
 from labeling.models import Campaign
 
 REQUIRED = ("movie", "start_s", "end_s")
@@ -30,24 +31,44 @@ class Command(BaseCommand):
         target = Campaign.objects.filter(slug=campaign).first()
         if target is None:
             raise CommandError(f"No campaign with slug {campaign!r}.")
+        try:
+            per_movie = self._read(target, file)
+            total = self._propose(per_movie)
+        except ApplicationError as exc:
+            # Every bad input (the file, a row) names the file and the line; nothing was written.
+            raise CommandError(f"{file}: {exc.message}") from None
+        self.stdout.write(f"{total} clips proposed; their extraction is queued.")
+
+    def _read(self, target: Campaign, file: str) -> dict[int, list[tuple[int, movies.Segment]]]:
         by_id = {str(m.pk): m for m in target.movies.all()}
         by_title = {m.title: m for m in by_id.values()}
         per_movie = defaultdict(list)
-        with open(file, newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
+        with csv_rows(file) as (header, rows):
+            missing = [c for c in REQUIRED if c not in header]
             if missing:
-                raise CommandError(f"{file}: missing columns {', '.join(missing)}.")
-            for line, row in enumerate(reader, start=2):
-                movie = by_id.get(row["movie"].strip()) or by_title.get(row["movie"].strip())
+                raise ApplicationError(f"line 1: missing columns {', '.join(missing)}.")
+            for line, row in rows:
+                name = row["movie"].strip()
+                movie = by_id.get(name) or by_title.get(name)
                 if movie is None:
-                    raise CommandError(f"line {line}: no movie {row['movie']!r} in {campaign}.")
+                    raise ApplicationError(f"line {line}: no movie {name!r} in {target.slug}.")
                 try:
                     start, end = float(row["start_s"]), float(row["end_s"])
                 except ValueError:
-                    raise CommandError(f"line {line}: start_s and end_s must be numbers.") from None
+                    raise ApplicationError(
+                        f"line {line}: start_s and end_s must be numbers."
+                    ) from None
+                if not (math.isfinite(start) and math.isfinite(end) and 0 <= start < end):
+                    raise ApplicationError(
+                        f"line {line}: start_s {row['start_s'].strip()!r} and end_s "
+                        f"{row['end_s'].strip()!r} must be numbers of seconds, the end after "
+                        "the start, from 0 on."
+                    )
                 label = (row.get("suspected_label") or "").strip()
                 per_movie[movie.pk].append((line, movies.Segment(start, end, label)))
+        return per_movie
+
+    def _propose(self, per_movie) -> int:
         total = 0
         with transaction.atomic():
             for movie_id, rows in per_movie.items():
@@ -58,8 +79,8 @@ class Command(BaseCommand):
                 except ApplicationError as exc:
                     index = exc.extra.get("segment")
                     where = f"line {rows[index - 1][0]}" if index else f"movie {movie_id}"
-                    raise CommandError(f"{where}: {exc.message}") from None
+                    raise ApplicationError(f"{where}: {exc.message}") from None
                 total += len(proposed.clips)
                 for warning in proposed.warnings:
                     self.stderr.write(f"movie {movie_id}: {warning}")
-        self.stdout.write(f"{total} clips proposed; their extraction is queued.")
+        return total
