@@ -67,6 +67,7 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "annotation_site.middleware.ApiNoStoreMiddleware",
     "annotation_site.middleware.OutOfRangeIdMiddleware",
+    "annotation_site.middleware.BadInputMiddleware",  # NUL, unpaired surrogates: 400
     # Last: it turns a lockout flagged during authentication into its answer.
     "axes.middleware.AxesMiddleware",
 ]
@@ -234,6 +235,8 @@ AXES_RESET_ON_SUCCESS = False
 AXES_LOCKOUT_CALLABLE = "labeling.api.auth.lockout_response"
 # The client's address as DRF's throttles read it (REST_FRAMEWORK["NUM_PROXIES"]).
 AXES_CLIENT_IP_CALLABLE = "labeling.api.auth.client_address"
+# A failed login's username as axes records it: cut to its 255-character column.
+AXES_USERNAME_CALLABLE = "labeling.api.auth.login_username"
 # API tokens live this long from when they were issued; POST /api/v1/auth/token/rotate/
 # replaces one early. A password change or deactivation deletes the user's tokens.
 API_TOKEN_TTL = timedelta(hours=envint("API_TOKEN_TTL_HOURS", 24 * 30))
@@ -346,6 +349,12 @@ CELERY_BEAT_SCHEDULE = {
     "agreement-reports": {
         "task": "labeling.tasks.agreement_report_periodic_task",
         "schedule": timedelta(seconds=envint("AGREEMENT_REPORT_SECONDS", 3600)),
+    },
+    # Extraction claims older than the task's time limit (their worker died and no message
+    # came back) are queued again; partial outputs of killed runs are removed.
+    "extraction-claims": {
+        "task": "labeling.tasks.clip_claims_sweep_task",
+        "schedule": timedelta(seconds=envint("EXTRACTION_SWEEP_SECONDS", 300)),
     },
 }
 

@@ -1,10 +1,13 @@
-"""Clip media (``/media/clips/…``, ``/media/posters/…``) for those allowed to see the clip.
+"""Stored media (``/media/…``) for those allowed to see it (``labeling.access.media_may_see``:
+the same rules as the API); 404 for everyone else, which says nothing about whether the file
+exists.
 
-Who may see a clip: staff; reviewers (they screen every campaign's clips); the extractor who
-added its movie or proposed the clip; and an annotator who holds or held an assignment on it.
-Movie sources (``/media/movies/…``) are for staff and extractors; any other file under
-``/media/`` (exports, face crops) for staff only. Everyone else, anonymous callers included,
-gets 404, which says nothing about whether the file exists.
+What a browser is told about the bytes never comes from the file's own name or content: a
+clip is ``video/mp4``, a poster or face sheet ``image/jpeg`` (the pipeline wrote them), and
+they play or show inline; a movie source carries the type of the container its upload probed
+as (its stored name's suffix is chosen from the probe, never from the uploader), and like every
+other file it is sent as an attachment. Every answer says ``X-Content-Type-Options: nosniff``
+and a ``sandbox`` Content-Security-Policy, so no stored file runs as a page of the site.
 
 The bytes, from a storage on the local disk: behind nginx (``MEDIA_ACCEL_REDIRECT_PREFIX``
 set) the answer is an empty 200 with ``X-Accel-Redirect``, and nginx sends the file from an
@@ -17,7 +20,6 @@ the bytes and their ranges.
 
 from __future__ import annotations
 
-import mimetypes
 import os
 import re
 from pathlib import Path
@@ -26,19 +28,16 @@ from urllib.parse import quote
 from django.conf import settings
 from django.core.exceptions import SuspiciousFileOperation
 from django.core.files.storage import default_storage
-from django.db.models import Exists, OuterRef, Q
 from django.http import Http404, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.utils.http import http_date
 from django.views.decorators.http import require_safe
 from rest_framework import exceptions
 
-from labeling import services
+from labeling.access import CLIP_MEDIA_FOLDERS, MOVIE_FOLDER, media_may_see
 from labeling.api.auth import TokenAuthentication
-from labeling.models import Assignment, Clip, Role
 from labeling.movies import media_local_path
+from pipeline.media import VIDEO_CONTAINERS
 
-CLIP_MEDIA_FOLDERS = ("clips/", "posters/")
-MOVIE_FOLDER = "movies/"
 CHUNK = 256 * 1024
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
@@ -54,31 +53,31 @@ def _caller(request):
     return found[0] if found else None
 
 
-def clip_visible_q(user) -> Q | None:
-    """The clips `user` may see, as a filter; None when they may see every clip."""
-    if user.is_staff or services.user_has_role(user, Role.REVIEWER):
-        return None
-    visible = Q(pk__in=[])
-    if services.user_has_role(user, Role.EXTRACTOR):
-        visible |= Q(movie__created_by=user) | Q(proposed_by=user)
-    if services.user_has_role(user, Role.ANNOTATOR):
-        visible |= Q(Exists(Assignment.objects.filter(clip=OuterRef("pk"), annotator=user)))
-    return visible
+# Inline types for what the pipeline writes; every movie suffix the probe can choose.
+_INLINE_TYPES = {".mp4": "video/mp4", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
+_MOVIE_TYPES = {suffix: kind for c in VIDEO_CONTAINERS for suffix, kind in c.types.items()}
+_FILE_TYPES = {".zip": "application/zip", ".csv": "text/csv; charset=utf-8"}
+SANDBOX = "sandbox; default-src 'none'; media-src 'self'; img-src 'self'"
 
 
-def media_may_see(user, name: str) -> bool:
-    """Whether `user` may read the media file stored as `name` (in the default storage)."""
-    if user is None or not user.is_active:
-        return False
+def media_type(name: str) -> tuple[str, bool]:
+    """(Content-Type, inline?) for the stored file ``name``: clip media inline with the type
+    the pipeline wrote; everything else an attachment, a movie with its probed container's
+    type, any other file with a type from a short list or ``application/octet-stream``."""
+    suffix = os.path.splitext(name)[1].lower()
+    if name.startswith(tuple(CLIP_MEDIA_FOLDERS)) and suffix in _INLINE_TYPES:
+        return _INLINE_TYPES[suffix], True
     if name.startswith(MOVIE_FOLDER):
-        return user.is_staff or services.user_has_role(user, Role.EXTRACTOR)
-    if not name.startswith(CLIP_MEDIA_FOLDERS):
-        return user.is_staff
-    clips = Clip.objects.filter(Q(video=name) | Q(poster=name))
-    visible = clip_visible_q(user)
-    if visible is not None:
-        clips = clips.filter(visible)
-    return clips.exists()
+        return _MOVIE_TYPES.get(suffix, "application/octet-stream"), False
+    return _FILE_TYPES.get(suffix, "application/octet-stream"), False
+
+
+def _disposition(name: str, inline: bool) -> str:
+    filename = os.path.basename(name)
+    kind = "inline" if inline else "attachment"
+    # RFC 6266: an ASCII fallback and the exact name in UTF-8.
+    fallback = filename.encode("ascii", "replace").decode().replace('"', "_").replace("?", "_")
+    return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename)}"
 
 
 def _byte_range(header: str, size: int) -> tuple[int, int] | None:
@@ -118,7 +117,6 @@ def _chunks(path: str, start: int, length: int):
 def _stream(request, path: str) -> HttpResponse:
     stat = os.stat(path)
     size = stat.st_size
-    content_type = mimetypes.guess_type(path)[0] or "application/octet-stream"
     try:
         wanted = _byte_range(request.headers.get("Range", ""), size)
     except ValueError:
@@ -129,7 +127,6 @@ def _stream(request, path: str) -> HttpResponse:
     length = end - start + 1 if size else 0
     body = _chunks(path, start, length) if request.method == "GET" else iter(())
     response = StreamingHttpResponse(body, status=206 if wanted else 200)
-    response["Content-Type"] = content_type
     response["Content-Length"] = str(length)
     if wanted:
         response["Content-Range"] = f"bytes {start}-{end}/{size}"
@@ -138,10 +135,22 @@ def _stream(request, path: str) -> HttpResponse:
 
 
 def _redirect_to_storage(name: str) -> HttpResponse:
-    """A 302 to where a storage without local paths serves ``name`` itself."""
+    """A 302 to where a storage without local paths serves ``name`` itself (S3: a presigned
+    URL on the bucket's own origin, which answers with the type and disposition asked here)."""
     if ".." in name.split("/"):  # the local disk refuses these by path; refuse them here too
         raise Http404("No such file.")
-    response = HttpResponseRedirect(default_storage.url(name))
+    content_type, inline = media_type(name)
+    try:
+        url = default_storage.url(
+            name,
+            parameters={
+                "ResponseContentType": content_type,
+                "ResponseContentDisposition": _disposition(name, inline),
+            },
+        )
+    except TypeError:  # a storage whose URLs take no parameters (tests' in-memory storage)
+        url = default_storage.url(name)
+    response = HttpResponseRedirect(url)
     # The URL is short-lived (S3 signs it for an hour): no cache may keep the redirect.
     response["Cache-Control"] = "private, no-store"
     return response
@@ -150,9 +159,9 @@ def _redirect_to_storage(name: str) -> HttpResponse:
 def _local_file(request, name: str, full: Path) -> HttpResponse:
     """The file on this machine's disk: handed to nginx, or streamed with ranges."""
     if settings.MEDIA_ACCEL_REDIRECT_PREFIX:
+        # nginx fills in the length and ranges from the file it serves, and keeps the type,
+        # disposition and caching headers of this answer.
         response = HttpResponse()
-        # nginx fills in the type, length and ranges from the file it serves.
-        del response["Content-Type"]
         prefix = settings.MEDIA_ACCEL_REDIRECT_PREFIX.rstrip("/")
         response["X-Accel-Redirect"] = f"{prefix}/{quote(name)}"
     elif os.path.isfile(full):
@@ -176,5 +185,11 @@ def media(request, path: str):
     except SuspiciousFileOperation as exc:  # a path outside the storage's folder
         raise Http404("No such file.") from exc
     response = _redirect_to_storage(name) if full is None else _local_file(request, name, full)
+    content_type, inline = media_type(name)
+    if full is not None:
+        response["Content-Type"] = content_type
+        response["Content-Disposition"] = _disposition(name, inline)
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = SANDBOX
     response["Vary"] = "Cookie, Authorization"
     return response

@@ -311,7 +311,15 @@ class Clip(models.Model):
         max_length=16, choices=MediaStatus.choices, default=MediaStatus.NONE, blank=True
     )
     media_claimed_at = models.DateTimeField(null=True, blank=True)
+    # Who holds the extraction claim: the Celery task id and the process (`host:pid:start`,
+    # `labeling.movies.claimant`). The same task delivered again while its process is gone
+    # (a killed worker's message, requeued) takes the claim over at once.
+    media_claim_task = models.CharField(max_length=255, blank=True)
+    media_claim_worker = models.CharField(max_length=255, blank=True)
     media_attempts = models.PositiveSmallIntegerField(default=0)
+    # Extractions of this clip whose worker died (taken over or swept); at
+    # `movies.LOST_CLAIMS_LIMIT` the clip fails instead of killing another worker.
+    media_lost_claims = models.PositiveSmallIntegerField(default=0)
     media_error = models.TextField(blank=True)
     first_frame = models.PositiveIntegerField(null=True, blank=True)
     n_frames = models.PositiveIntegerField(null=True, blank=True)
@@ -347,6 +355,12 @@ class Clip(models.Model):
         indexes = [
             models.Index(fields=["status", "campaign"], name="clip_status_campaign"),
             models.Index(fields=["movie", "media_status"], name="clip_movie_media_status"),
+            # The beat sweep's look for claims older than the extraction's time limit.
+            models.Index(
+                fields=["media_claimed_at"],
+                condition=Q(media_status="extracting"),
+                name="clip_extracting_claimed_at",
+            ),
             # The order `next` offers clips in: nearest completion first, then by number.
             models.Index(
                 "campaign", "status", F("slots_held").desc(), "number", name="clip_lease_order"

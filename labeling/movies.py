@@ -1,7 +1,8 @@
 """Services of the media pipeline: movies in, clips proposed, clips extracted by a worker.
 
-``movie_register`` stores a file (refusing content the campaign already has) and queues its
-probe; ``movie_probe`` records what the file is, or why it does not play. ``clip_propose``
+``movie_register`` probes a file and stores it when it is a playable video (refusing anything
+else, and content the campaign already has); ``movie_probe`` probes a stored movie again and
+records what it is, or why it does not play. ``clip_propose``
 checks segments against the campaign's limits and queues one extraction per clip;
 ``clip_extract`` is what the task runs: claim the clip with a conditional UPDATE, cut and
 normalise it with ``pipeline.media``, crop its faces with ``pipeline.faces``, record.
@@ -22,6 +23,7 @@ import hashlib
 import logging
 import os
 import shutil
+import stat
 import subprocess
 import tempfile
 import time
@@ -32,15 +34,17 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
+from django.core.exceptions import SuspiciousFileOperation
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, default_storage
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Exists, F, Max, OuterRef, Q, QuerySet
+from django.db.models import Count, F, Max, Q
 from django.utils import timezone
+from django.utils.text import get_valid_filename
 
-from labeling import rewards, sql
+from labeling import access, rewards, sql
 from labeling.errors import ApplicationError, Conflict, Forbidden, NotFound
-from labeling.models import Campaign, Clip, Label, MediaStatus, Movie, Role
+from labeling.models import Campaign, Clip, Label, MediaStatus, Movie
 from pipeline import media
 from pipeline.aggregation import duration_bucket
 
@@ -50,43 +54,28 @@ VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".m4v", ".webm", ".mpg", ".mpe
 
 
 def stale_claim() -> timedelta:
-    """A claim older than this belongs to a worker that died: the task's hard time limit is
-    below it (``MEDIA_STALE_CLAIM_SECONDS``, 1,200 s by default)."""
-    return timedelta(seconds=getattr(settings, "MEDIA_STALE_CLAIM_SECONDS", 1200))
+    """A claim older than this belongs to a worker that died: the extraction task's hard time
+    limit (a pool process still running then is killed), and a minute more for the kill and
+    the clocks of other machines."""
+    from labeling.tasks import clip_extract_task
+
+    return timedelta(seconds=clip_extract_task.time_limit + 60)
 
 
 # Errors worth another try (a busy machine, a storage hiccup); every MediaError is permanent.
 TRANSIENT_ERRORS = (subprocess.TimeoutExpired, ConnectionError)
 
 
-def user_can_extract(user) -> bool:
-    from labeling.services import user_has_role
-
-    return bool(user.is_authenticated and (user.is_staff or user_has_role(user, Role.EXTRACTOR)))
-
-
 def _check_extractor(user) -> None:
-    if user is not None and not user_can_extract(user):
+    if user is not None and not access.can_extract(user):
         raise Forbidden("Only extractors and staff bring in movies and mark clips.")
-
-
-def campaigns_for_extractor(user) -> QuerySet[Campaign]:
-    """The campaigns whose movies and clips ``user`` sees and marks: every one for staff; for
-    an extractor, those whose member list (``Campaign.annotators``, the one membership the
-    models have) holds them, and those they brought a movie into; none for anyone else."""
-    if not user_can_extract(user):
-        return Campaign.objects.none()
-    if user.is_staff:
-        return Campaign.objects.all()
-    member = Campaign.annotators.through.objects.filter(campaign=OuterRef("pk"), user=user)
-    brought = Movie.objects.filter(campaign=OuterRef("pk"), created_by=user)
-    return Campaign.objects.filter(Exists(member) | Exists(brought))
 
 
 def _check_campaign(user, campaign: Campaign, missing: str) -> None:
     """Raises NotFound (``missing``, as for an unknown id: nothing says the campaign exists)
     unless ``user`` is None (a command) or the campaign is one of theirs."""
-    if user is not None and not campaigns_for_extractor(user).filter(pk=campaign.pk).exists():
+    mine = access.campaigns_for_extractor(user) if user is not None else None
+    if mine is not None and not mine.filter(pk=campaign.pk).exists():
         raise NotFound(missing)
 
 
@@ -112,33 +101,107 @@ def _duplicate(campaign: Campaign, content_hash: str) -> Conflict | None:
     )
 
 
-def movie_register(*, campaign: Campaign, file: File, title: str = "", user=None) -> Movie:
-    """Stores a movie file (read in chunks, never whole into memory) and queues its probe.
+def _stored_stem(upload: str, content_hash: str) -> str:
+    """The stem to store an upload under: its own name made safe for a file name, or, when
+    nothing of it survives (``!!!.mp4``, a name of emoji), ``movie-`` and its hash."""
+    try:
+        stem = get_valid_filename(Path(upload).stem)
+    except SuspiciousFileOperation:
+        stem = ""
+    return stem.strip(".")[:100] or f"movie-{content_hash[:12]}"
 
-    The same bytes twice in one campaign are refused with the movie already there; a database
-    constraint backs the check against two uploads racing. A user (None: a command) must be
-    staff or an extractor of the campaign (``campaigns_for_extractor``).
+
+@contextmanager
+def _upload_on_disk(file: File) -> Iterator[Path]:
+    """A path on this machine that holds an upload's bytes under the upload's own name
+    (ffmpeg's messages name the file): a link to the file Django streamed a large upload to,
+    or a copy of a small one that Django held in memory."""
+    upload = Path(file.name or "").name
+    if upload in ("", ".", "..") or len(upload.encode()) > 200:  # no name for a file
+        upload = "movie" + Path(upload).suffix[:10]
+    with tempfile.TemporaryDirectory(prefix="dfer-upload-") as tmp:
+        path = Path(tmp) / upload
+        on_disk = getattr(file, "temporary_file_path", None)
+        if on_disk is not None:
+            os.symlink(os.path.abspath(on_disk()), path)
+        else:
+            file.seek(0)
+            with open(path, "wb") as out:
+                for chunk in file.chunks(1 << 20):
+                    out.write(chunk)
+            file.seek(0)
+        yield path
+
+
+def _probe_upload(path: Path, upload: str) -> tuple[media.VideoInfo, media.Container]:
+    """What the file at ``path`` is, read from its content: a video in a container we accept
+    that plays from start to end; ApplicationError with the reason otherwise."""
+    try:
+        info = media.probe_movie(path)
+    except media.MediaError as exc:
+        raise ApplicationError(f"Not accepted: {exc}", {"file": upload}) from None
+    container = media.video_container(info)
+    if container is None:
+        raise ApplicationError(
+            f"Not accepted: {upload} is not a movie (ffmpeg reads it as "
+            f"“{info.container or 'unknown'}”); upload a video file such as MP4, MKV, WebM, "
+            "MOV or AVI.",
+            {"file": upload},
+        )
+    return info, container
+
+
+def _probed(info: media.VideoInfo) -> dict:
+    """A movie's fields from its probe."""
+    return {
+        "status": Movie.Status.READY,
+        "error": "",
+        "duration_s": info.duration_s,
+        "fps": info.fps,
+        "width": info.width,
+        "height": info.height,
+        "codec": info.codec,
+    }
+
+
+def movie_register(*, campaign: Campaign, file: File, title: str = "", user=None) -> Movie:
+    """Probes an uploaded movie file and stores it (``_movie_store``)."""
+    with _upload_on_disk(file) as path:
+        return _movie_store(campaign=campaign, file=file, local=path, title=title, user=user)
+
+
+def _movie_store(*, campaign: Campaign, file: File, local: Path, title: str, user) -> Movie:
+    """Probes a movie file and stores it, ready for clips; refuses anything that is not a
+    playable video (ApplicationError, with the reason a person reads) before it reaches the
+    storage, so no stored movie is anything but a probed video.
+
+    The file is read in chunks, never whole into memory. What it is comes from its content
+    (``pipeline.media.probe_movie``), never from its name: the stored name's suffix is the
+    probed container's. The same bytes twice in one campaign are refused with the movie
+    already there; a database constraint backs the check against two uploads racing. A user
+    (None: a command) must be staff or an extractor of the campaign
+    (``access.campaigns_for_extractor``).
     """
     _check_extractor(user)
     _check_campaign(user, campaign, f"Campaign {campaign.pk} not found.")
-    name = Path(file.name or "movie").name
+    upload = Path(file.name or "movie").name
     content_hash = _sha256(file)
     if duplicate := _duplicate(campaign, content_hash):
         raise duplicate
+    info, container = _probe_upload(local, upload)
+    name = f"{_stored_stem(upload, content_hash)}{media.stored_suffix(container, upload)}"
     movie = Movie(
         campaign=campaign,
-        title=(title or Path(name).stem)[:300],
+        title=(title or Path(upload).stem or name)[:300],
         content_hash=content_hash,
         size_bytes=file.size,
         created_by=user if user is not None and user.is_authenticated else None,
+        **_probed(info),
     )
     movie.source.save(f"{campaign.slug}/{name}", file, save=False)
     try:
         with transaction.atomic():
             movie.save()
-            from labeling.tasks import movie_probe_task
-
-            movie_probe_task.delay_on_commit(movie.pk)
     except IntegrityError:
         movie.source.delete(save=False)
         raise _duplicate(campaign, content_hash) or Conflict(
@@ -148,9 +211,28 @@ def movie_register(*, campaign: Campaign, file: File, title: str = "", user=None
 
 
 def movie_register_path(*, campaign: Campaign, path: str | Path, user=None) -> Movie:
-    """`movie_register` for a file on the server (``import_movies``)."""
-    with open(path, "rb") as handle:
-        return movie_register(campaign=campaign, file=File(handle, name=Path(path).name), user=user)
+    """`movie_register` for a file on the server (``import_movies``). Only a regular file is
+    read, never through a symbolic link (opened with ``O_NOFOLLOW``, so a link swapped in after
+    a check is refused too): a link in an import folder would copy any file the server can
+    read into the media store, where extractors download movies. Nothing else is registered
+    (a folder, a FIFO, a device), each refused with what it is."""
+    path = Path(path)
+    try:
+        # O_NONBLOCK: a FIFO named like a movie opens at once (then is refused) instead of
+        # waiting for a writer; it changes nothing for a regular file.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise ApplicationError(f"{path.name}: no such file.") from None
+    except OSError as exc:
+        if path.is_symlink():
+            raise ApplicationError(f"{path.name} is a symbolic link: not imported.") from None
+        raise ApplicationError(f"{path.name} cannot be read ({exc.strerror}).") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ApplicationError(f"{path.name} is not a regular file: not imported.")
+    with os.fdopen(fd, "rb") as handle:
+        file = File(handle, name=path.name)
+        return _movie_store(campaign=campaign, file=file, local=path, title="", user=user)
 
 
 def media_local_path(name: str) -> Path | None:
@@ -267,15 +349,7 @@ def movie_probe(movie_id: int) -> Movie | None:
     except media.MediaError as exc:
         Movie.objects.filter(pk=movie.pk).update(status=Movie.Status.FAILED, error=str(exc))
     else:
-        Movie.objects.filter(pk=movie.pk).update(
-            status=Movie.Status.READY,
-            error="",
-            duration_s=info.duration_s,
-            fps=info.fps,
-            width=info.width,
-            height=info.height,
-            codec=info.codec,
-        )
+        Movie.objects.filter(pk=movie.pk).update(**_probed(info))
     movie.refresh_from_db()
     return movie
 
@@ -509,31 +583,198 @@ def clip_media_names(clip: Clip) -> tuple[str, str, str]:
     return f"clips/{clip.pk}.mp4", f"posters/{clip.pk}.jpg", f"faces/{clip.pk}.jpg"
 
 
-def clip_claim(clip_id: int) -> bool:
-    """Takes a pending clip (or one whose worker died mid-way) for this worker: a conditional
-    UPDATE that changes one row for exactly one claimant."""
-    now = timezone.now()
-    return bool(
-        Clip.objects.filter(pk=clip_id)
-        .filter(
-            Q(media_status=MediaStatus.PENDING)
-            | Q(media_status=MediaStatus.EXTRACTING, media_claimed_at__lt=now - stale_claim())
-        )
-        .update(
-            media_status=MediaStatus.EXTRACTING,
-            media_claimed_at=now,
-            media_attempts=F("media_attempts") + 1,
-        )
+# A clip whose extraction killed its worker this many times (the OOM killer, again and again)
+# fails rather than take another worker down; staff can retry it.
+LOST_CLAIMS_LIMIT = 3
+# Where an extraction writes before moving into place: `pipeline.media._atomic_target` and
+# `pipeline.faces._stage_sheet` name a partial output `.<stem>.<pid>.tmp<suffix>` beside it.
+PARTIAL_FOLDERS = ("clips", "posters", "faces")
+
+
+def claimant(pid: int | None = None) -> str:
+    """This process (or process ``pid`` of this machine) as an extraction claim records it,
+    ``host:pid:start``: the start time (the kernel's, in clock ticks since boot) tells the
+    process that held a pid from one given the same pid later (a restarted container numbers
+    its processes alike)."""
+    import socket
+
+    pid = os.getpid() if pid is None else pid
+    state = _process(pid)
+    return f"{socket.gethostname()}:{pid}:{state[1] if state else ''}"
+
+
+def _process(pid: int) -> tuple[str, str] | None:
+    """Process ``pid``'s state letter and start time from /proc, None when there is no such
+    process; where there is no /proc, ``("", "")`` for a process that exists."""
+    if not os.path.exists("/proc/self/stat"):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass
+        return "", ""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return fields[0], fields[19]  # fields 3 (state) and 22 (starttime) of proc(5)
+
+
+def claimant_gone(recorded: str) -> bool:
+    """Whether the process an extraction claim records has ended.
+
+    On this machine it is looked at: gone when no process has its pid, when that process is a
+    zombie, or when it started at another time. On another machine nothing can be looked at:
+    the same task delivered again means its broker gave it up — a pool process lost (the
+    worker requeues at once), or a worker silent past the visibility timeout, which is above
+    the task's time limit (`CELERY_VISIBILITY_TIMEOUT`) — so its claimant is taken as gone.
+    A claim that records no process (made before claims recorded one) waits to go stale."""
+    import socket
+
+    try:
+        host, pid, start = recorded.rsplit(":", 2)
+        pid_number = int(pid)
+    except ValueError:
+        return False
+    if host != socket.gethostname():
+        return True
+    state = _process(pid_number)
+    return state is None or state[0] == "Z" or bool(start and state[1] and start != state[1])
+
+
+def clip_partials_remove(clip_id: int) -> int:
+    """Removes the partial outputs extractions of the clip left behind (a killed worker's
+    half-written video, poster or face sheet); how many."""
+    return partial_outputs_remove(clip_ids={clip_id})
+
+
+def partial_outputs_remove(*, clip_ids: Iterable[int] = (), older_than=None) -> int:
+    """Removes the partial outputs of the clips ``clip_ids``, and every one written before
+    ``older_than`` (a datetime): no extraction still running writes one that long (it would be
+    past its time limit), so that catches what a clip's own clean-up cannot (a killed run's
+    ffmpeg that wrote on afterwards, a clip deleted since). One pass over each folder; how many
+    were removed. Only a storage with local paths holds any: with another (S3) the outputs are
+    written in a temporary folder and saved whole."""
+    ids = {str(clip_id) for clip_id in clip_ids}
+    before = older_than.timestamp() if older_than is not None else None
+    removed = 0
+    for folder in PARTIAL_FOLDERS:
+        path = media_local_path(folder)
+        if path is None:
+            return removed
+        if not path.is_dir():
+            continue
+        with os.scandir(path) as entries:
+            for entry in entries:
+                if not (entry.name.startswith(".") and ".tmp" in entry.name):
+                    continue
+                try:
+                    if not entry.is_file(follow_symlinks=False):
+                        continue
+                    if entry.name[1:].split(".", 1)[0] in ids or (
+                        before is not None and entry.stat(follow_symlinks=False).st_mtime < before
+                    ):
+                        os.unlink(entry.path)
+                        removed += 1
+                except FileNotFoundError:  # removed meanwhile (another sweep, a takeover)
+                    pass
+    return removed
+
+
+def _failed(message: str) -> dict:
+    """The fields of a clip whose extraction failed for good, ``message`` kept for staff."""
+    return {
+        "media_status": MediaStatus.FAILED,
+        "media_error": message[-2000:],
+        "status": Clip.Status.FAILED,
+        "status_reason": "extraction failed",
+        "updated_at": timezone.now(),
+    }
+
+
+def _lost_message(n: int) -> str:
+    return (
+        f"the worker died during {n} extractions of this clip (killed, e.g. by the "
+        "out-of-memory killer); retry to try again"
     )
 
 
-def clip_extract(clip_id: int, detector=None) -> bool:
-    """Claims, cuts, crops and records one clip; False when another worker has it or it is
-    done. A MediaError fails the clip with ffmpeg's words; a transient error releases the
-    claim and is raised again for the task to retry."""
-    if not clip_claim(clip_id):
+def clip_claim(clip_id: int, task_id: str = "") -> bool:
+    """Takes the clip for this process, with conditional UPDATEs that change the row for
+    exactly one claimant: a pending clip, or one whose extraction died mid-way — the same task
+    delivered again (``task_id``: a killed worker's message, requeued) while the process its
+    claim records is gone (`claimant_gone`), or any claim older than `stale_claim()`.
+
+    A claim taken over counts as lost: its partial outputs are removed, and the clip's
+    ``LOST_CLAIMS_LIMIT``-th lost claim fails it instead (False)."""
+    now = timezone.now()
+    mine = {
+        "media_status": MediaStatus.EXTRACTING,
+        "media_claimed_at": now,
+        "media_claim_task": task_id,
+        "media_claim_worker": claimant(),
+        "media_attempts": F("media_attempts") + 1,
+    }
+    if Clip.objects.filter(pk=clip_id, media_status=MediaStatus.PENDING).update(**mine):
+        return True
+    held = (
+        Clip.objects.filter(pk=clip_id, media_status=MediaStatus.EXTRACTING)
+        .values("media_claimed_at", "media_claim_task", "media_claim_worker", "media_lost_claims")
+        .first()
+    )
+    if held is None:
+        return False
+    stale = held["media_claimed_at"] is None or held["media_claimed_at"] < now - stale_claim()
+    redelivered = (
+        bool(task_id)
+        and held["media_claim_task"] == task_id
+        and claimant_gone(held["media_claim_worker"])
+    )
+    if not (stale or redelivered):
+        return False
+    # Exactly the claim read above: of two that would take it over, one does.
+    same = Clip.objects.filter(
+        pk=clip_id,
+        media_status=MediaStatus.EXTRACTING,
+        media_claimed_at=held["media_claimed_at"],
+        media_claim_task=held["media_claim_task"],
+        media_claim_worker=held["media_claim_worker"],
+    )
+    lost = held["media_lost_claims"] + 1
+    if lost >= LOST_CLAIMS_LIMIT:
+        if same.update(**_failed(_lost_message(lost)), media_lost_claims=lost):
+            logger.warning("clip %s: its worker died %d times; failed", clip_id, lost)
+            clip_partials_remove(clip_id)
+        return False
+    if not same.update(**mine, media_lost_claims=lost):
+        return False
+    logger.warning(
+        "clip %s: took over the claim of %s (task %s, %s)",
+        clip_id,
+        held["media_claim_worker"] or "an unknown worker",
+        held["media_claim_task"] or "unknown",
+        "stale" if stale else "delivered again, its process gone",
+    )
+    clip_partials_remove(clip_id)
+    return True
+
+
+def clip_extract(clip_id: int, detector=None, *, task_id: str = "") -> bool:
+    """Claims (`clip_claim`, as task ``task_id``), cuts, crops and records one clip; False
+    when another worker has it or it is done. A MediaError fails the clip with ffmpeg's words;
+    a transient error releases the claim and is raised again for the task to retry. Each
+    outcome is recorded only while the claim is still this process's."""
+    if not clip_claim(clip_id, task_id):
         logger.info("clip %s is not pending (done, failed or taken): skipped", clip_id)
         return False
+    me = claimant()
+    ours = Clip.objects.filter(
+        pk=clip_id,
+        media_status=MediaStatus.EXTRACTING,
+        media_claim_task=task_id,
+        media_claim_worker=me,
+    )
     clip = Clip.objects.select_related("movie", "campaign").get(pk=clip_id)
     campaign, movie = clip.campaign, clip.movie
     video, poster, faces = clip_media_names(clip)
@@ -555,17 +796,20 @@ def clip_extract(clip_id: int, detector=None) -> bool:
                 detector=detector,
             )
     except media.MediaError as exc:
-        clip_extract_fail(clip_id, str(exc))
+        clip_extract_fail(clip_id, str(exc), claimant=me)
         return False
     except TRANSIENT_ERRORS:
-        Clip.objects.filter(pk=clip_id, media_status=MediaStatus.EXTRACTING).update(
-            media_status=MediaStatus.PENDING, media_claimed_at=None
+        ours.update(
+            media_status=MediaStatus.PENDING,
+            media_claimed_at=None,
+            media_claim_task="",
+            media_claim_worker="",
         )
         raise
     few = result.face_ratio is not None and result.face_ratio < campaign.min_face_ratio
     opened = Clip.Status.SCREENING if campaign.screen_clips or few else Clip.Status.ANNOTATING
     with transaction.atomic():
-        Clip.objects.filter(pk=clip_id, media_status=MediaStatus.EXTRACTING).update(
+        recorded = ours.update(
             media_status=MediaStatus.READY,
             media_error="",
             video=video,
@@ -578,6 +822,9 @@ def clip_extract(clip_id: int, detector=None) -> bool:
             duration_bucket=duration_bucket(clip.end_s - clip.start_s) or "",
             updated_at=timezone.now(),
         )
+        if not recorded:  # taken over meanwhile (this run outlived its time limit)
+            logger.warning("clip %s: the claim was taken over; result not recorded", clip_id)
+            return False
         reason = f"few faces found ({result.face_ratio:.0%} of frames)" if few else ""
         # Only a clip still waiting for its media moves on; a re-extracted one keeps its place.
         Clip.objects.filter(
@@ -589,15 +836,60 @@ def clip_extract(clip_id: int, detector=None) -> bool:
     return True
 
 
-def clip_extract_fail(clip_id: int, message: str) -> None:
-    """A permanent failure: the clip keeps the tail of ffmpeg's message for staff."""
-    Clip.objects.filter(pk=clip_id).update(
-        media_status=MediaStatus.FAILED,
-        media_error=message[-2000:],
-        status=Clip.Status.FAILED,
-        status_reason="extraction failed",
-        updated_at=timezone.now(),
+def clip_extract_fail(clip_id: int, message: str, *, claimant: str | None = None) -> bool:
+    """A permanent failure: the clip keeps the tail of ffmpeg's message for staff, and any
+    partial output of it is removed. With ``claimant``, only while that process still holds
+    the clip's claim. Whether the clip failed."""
+    clips = Clip.objects.filter(pk=clip_id)
+    if claimant is not None:
+        clips = clips.filter(media_status=MediaStatus.EXTRACTING, media_claim_worker=claimant)
+    if not clips.update(**_failed(message)):
+        return False
+    clip_partials_remove(clip_id)
+    return True
+
+
+def clip_claims_sweep() -> int:
+    """Beat: ends the extraction claims older than `stale_claim()`, whose worker died with
+    no message coming back in time (a whole worker killed: Redis hands its message on only
+    after the visibility timeout, the filesystem broker never): each clip is queued again, or
+    failed at its ``LOST_CLAIMS_LIMIT``-th lost claim. Removes their partial outputs, and any
+    other older than that. A second run finds nothing. How many claims it ended."""
+    cutoff = timezone.now() - stale_claim()
+    stale = Q(media_status=MediaStatus.EXTRACTING) & (
+        Q(media_claimed_at__lt=cutoff) | Q(media_claimed_at=None)
     )
+    from labeling.tasks import clip_extract_task
+
+    with transaction.atomic():
+        ids = list(Clip.objects.select_for_update().filter(stale).values_list("pk", flat=True))
+        if ids:
+            Clip.objects.filter(pk__in=ids, media_lost_claims__gte=LOST_CLAIMS_LIMIT - 1).update(
+                **_failed(_lost_message(LOST_CLAIMS_LIMIT)),
+                media_lost_claims=F("media_lost_claims") + 1,
+            )
+            requeued = list(
+                Clip.objects.filter(pk__in=ids, media_status=MediaStatus.EXTRACTING).values_list(
+                    "pk", flat=True
+                )
+            )
+            Clip.objects.filter(pk__in=requeued).update(
+                media_status=MediaStatus.PENDING,
+                media_claimed_at=None,
+                media_claim_task="",
+                media_claim_worker="",
+                media_lost_claims=F("media_lost_claims") + 1,
+            )
+            for clip_id in requeued:
+                clip_extract_task.delay_on_commit(clip_id)
+            logger.warning(
+                "ended %d stale extraction claims: %d queued again, %d failed",
+                len(ids),
+                len(requeued),
+                len(ids) - len(requeued),
+            )
+    partial_outputs_remove(clip_ids=ids, older_than=cutoff)
+    return len(ids)
 
 
 def clips_extract_retry(*, user, clip_ids: Iterable[int]) -> int:
@@ -617,10 +909,14 @@ def clips_extract_retry(*, user, clip_ids: Iterable[int]) -> int:
         Clip.objects.filter(pk__in=ids).update(
             media_status=MediaStatus.PENDING,
             media_claimed_at=None,
+            media_claim_task="",
+            media_claim_worker="",
+            media_lost_claims=0,  # staff's retry starts the count of dead workers again
             media_error="",
             status=Clip.Status.PROPOSED,
             status_reason="",
         )
+        partial_outputs_remove(clip_ids=ids)
         from labeling.tasks import clip_extract_task
 
         for clip_id in ids:

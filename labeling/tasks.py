@@ -79,16 +79,31 @@ def movie_probe_task(movie_id: int) -> bool:
 )
 def clip_extract_task(self, clip_id: int) -> bool:
     """Cuts one clip frame-exactly with its poster and face crops. The clip is claimed with a
-    conditional UPDATE, so a duplicate delivery does nothing; a worker killed mid-way leaves a
-    claim that goes stale (`movies.stale_claim()`, above the time limit) and the redelivered
-    message takes it over. Transient errors retry with backoff; the last one fails the clip."""
+    conditional UPDATE that records this task's id and process, so a duplicate delivery does
+    nothing. A pool process killed mid-way (the OOM killer) gets its message requeued at once
+    (`task_reject_on_worker_lost`), and that delivery of the same task takes its own claim
+    over, its process being gone; a claim no message comes back for is ended by
+    `clip_claims_sweep_task`. Transient errors retry with backoff; the last one fails the
+    clip."""
+    if self.request.delivery_info and self.request.delivery_info.get("redelivered"):
+        logger.info("clip %s: task %s delivered again", clip_id, self.request.id)
     try:
-        return movies.clip_extract(clip_id)
+        return movies.clip_extract(clip_id, task_id=self.request.id or "")
     except SoftTimeLimitExceeded:
-        movies.clip_extract_fail(clip_id, f"took longer than {self.soft_time_limit} s")
+        movies.clip_extract_fail(
+            clip_id, f"took longer than {self.soft_time_limit} s", claimant=movies.claimant()
+        )
         return False
     except movies.TRANSIENT_ERRORS as exc:
         if self.request.retries >= self.max_retries:
             movies.clip_extract_fail(clip_id, f"gave up after {self.max_retries} retries: {exc}")
             return False
         raise
+
+
+@shared_task(acks_late=True, soft_time_limit=60, time_limit=90)
+def clip_claims_sweep_task() -> int:
+    """Beat: ends extraction claims older than the extraction's time limit, queueing their
+    clips again, and removes partial outputs killed runs left (`movies.clip_claims_sweep`).
+    A second run finds nothing."""
+    return movies.clip_claims_sweep()

@@ -17,7 +17,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from annotation_site.guards import page_guard, staff_required
-from labeling import aggregation, agreement, movies, release, rewards, selectors, services
+from labeling import access, aggregation, agreement, release, rewards, selectors, services
 from labeling.errors import ApplicationError
 from labeling.models import (
     AgreementReport,
@@ -316,7 +316,7 @@ def export_download(request, export_id: int):
     return response
 
 
-@page_guard(movies.user_can_extract, "This page is for extractors and staff.")
+@page_guard(access.can_extract, "This page is for extractors and staff.")
 @require_GET
 def extract(request):
     """The extractor page: play a movie, mark clips, follow their extraction (all through the
@@ -333,7 +333,7 @@ def extract(request):
                 for label in c.labels.all()
             ],
         }
-        for c in movies.campaigns_for_extractor(request.user)
+        for c in access.campaigns_for_extractor(request.user)
         .filter(is_active=True)
         .prefetch_related("labels")
         .order_by("name")

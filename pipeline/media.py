@@ -111,11 +111,71 @@ class VideoInfo:
     fps: float
     duration_s: float
     codec: str
+    # ffmpeg's demuxer names for the input ("mov,mp4,m4a,3gp,3g2,mj2"): what the file is,
+    # read from its content, whatever its name says.
+    container: str = ""
 
 
+@dataclass(frozen=True)
+class Container:
+    """A video container a movie upload may be: ffmpeg's demuxer names for it, the suffixes a
+    stored file of it may have (the first is chosen when the upload's is not one of them), and
+    the Content-Type of each."""
+
+    demuxer: str
+    types: dict[str, str]
+
+    @property
+    def suffix(self) -> str:
+        return next(iter(self.types))
+
+    @property
+    def content_type(self) -> str:
+        return self.types[self.suffix]
+
+
+VIDEO_CONTAINERS = (
+    Container(
+        "mov,mp4,m4a,3gp,3g2,mj2",
+        {".mp4": "video/mp4", ".m4v": "video/mp4", ".mov": "video/quicktime",
+         ".3gp": "video/3gpp"},
+    ),
+    Container("matroska,webm", {".mkv": "video/x-matroska", ".webm": "video/webm"}),
+    Container("avi", {".avi": "video/x-msvideo"}),
+    Container("mpegts", {".ts": "video/mp2t"}),
+    Container("mpeg", {".mpg": "video/mpeg", ".mpeg": "video/mpeg"}),
+    Container("flv", {".flv": "video/x-flv"}),
+    Container("asf", {".wmv": "video/x-ms-wmv", ".asf": "video/x-ms-asf"}),
+    Container("ogg", {".ogv": "video/ogg"}),
+)  # fmt: skip
+
+
+def video_container(info: VideoInfo) -> Container | None:
+    """The container ``info`` was probed as, when it is one a movie may be; None for anything
+    else (a still image, a GIF, an image sequence, an unknown demuxer)."""
+    return next((c for c in VIDEO_CONTAINERS if c.demuxer == info.container), None)
+
+
+def stored_suffix(container: Container, upload_name: str) -> str:
+    """The suffix to store a movie under: the upload's own when it names this container,
+    else the container's first."""
+    suffix = Path(upload_name).suffix.lower()
+    return suffix if suffix in container.types else container.suffix
+
+
+_INPUT = re.compile(r"Input #0, (.+?), from ")
 _DURATION = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
 _VIDEO = re.compile(r"Stream #\S+.*?: Video: (\w+).*?, (\d{2,5})x(\d{2,5})")
-_FPS = re.compile(r"(\d+(?:\.\d+)?) (?:fps|tbr)")
+# ffmpeg prints a whole rate of thousands as "1k fps", "25k tbr" (libavformat's print_fps).
+_FPS = re.compile(r"(\d+(?:\.\d+)?)(k?) (?:fps|tbr)\b")
+
+
+def _rate(match: re.Match | None) -> float:
+    """The frame rate a `_FPS` match reads, its "k" (thousands) included; 0.0 for none."""
+    if match is None:
+        return 0.0
+    return float(match.group(1)) * (1000 if match.group(2) else 1)
+
 
 # ffmpeg's words for inputs that are not video at all, and the reason a person reads instead.
 _UNREADABLE = (
@@ -170,9 +230,10 @@ def probe(path: str | Path) -> VideoInfo:
     return VideoInfo(
         width=int(video.group(2)),
         height=int(video.group(3)),
-        fps=float(fps.group(1)) if fps else 0.0,
+        fps=_rate(fps),
         duration_s=int(hours) * 3600 + int(minutes) * 60 + float(seconds),
         codec=video.group(1),
+        container=container.group(1) if (container := _INPUT.search(text)) else "",
     )
 
 
@@ -203,8 +264,10 @@ def probe_movie(path: str | Path) -> VideoInfo:
     """
     path = Path(path)
     info = probe(path)
-    if info.duration_s <= 0 or info.fps <= 0:
+    if info.duration_s <= 0:
         raise MediaError(f"{path.name} has a video stream with no frames")
+    if info.fps <= 0:
+        raise MediaError(f"{path.name}: its frame rate is unknown (ffmpeg names none)")
     for at_s, where in ((0.0, "at its start"), (max(0.0, info.duration_s - 1.0), "near its end")):
         ok, errors = _decodes_a_frame(path, at_s)
         if not ok or "partial file" in errors:

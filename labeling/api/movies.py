@@ -9,9 +9,10 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from labeling import movies
+from labeling import access, movies
 from labeling.api.schema import errors
 from labeling.models import Campaign, Clip, Movie, Role
+from labeling.services import user_has_role
 from pipeline import media
 
 
@@ -19,38 +20,33 @@ class _Extractor(permissions.BasePermission):
     message = "Only extractors and staff bring in movies and mark clips."
 
     def has_permission(self, request, view) -> bool:
-        return movies.user_can_extract(request.user)
+        return access.can_extract(request.user)
 
 
 class _SeesClips(permissions.BasePermission):
     message = "Only extractors, reviewers and staff follow clips' extraction."
 
     def has_permission(self, request, view) -> bool:
-        from labeling.services import user_has_role
-
-        return movies.user_can_extract(request.user) or user_has_role(request.user, Role.REVIEWER)
+        return access.can_extract(request.user) or user_has_role(request.user, Role.REVIEWER)
 
 
 def _get_campaign(request, campaign_id: int) -> Campaign:
-    """The campaign, if it is one of the caller's (``movies.campaigns_for_extractor``); 404
+    """The campaign, if it is one of the caller's (``access.campaigns_for_extractor``); 404
     otherwise, as for an unknown id."""
-    return get_object_or_404(movies.campaigns_for_extractor(request.user), pk=campaign_id)
+    return get_object_or_404(access.campaigns_for_extractor(request.user), pk=campaign_id)
 
 
 def _get_movie(request, movie_id: int) -> Movie:
-    """The movie, if its campaign is one of the caller's; 404 otherwise."""
-    mine = movies.campaigns_for_extractor(request.user)
-    return get_object_or_404(Movie.objects.filter(campaign__in=mine), pk=movie_id)
+    """The movie, if its campaign is one of the caller's (``access.movies_visible``, the rule
+    the media view follows for its file); 404 otherwise."""
+    return get_object_or_404(access.movies_visible(request.user), pk=movie_id)
 
 
 def _get_clip(request, clip_id: int) -> Clip:
     """The clip: any for reviewers (they screen every campaign's clips) and staff; for an
-    extractor, one of their campaigns'; 404 otherwise."""
-    from labeling.services import user_has_role
-
-    clips = Clip.objects.select_related("suspected_label")
-    if not user_has_role(request.user, Role.REVIEWER):
-        clips = clips.filter(campaign__in=movies.campaigns_for_extractor(request.user))
+    extractor, one of their campaigns' (``access.clips_visible``, as for its media); 404
+    otherwise."""
+    clips = access.clips_visible(request.user).select_related("suspected_label")
     return get_object_or_404(clips, pk=clip_id)
 
 

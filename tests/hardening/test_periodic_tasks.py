@@ -25,6 +25,8 @@ class PeriodicTaskTwiceTests:
             "labeling.tasks.assignment_expire_task",
             "labeling.tasks.clip_aggregate_missing_task",
             "labeling.tasks.agreement_report_periodic_task",
+            # run twice in tests/labeling/test_extraction.py (the sweep of extraction claims)
+            "labeling.tasks.clip_claims_sweep_task",
         }
 
     def test_expiring_leases_twice_expires_each_once(self, campaign, alice):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
@@ -37,16 +39,15 @@ def eve(campaign):
 
 @pytest.mark.django_db
 class MovieRegisterTests:
-    def test_it_stores_the_file_and_the_probe_records_what_it_is(
+    def test_it_probes_the_file_then_stores_it_ready_for_clips(
         self, campaign, tmp_path, settings, django_capture_on_commit_callbacks
     ):
         with django_capture_on_commit_callbacks() as queued:
             movie = movies.movie_register_path(campaign=campaign, path=movie_file(tmp_path))
-        assert len(queued) == 1  # the probe task
-        assert movie.status == Movie.Status.PENDING and len(movie.content_hash) == 64
+        assert queued == []  # probed here: nothing waits for a worker
+        assert movie.status == Movie.Status.READY and len(movie.content_hash) == 64
+        assert movie.source.name == "movies/campaign/film.mp4"
         assert (settings.MEDIA_ROOT / movie.source.name).read_bytes()[4:8] == b"ftyp"
-        movie = movies.movie_probe(movie.pk)
-        assert movie.status == Movie.Status.READY
         assert (movie.duration_s, movie.fps, movie.width, movie.height, movie.codec) == (
             3.0,
             25.0,
@@ -54,6 +55,7 @@ class MovieRegisterTests:
             48,
             "h264",
         )
+        assert movies.movie_probe(movie.pk).status == Movie.Status.READY  # a re-probe agrees
 
     def test_the_same_content_again_is_refused_naming_the_movie(self, campaign, tmp_path):
         first = ready_movie(campaign, tmp_path)
@@ -77,25 +79,23 @@ class MovieRegisterTests:
             (b"just some text\n" * 40, "is not a video file"),
         ],
     )
-    def test_a_file_that_does_not_play_fails_with_a_reason(
-        self, campaign, tmp_path, content, reason
+    def test_a_file_that_does_not_play_is_refused_with_a_reason_and_not_stored(
+        self, campaign, tmp_path, settings, content, reason
     ):
         path = tmp_path / "bad.mp4"
         path.write_bytes(content)
-        movie = movies.movie_register_path(campaign=campaign, path=path)
-        movie = movies.movie_probe(movie.pk)
-        assert movie.status == Movie.Status.FAILED and reason in movie.error
+        with pytest.raises(ApplicationError, match=re.escape(reason)):
+            movies.movie_register_path(campaign=campaign, path=path)
+        assert not Movie.objects.exists()
+        assert not (settings.MEDIA_ROOT / "movies").exists()
 
-    def test_a_truncated_file_fails_and_other_movies_are_untouched(self, campaign, tmp_path):
+    def test_a_truncated_file_is_refused_and_other_movies_are_untouched(self, campaign, tmp_path):
         good = ready_movie(campaign, tmp_path)
         data = movie_file(tmp_path, "long.mp4", first=100).read_bytes()
         (tmp_path / "cut.mp4").write_bytes(data[: len(data) * 6 // 10])
-        bad = movies.movie_probe(
-            movies.movie_register_path(campaign=campaign, path=tmp_path / "cut.mp4").pk
-        )
-        assert bad.status == Movie.Status.FAILED and "truncated" in bad.error
-        good.refresh_from_db()
-        assert good.status == Movie.Status.READY
+        with pytest.raises(ApplicationError, match="truncated"):
+            movies.movie_register_path(campaign=campaign, path=tmp_path / "cut.mp4")
+        assert list(Movie.objects.values_list("pk", "status")) == [(good.pk, Movie.Status.READY)]
 
     def test_annotators_may_not_register_movies(self, campaign, alice, tmp_path):
         with pytest.raises(Forbidden):
@@ -202,7 +202,7 @@ class MovieApiTests:
             format="multipart",
         )
         assert again.status_code == 409 and again.json()["movie"] == movie_id
-        movies.movie_probe(movie_id)  # what the queued task does
+        assert response.json()["status"] == "ready"  # probed on the way in
 
         response = client.post(
             f"/api/v1/movies/{movie_id}/clips/",
@@ -355,7 +355,7 @@ class ImportCommandsTests:
         movie_file(folder, "b.mp4", first=200)
         (folder / "c.mp4").write_bytes((folder / "a.mp4").read_bytes())
         (folder / "notes.txt").write_text("not a movie")
-        call_command("import_movies", "campaign", str(folder), "--probe-now")
+        call_command("import_movies", "campaign", str(folder))
         out, err = capsys.readouterr()
         assert "2 registered, 1 refused" in out and "c.mp4: The same file is already movie" in err
         assert sorted(Movie.objects.values_list("title", "status")) == [

@@ -61,4 +61,4 @@ class SeedDemoCommandTests:
             call_command("seed_demo", clips=8, annotators=1)
         assert Movie.objects.count() == 2
         assert set(Clip.objects.values_list("media_status", flat=True)) == {MediaStatus.PENDING}
-        assert len(queued) == 2 + 8  # two probes (already done here) and eight extractions
+        assert len(queued) == 8  # eight extractions (the movies were probed as they came in)

@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from labeling import movies, services
+from labeling.errors import ApplicationError
 from labeling.models import Campaign, Role
 from pipeline.emotions import EMOTION_NAMES
 from pipeline.media import write_video
@@ -101,7 +102,7 @@ class Command(BaseCommand):
 
     def _movies_and_segments(self, campaign, clips: int, rng: np.random.Generator) -> list:
         """Imports synthetic movies (one segment per emotion) and proposes one clip per
-        segment, through the same services as the upload, the probe and the API."""
+        segment, through the same services as the upload (with its probe) and the API."""
         per_movie = len(EMOTION_NAMES)
         proposed = []
         with tempfile.TemporaryDirectory() as folder:
@@ -110,10 +111,10 @@ class Command(BaseCommand):
                 emotions = [EMOTION_NAMES[(first + i) % per_movie] for i in range(count)]
                 frames = drawn_face_movie(emotions, SEGMENT_S, FPS, 160, rng)
                 path = write_video(frames, Path(folder) / f"synthetic-movie-{index}.mp4", FPS)
-                movie = movies.movie_register_path(campaign=campaign, path=path)
-                movie = movies.movie_probe(movie.pk)
-                if movie.error:
-                    raise CommandError(f"{path.name}: {movie.error}")
+                try:  # probed on the way in
+                    movie = movies.movie_register_path(campaign=campaign, path=path)
+                except ApplicationError as exc:
+                    raise CommandError(f"{path.name}: {exc.message}") from None
                 segments = []
                 for s, emotion in enumerate(emotions):
                     start = s * SEGMENT_S * FPS + int(rng.integers(1, 6))

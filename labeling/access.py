@@ -1,0 +1,81 @@
+"""Who may see and do what: each rule once, called by the API, the pages and the media view.
+
+- Extractors (and staff) bring in movies and mark clips in **their campaigns**
+  (``campaigns_for_extractor``): for staff every one; for an extractor the campaigns whose
+  member list holds them and those they brought a movie into.
+- A movie's source file is seen by whoever sees the movie in the API (``movies_visible``).
+- A clip (its video, poster and face sheet) is seen by staff, reviewers (they screen every
+  campaign's clips), an extractor of its campaign, and an annotator who holds or held an
+  assignment on it (``clip_visible_q``).
+- Any other stored file (exports, stray files) is for staff only.
+
+Everyone else, anonymous callers included, is told nothing exists (404).
+"""
+
+from __future__ import annotations
+
+from django.db.models import Exists, OuterRef, Q, QuerySet
+
+from labeling.models import Assignment, Campaign, Clip, Movie, Role
+from labeling.services import user_has_role
+
+MOVIE_FOLDER = "movies/"
+# Stored clip media under names fixed by the clip's id (labeling.movies.clip_media_names).
+CLIP_MEDIA_FOLDERS = {"clips/": "video", "posters/": "poster", "faces/": "faces"}
+
+
+def can_extract(user) -> bool:
+    """Staff and extractors: they bring in movies and mark clips."""
+    return bool(user.is_authenticated and (user.is_staff or user_has_role(user, Role.EXTRACTOR)))
+
+
+def campaigns_for_extractor(user) -> QuerySet[Campaign]:
+    """The campaigns whose movies and clips ``user`` sees and marks: every one for staff; for
+    an extractor, those whose member list (``Campaign.annotators``, the one membership the
+    models have) holds them, and those they brought a movie into; none for anyone else."""
+    if not can_extract(user):
+        return Campaign.objects.none()
+    if user.is_staff:
+        return Campaign.objects.all()
+    member = Campaign.annotators.through.objects.filter(campaign=OuterRef("pk"), user=user)
+    brought = Movie.objects.filter(campaign=OuterRef("pk"), created_by=user)
+    return Campaign.objects.filter(Exists(member) | Exists(brought))
+
+
+def movies_visible(user) -> QuerySet[Movie]:
+    """The movies (and so the source files) ``user`` sees: those of their campaigns."""
+    if not can_extract(user):
+        return Movie.objects.none()
+    if user.is_staff:
+        return Movie.objects.all()
+    return Movie.objects.filter(campaign__in=campaigns_for_extractor(user))
+
+
+def clip_visible_q(user) -> Q | None:
+    """The clips ``user`` may see, as a filter; None when they may see every clip."""
+    if user.is_staff or user_has_role(user, Role.REVIEWER):
+        return None
+    visible = Q(pk__in=[])
+    if user_has_role(user, Role.EXTRACTOR):
+        visible |= Q(campaign__in=campaigns_for_extractor(user))
+    if user_has_role(user, Role.ANNOTATOR):
+        visible |= Q(Exists(Assignment.objects.filter(clip=OuterRef("pk"), annotator=user)))
+    return visible
+
+
+def clips_visible(user) -> QuerySet[Clip]:
+    """``clip_visible_q`` as a queryset of clips."""
+    visible = clip_visible_q(user)
+    return Clip.objects.all() if visible is None else Clip.objects.filter(visible)
+
+
+def media_may_see(user, name: str) -> bool:
+    """Whether ``user`` may read the media file stored as ``name`` (in the default storage)."""
+    if user is None or not user.is_authenticated or not user.is_active:
+        return False
+    if name.startswith(MOVIE_FOLDER):
+        return movies_visible(user).filter(source=name).exists()
+    field = next((f for folder, f in CLIP_MEDIA_FOLDERS.items() if name.startswith(folder)), None)
+    if field is None:
+        return user.is_staff
+    return clips_visible(user).filter(**{field: name}).exists()
