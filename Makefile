@@ -37,7 +37,7 @@ lint: setup
 
 # Rebuild the translation catalogue after changing strings (needs GNU gettext). Run from the
 # root, so the project's templates and the ml page are scanned too; the catalogue is
-# LOCALE_PATHS[0], labeling/locale.
+# LOCALE_PATHS[0], annotation_site/locale.
 messages: export DEBUG ?= 1
 messages: setup
 	$(PY) manage.py makemessages -l zh_Hans --no-obsolete \

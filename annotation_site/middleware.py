@@ -11,7 +11,7 @@ from django.http import Http404, HttpResponse
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from django.utils.translation import gettext as _
 
-from labeling.api.errors import API_PREFIX, json_error
+from annotation_site.errors import API_PREFIX, json_error
 
 
 class ApiNoStoreMiddleware:

@@ -87,7 +87,7 @@ TEMPLATES = [
                 "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "labeling.context_processors.roles",
+                "annotation_site.context_processors.roles",
             ],
         },
     },
@@ -125,7 +125,7 @@ AUTH_PASSWORD_VALIDATORS = [
 
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", _("English")), ("zh-hans", _("Simplified Chinese"))]
-LOCALE_PATHS = [BASE_DIR / "labeling" / "locale"]
+LOCALE_PATHS = [BASE_DIR / "annotation_site" / "locale"]
 TIME_ZONE = envstr("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
@@ -221,7 +221,7 @@ CONTENT_SECURITY_POLICY = {
 # --- Logins: lockout, throttles, token lifetime ------------------------------------------
 AUTHENTICATION_BACKENDS = [
     # django-axes: refuses a locked-out login before the password is hashed.
-    "labeling.api.auth.LoginLockoutBackend",
+    "annotation_site.auth.LoginLockoutBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
 # A username, or an address, with this many failed logins (login page, admin, token
@@ -232,11 +232,11 @@ AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 # A success does not wipe the failures: with one account of their own, a guesser could
 # otherwise clear their address's count between guesses at someone else's password.
 AXES_RESET_ON_SUCCESS = False
-AXES_LOCKOUT_CALLABLE = "labeling.api.auth.lockout_response"
+AXES_LOCKOUT_CALLABLE = "annotation_site.auth.lockout_response"
 # The client's address as DRF's throttles read it (REST_FRAMEWORK["NUM_PROXIES"]).
-AXES_CLIENT_IP_CALLABLE = "labeling.api.auth.client_address"
+AXES_CLIENT_IP_CALLABLE = "annotation_site.auth.client_address"
 # A failed login's username as axes records it: cut to its 255-character column.
-AXES_USERNAME_CALLABLE = "labeling.api.auth.login_username"
+AXES_USERNAME_CALLABLE = "annotation_site.auth.login_username"
 # API tokens live this long from when they were issued; POST /api/v1/auth/token/rotate/
 # replaces one early. A password change or deactivation deletes the user's tokens.
 API_TOKEN_TTL = timedelta(hours=envint("API_TOKEN_TTL_HOURS", 24 * 30))
@@ -244,14 +244,14 @@ API_TOKEN_TTL = timedelta(hours=envint("API_TOKEN_TTL_HOURS", 24 * 30))
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first: an unauthenticated API call then gets 401 with WWW-Authenticate.
-        "labeling.api.auth.TokenAuthentication",
+        "annotation_site.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["labeling.api.errors.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["annotation_site.errors.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "labeling.api.errors.exception_handler",
+    "EXCEPTION_HANDLER": "annotation_site.errors.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     # `?format=csv|jsonl` names an export's file format, not a renderer to negotiate.
     "URL_FORMAT_OVERRIDE": None,

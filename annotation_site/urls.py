@@ -3,7 +3,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 
-from labeling import media_access
+from labeling.media import serve
 
 urlpatterns = [
     path("", include("labeling.urls")),
@@ -15,11 +15,11 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     # Always routed through the access check, in production too (nginx then sends the bytes
     # via X-Accel-Redirect): a front server must never serve /media/ directly.
-    re_path(rf"^{settings.MEDIA_URL.lstrip('/')}(?P<path>.+)$", media_access.media, name="media"),
+    re_path(rf"^{settings.MEDIA_URL.lstrip('/')}(?P<path>.+)$", serve.media, name="media"),
 ]
 
 # Under /api/ every error is JSON, including those raised before a view runs.
-handler400 = "labeling.api.errors.bad_request"
-handler403 = "labeling.api.errors.permission_denied"
-handler404 = "labeling.api.errors.not_found"
-handler500 = "labeling.api.errors.server_error"
+handler400 = "annotation_site.errors.bad_request"
+handler403 = "annotation_site.errors.permission_denied"
+handler404 = "annotation_site.errors.not_found"
+handler500 = "annotation_site.errors.server_error"

@@ -269,8 +269,8 @@ def run_import(csv_path: Path, slug: str, create: bool) -> tuple[float, dict]:
     """The command in this process, its closing clips_aggregate call held back (ids recorded)."""
     from django.core.management import call_command
 
-    from labeling import aggregation
     from labeling.management.commands import import_annotations as command
+    from labeling.results import aggregation
 
     seen: dict = {"stages": []}
     service = command.annotations_import
@@ -320,7 +320,7 @@ def run_import(csv_path: Path, slug: str, create: bool) -> tuple[float, dict]:
 
 def fast_path(campaign):
     """Kappa, per-label kappa and Table 2 only: the votes without people, then numpy."""
-    from labeling.agreement import campaign_votes
+    from labeling.results.agreement import campaign_votes
     from pipeline.aggregation import aggregate, table2
     from pipeline.agreement import fleiss, vote_counts
 
@@ -393,9 +393,9 @@ def main() -> int:
 def measure(args, workdir: Path, url: str, env: dict, postgres: bool) -> int:
     say("migrating")
     setup_django(env)
-    from labeling.aggregation import clips_aggregate
-    from labeling.agreement import campaign_agreement
     from labeling.models import Campaign, ClipLabel
+    from labeling.results.aggregation import clips_aggregate
+    from labeling.results.agreement import campaign_agreement
     from pipeline.plots import report_plots
 
     csv_path = workdir / "dfew_votes.csv"

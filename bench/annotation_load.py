@@ -145,9 +145,10 @@ def campaign_of(slug: str, clips: int, user_ids: list[int]) -> int:
     """A campaign of `clips` open clips (ten labels each) labelled by `user_ids`."""
     from django.db import connections
 
-    from labeling import movies, services
+    from labeling import campaigns
+    from labeling.media import movies
 
-    campaign = services.campaign_create(name=slug, slug=slug, min_view_seconds=0)
+    campaign = campaigns.campaign_create(name=slug, slug=slug, min_view_seconds=0)
     campaign.annotators.add(*user_ids)
     movie = movies.movie_register_extracted(campaign=campaign, title="bench")
     movies.clips_register_extracted(

@@ -79,10 +79,11 @@ def main() -> int:
         setup_django(env)
         from django.db import connection
 
-        from labeling import services, sql
+        from labeling import campaigns
+        from labeling.loop import services, sql
         from labeling.models import Clip, Movie, Role
 
-        campaign = services.campaign_create(name="walk", slug="walk", min_view_seconds=0)
+        campaign = campaigns.campaign_create(name="walk", slug="walk", min_view_seconds=0)
         movie = Movie.objects.create(campaign=campaign, title="walk", status="ready")
         Clip.objects.bulk_create(
             (
@@ -92,7 +93,7 @@ def main() -> int:
             batch_size=5000,
         )
         ahead, new = (
-            services.user_create(username=name, password="x" * 12, roles=[Role.ANNOTATOR])
+            campaigns.user_create(username=name, password="x" * 12, roles=[Role.ANNOTATOR])
             for name in ("ahead", "new")
         )
         campaign.annotators.add(ahead, new)

@@ -3,7 +3,7 @@ fetched over HTTP from gunicorn, against a raw PostgreSQL COPY of the same rows 
 
 The campaign is built through the app's own paths, as ``bench/agreement_scale.py`` does: a
 seeded CSV of DFEW's size imported with ``import_annotations``, every clip aggregated with
-``clips_aggregate``, a 5-fold split made with ``release.split_create``; then ANALYZE. A second,
+``clips_aggregate``, a 5-fold split made with ``splits.split_create``; then ANALYZE. A second,
 smaller campaign (``--small-clips``, default 4,000) is built the same way, to show that the
 server's memory does not grow with the size of the export.
 
@@ -118,9 +118,9 @@ def parse_args() -> argparse.Namespace:
 
 def build_campaign(workdir: Path, slug: str, clips: int) -> dict:
     """Import (the command, aggregation held back), aggregation, a 5-fold split."""
-    from labeling import release
-    from labeling.aggregation import clips_aggregate
     from labeling.models import Annotation, Campaign, ClipLabel
+    from labeling.release import splits
+    from labeling.results.aggregation import clips_aggregate
 
     csv_path = workdir / f"{slug}.csv"
     planted = generate_csv(
@@ -129,7 +129,7 @@ def build_campaign(workdir: Path, slug: str, clips: int) -> dict:
     import_s, seen = run_import(csv_path, slug, create=True)
     aggregate_s, written = once(lambda: clips_aggregate(seen["aggregate_ids"]))
     campaign = Campaign.objects.get(slug=slug)
-    split_s, made = once(lambda: release.split_create(campaign=campaign))
+    split_s, made = once(lambda: splits.split_create(campaign=campaign))
     annotations = Annotation.objects.valid().filter(clip__campaign=campaign).count()
     results = ClipLabel.objects.filter(clip__campaign=campaign).count()
     check(annotations == planted["rows"], f"{slug}: {annotations} labels, not {planted['rows']}")
@@ -153,9 +153,9 @@ def build_campaign(workdir: Path, slug: str, clips: int) -> dict:
 def staff_token() -> str:
     from rest_framework.authtoken.models import Token
 
-    from labeling import services
+    from labeling import campaigns
 
-    user = services.user_create(
+    user = campaigns.user_create(
         username="bench-exporter", password=secrets.token_urlsafe(16), is_staff=True
     )
     return Token.objects.create(user=user).key

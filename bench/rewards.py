@@ -7,7 +7,7 @@ for all of them, as setup). Then, in this process, each measured best of ``--rep
 
 - aggregation of all 16,372 clips with the ledger kept in step (``clips_aggregate``, which
   now also writes the clip, rare-clip and rare-vote entries under the same clip locks)
-  against the same aggregation with ``rewards.clips_sync`` switched off: the ledger's cost;
+  against the same aggregation with ``ledger.clips_sync`` switched off: the ledger's cost;
 - the staff rewards page, ``GET /api/v1/me/`` of an annotator with 16,372 labels, the payout
   (``payout_create`` over all 163,720 + entries) and its CSV, against the baseline: one raw
   ``SELECT person_id, sum(amount_cents) … GROUP BY person_id`` of the campaign's ledger
@@ -60,7 +60,7 @@ def seed(workdir: Path, clips: int):
     from django.contrib.auth import get_user_model
     from django.db import connection
 
-    from labeling import sql
+    from labeling.loop import sql
     from labeling.models import Campaign, Clip, RewardKind
 
     csv_path = workdir / "votes.csv"
@@ -104,8 +104,9 @@ def main() -> int:
         from django.db.models import Count, Sum
         from django.test import Client
 
-        from labeling import aggregation, rewards
         from labeling.models import Annotation, ClipLabel, RewardEntry, RewardKind
+        from labeling.results import aggregation
+        from labeling.rewards import ledger, payouts
 
         settings.ALLOWED_HOSTS = ["*"]
         settings.STORAGES = {
@@ -120,7 +121,7 @@ def main() -> int:
                 cursor.execute("ANALYZE")
 
         # Aggregation: without the ledger, then with it (the entries it writes once).
-        with mock.patch.object(rewards, "clips_sync", lambda *a, **k: rewards.SyncResult(0, 0)):
+        with mock.patch.object(ledger, "clips_sync", lambda *a, **k: ledger.SyncResult(0, 0)):
             t0 = time.perf_counter()
             aggregation.clips_aggregate(ids)
             without = time.perf_counter() - t0
@@ -175,18 +176,18 @@ def main() -> int:
                 f"{response.status_code}; target ≤ {TARGET_MS:.0f} ms: {'met' if ok else 'NOT met'})"
             )
 
-        ledger = Decimal(RewardEntry.objects.aggregate(s=Sum("amount_cents"))["s"]) / 100
+        ledger_total = Decimal(RewardEntry.objects.aggregate(s=Sum("amount_cents"))["s"]) / 100
         t0 = time.perf_counter()
-        payout = rewards.payout_create(staff=staff, campaign_id=campaign.pk)
+        payout = payouts.payout_create(staff=staff, campaign_id=campaign.pk)
         pay_ms = (time.perf_counter() - t0) * 1000
-        csv_ms, text = best_ms(args.repeat, lambda: rewards.payout_csv(payout))
+        csv_ms, text = best_ms(args.repeat, lambda: payouts.payout_csv(payout))
         csv_sum = sum(Decimal(r["amount"]) for r in csv.DictReader(io.StringIO(text)))
-        agree = ledger == payout.total == csv_sum
+        agree = ledger_total == payout.total == csv_sum
         failed += not agree
         say(
             f"payout of {payout.entries} entries to {payout.people} people: {pay_ms:8.1f} ms "
             f"({pay_ms / base_ms:6.1f}× the baseline); its CSV {csv_ms:6.1f} ms; "
-            f"ledger {ledger} = payout {payout.total} = CSV {csv_sum}: "
+            f"ledger {ledger_total} = payout {payout.total} = CSV {csv_sum}: "
             f"{'agree' if agree else 'DISAGREE'}"
         )
         rare = RewardEntry.objects.filter(kind=RewardKind.RARE_CLIP).count()

@@ -64,8 +64,9 @@ def best_ms(repeat: int, fn) -> tuple[float, object]:
 
 def seed_complete(workdir: Path, clips: int):
     """The imported, aggregated, reported and split DFEW-size campaign."""
-    from labeling import aggregation, agreement, release
     from labeling.models import Campaign, Clip
+    from labeling.release import splits
+    from labeling.results import aggregation, agreement
 
     csv_path = workdir / "votes.csv"
     generate_csv(csv_path, SimpleNamespace(clips=clips, annotators=100, spammers=5, seed=0))
@@ -79,7 +80,7 @@ def seed_complete(workdir: Path, clips: int):
     aggregation.clips_aggregate(complete)
     report = agreement.agreement_report_request(campaign=campaign, user=None)
     agreement.agreement_report_run(report.pk)
-    release.split_create(campaign=campaign, k=5, seed=0, user=None)
+    splits.split_create(campaign=campaign, k=5, seed=0, user=None)
     return campaign
 
 
@@ -88,10 +89,12 @@ def seed_live(clips: int):
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
 
-    from labeling import movies, services
+    from labeling import campaigns
+    from labeling.loop import services
+    from labeling.media import movies
 
     User = get_user_model()
-    campaign = services.campaign_create(name="live", slug="live", min_view_seconds=0)
+    campaign = campaigns.campaign_create(name="live", slug="live", min_view_seconds=0)
     users = User.objects.bulk_create(
         User(username=f"live{i:03d}", password="!") for i in range(100)
     )

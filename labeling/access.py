@@ -8,6 +8,9 @@
   campaign's clips), an extractor of its campaign, and an annotator who holds or held an
   assignment on it (``clip_visible_q``).
 - Any other stored file (exports, stray files) is for staff only.
+- Roles are Django groups (``annotation_site.roles.user_has_role``, imported here for the
+  app's callers; staff hold every role); exports are for staff and those given the
+  ``labeling.export_campaign`` permission (``user_can_export``).
 
 Everyone else, anonymous callers included, is told nothing exists (404).
 """
@@ -16,12 +19,19 @@ from __future__ import annotations
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
-from labeling.models import Assignment, Campaign, Clip, Movie, Role
-from labeling.services import user_has_role
+from annotation_site.roles import Role, user_has_role
+from labeling.models import Assignment, Campaign, Clip, Movie
 
 MOVIE_FOLDER = "movies/"
-# Stored clip media under names fixed by the clip's id (labeling.movies.clip_media_names).
+# Stored clip media under names fixed by the clip's id (labeling.media.extraction.clip_media_names).
 CLIP_MEDIA_FOLDERS = {"clips/": "video", "posters/": "poster", "faces/": "faces"}
+
+
+def user_can_export(user) -> bool:
+    """Staff, or a user given the ``labeling.export_campaign`` permission."""
+    return bool(
+        user.is_authenticated and (user.is_staff or user.has_perm("labeling.export_campaign"))
+    )
 
 
 def can_extract(user) -> bool:

@@ -2,8 +2,10 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils.translation import gettext, gettext_lazy
 
-from labeling import aggregation, models, movies, services
-from labeling.errors import ApplicationError
+from annotation_site.errors import ApplicationError
+from labeling import campaigns, models
+from labeling.media import extraction
+from labeling.results import aggregation
 
 
 class LabelInline(admin.TabularInline):
@@ -13,7 +15,7 @@ class LabelInline(admin.TabularInline):
 
 class CampaignAdminForm(forms.ModelForm):
     """The campaign form, under the same change rule as every other door
-    (``services.campaign_check_change``): the annotations per clip are fixed once labelling
+    (``campaigns.campaign_check_change``): the annotations per clip are fixed once labelling
     has begun, and the page says so. The admin supplies the model and the fields."""
 
     def __init__(self, *args, **kwargs):
@@ -21,7 +23,7 @@ class CampaignAdminForm(forms.ModelForm):
         field = self.fields.get("annotations_per_clip")
         if field is None:
             return
-        if self.instance.pk and services.campaign_labelling_begun(self.instance.pk):
+        if self.instance.pk and campaigns.campaign_labelling_begun(self.instance.pk):
             field.help_text = gettext(
                 "Fixed: labelling has begun (clips have leases or labels), so this number "
                 "can no longer change."
@@ -38,7 +40,7 @@ class CampaignAdminForm(forms.ModelForm):
         if self.instance.pk and per_clip is not None:
             # Raises ValidationError keyed by the field: the form shows it and saves nothing.
             # The admin validates and saves in one transaction, which the check's lock spans.
-            services.campaign_check_change(self.instance.pk, annotations_per_clip=per_clip)
+            campaigns.campaign_check_change(self.instance.pk, annotations_per_clip=per_clip)
         return cleaned
 
 
@@ -52,7 +54,7 @@ class CampaignAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
-            services.campaign_update(campaign=obj)
+            campaigns.campaign_update(campaign=obj)
         else:
             super().save_model(request, obj, form, change)
 
@@ -121,7 +123,7 @@ class ClipAdmin(admin.ModelAdmin):
     def retry_extraction(self, request, queryset):
         # The same service as everywhere: only failed (or abandoned) clips are queued again.
         try:
-            n = movies.clips_extract_retry(
+            n = extraction.clips_extract_retry(
                 user=request.user, clip_ids=list(queryset.values_list("pk", flat=True))
             )
         except ApplicationError as exc:

@@ -7,7 +7,10 @@ import logging
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
-from labeling import aggregation, agreement, movies, release, services
+from labeling.loop import services
+from labeling.media import extraction, movies
+from labeling.release import dfew_export
+from labeling.results import aggregation, agreement
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +60,7 @@ def label_export_task(export_id: int) -> bool:
     """Writes a queued DFEW-format export; a duplicate delivery finds it claimed and stops.
     Its time limit stays below the Redis visibility timeout (7,200 s), so it is never
     delivered twice while it runs."""
-    return release.label_export_run(export_id)
+    return dfew_export.label_export_run(export_id)
 
 
 @shared_task(acks_late=True, soft_time_limit=300, time_limit=330)
@@ -70,7 +73,7 @@ def movie_probe_task(movie_id: int) -> bool:
 @shared_task(
     bind=True,
     acks_late=True,
-    autoretry_for=movies.TRANSIENT_ERRORS,
+    autoretry_for=extraction.TRANSIENT_ERRORS,
     retry_backoff=True,
     retry_backoff_max=600,
     max_retries=5,
@@ -88,15 +91,17 @@ def clip_extract_task(self, clip_id: int) -> bool:
     if self.request.delivery_info and self.request.delivery_info.get("redelivered"):
         logger.info("clip %s: task %s delivered again", clip_id, self.request.id)
     try:
-        return movies.clip_extract(clip_id, task_id=self.request.id or "")
+        return extraction.clip_extract(clip_id, task_id=self.request.id or "")
     except SoftTimeLimitExceeded:
-        movies.clip_extract_fail(
-            clip_id, f"took longer than {self.soft_time_limit} s", claimant=movies.claimant()
+        extraction.clip_extract_fail(
+            clip_id, f"took longer than {self.soft_time_limit} s", claimant=extraction.claimant()
         )
         return False
-    except movies.TRANSIENT_ERRORS as exc:
+    except extraction.TRANSIENT_ERRORS as exc:
         if self.request.retries >= self.max_retries:
-            movies.clip_extract_fail(clip_id, f"gave up after {self.max_retries} retries: {exc}")
+            extraction.clip_extract_fail(
+                clip_id, f"gave up after {self.max_retries} retries: {exc}"
+            )
             return False
         raise
 
@@ -104,6 +109,6 @@ def clip_extract_task(self, clip_id: int) -> bool:
 @shared_task(acks_late=True, soft_time_limit=60, time_limit=90)
 def clip_claims_sweep_task() -> int:
     """Beat: ends extraction claims older than the extraction's time limit, queueing their
-    clips again, and removes partial outputs killed runs left (`movies.clip_claims_sweep`).
+    clips again, and removes partial outputs killed runs left (`extraction.clip_claims_sweep`).
     A second run finds nothing."""
-    return movies.clip_claims_sweep()
+    return extraction.clip_claims_sweep()

@@ -16,7 +16,8 @@ from urllib.parse import urlparse
 import pytest
 from django.conf import settings
 
-from labeling import movies, services
+from labeling import campaigns
+from labeling.media import movies
 from labeling.models import Clip, Role
 
 PASSWORD = "correct-horse-battery"
@@ -65,7 +66,7 @@ def _fast_passwords_and_media(settings, tmp_path):
 
 
 def make_user(username: str, *roles: Role, staff: bool = False):
-    return services.user_create(username=username, password=PASSWORD, roles=roles, is_staff=staff)
+    return campaigns.user_create(username=username, password=PASSWORD, roles=roles, is_staff=staff)
 
 
 def make_clips(campaign, n: int, status=Clip.Status.ANNOTATING, start_number: int = 1):
@@ -90,7 +91,7 @@ def make_clips(campaign, n: int, status=Clip.Status.ANNOTATING, start_number: in
 @pytest.fixture
 def campaign(db):
     # Tests label the moment a clip is leased; the minimum viewing time has its own tests.
-    return services.campaign_create(name="Campaign", slug="campaign", min_view_seconds=0)
+    return campaigns.campaign_create(name="Campaign", slug="campaign", min_view_seconds=0)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.core.management import call_command
 from rest_framework.authtoken.models import Token
 
-from labeling import services
+from labeling import campaigns
 from labeling.models import Clip, ClipLabel, Movie, Role, Split, SplitClip
 from pipeline.emotions import EMOTION_NAMES
 from pipeline.media import write_video
@@ -115,7 +115,7 @@ class EndToEndTests:
         # given: a campaign of real clips and a worker on a broker of its own
         from annotation_site.celery import app as default_app
 
-        campaign = services.campaign_create(name="E2E", slug="e2e", min_view_seconds=0)
+        campaign = campaigns.campaign_create(name="E2E", slug="e2e", min_view_seconds=0)
         truth = _make_clips(campaign)
         app = filesystem_app(tmp_path)
         app.set_current()

@@ -47,7 +47,7 @@ class ApiErrorTests:
         assert "no-store" in APIClient().get("/api/v1/nope/")["Cache-Control"]
 
     def test_server_errors_under_api_are_json(self, rf):
-        from labeling.api.errors import server_error
+        from annotation_site.errors import server_error
 
         r = server_error(rf.get("/api/v1/tasks/next/"))
         assert r.status_code == 500 and b'"detail"' in r.content

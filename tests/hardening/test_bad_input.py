@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
-from labeling import services
+from labeling import campaigns
 from labeling.models import Clip, RewardHold
 from tests.conftest import PASSWORD, make_clips
 from tests.labeling.test_api import client_for
@@ -211,7 +211,7 @@ class OverLongUsernameTests:
         assert r.status_code == 429
 
     def test_the_longest_username_still_logs_in(self, db):
-        user = services.user_create(username="n" * 150, password=PASSWORD, roles=())
+        user = campaigns.user_create(username="n" * 150, password=PASSWORD, roles=())
         r = APIClient().post(
             TOKEN, {"username": user.username, "password": PASSWORD}, format="json"
         )

@@ -18,10 +18,13 @@ from pathlib import Path
 import pytest
 from rest_framework.authtoken.models import Token
 
-from labeling import release, rewards, services
-from labeling.aggregation import clips_aggregate
-from labeling.imports import annotations_import
+from labeling import campaigns
+from labeling.loop import services
 from labeling.models import Label, Movie, Role
+from labeling.release import dfew_export, rows, splits
+from labeling.results.aggregation import clips_aggregate
+from labeling.results.imports import annotations_import
+from labeling.rewards import payouts
 from pipeline.emotions import EMOTION_NAMES
 from tests.conftest import make_clips, make_user, need
 
@@ -88,7 +91,7 @@ def hostile(campaign):
     clips_aggregate(summary.complete_clip_ids)
     for placeholder, title in SET_LATER.items():
         Movie.objects.filter(campaign=campaign, title=placeholder).update(title=title)
-    return release.split_create(campaign=campaign).split
+    return splits.split_create(campaign=campaign).split
 
 
 def label_names(campaign) -> list[str]:
@@ -106,7 +109,7 @@ def check_clip_csv(text: str, where: str) -> None:
 @pytest.mark.django_db
 class ClipExportTests:
     def test_the_python_writer_quotes_titles_and_labels(self, campaign, hostile):
-        from labeling.api.exports import clip_csv_lines
+        from labeling.api.release import clip_csv_lines
 
         for split in (hostile, None):
             text = "".join(clip_csv_lines(campaign, split, label_names(campaign)))
@@ -124,12 +127,12 @@ class ClipExportTests:
     def test_postgres_copy_quotes_them_byte_for_byte_as_the_python_writer(self, campaign, hostile):
         from django.db import connection
 
-        from labeling.api.exports import clip_csv_lines
+        from labeling.api.release import clip_csv_lines
 
         need(connection.vendor == "postgresql", "needs PostgreSQL (set DATABASE_URL)")
         names = label_names(campaign)
         for split in (hostile, None):
-            copy = b"".join(release.clip_csv_copy(campaign, split, names))
+            copy = b"".join(rows.clip_csv_copy(campaign, split, names))
             python = "".join(clip_csv_lines(campaign, split, names)).encode()
             check_clip_csv(copy.decode(), "per-clip CSV, COPY")
             assert copy == python
@@ -171,7 +174,7 @@ class DfewExportTests:
         # clip 1 (happy) and 36 (no single label) get media: the compact manifest is written
         add_media(campaign, Path(settings.MEDIA_ROOT), [1, 36], frames=4)
         out = tmp_path / "release"
-        release.dfew_export_write(campaign=campaign, split=hostile, out=out, compact_size=16)
+        dfew_export.dfew_export_write(campaign=campaign, split=hostile, out=out, compact_size=16)
         files = sorted(out.glob("label/*.csv")) + [out / "compact" / "manifest.csv"]
         assert len(files) == 2 * hostile.k + 2
         for path in files:
@@ -185,7 +188,7 @@ class DfewExportTests:
 class PayoutCsvTests:
     def test_usernames_and_the_campaign_slug_are_quoted(self, db):
         # given a campaign whose slug starts with "-", labelled by the hostile usernames
-        campaign = services.campaign_create(name="Pay", slug="-pay", min_view_seconds=0)
+        campaign = campaigns.campaign_create(name="Pay", slug="-pay", min_view_seconds=0)
         make_clips(campaign, 1)
         admin = make_user("admin", staff=True)
         people = [make_user(name, Role.ANNOTATOR) for name in USERNAMES]
@@ -194,8 +197,8 @@ class PayoutCsvTests:
             lease = services.assignment_next(user=person)
             services.annotation_submit(user=person, assignment_id=lease.pk, label_name="happy")
         # when it is paid
-        payout = rewards.payout_create(staff=admin, campaign_id=campaign.pk)
-        rows = assert_no_formula(rewards.payout_csv(payout), "payout CSV")
+        payout = payouts.payout_create(staff=admin, campaign_id=campaign.pk)
+        rows = assert_no_formula(payouts.payout_csv(payout), "payout CSV")
         # then every text cell is quoted, the amounts still sum
         assert set(column(rows, "username")) == {quoted(u) for u in USERNAMES}
         assert set(column(rows, "campaign")) == {"'-pay"}

@@ -5,7 +5,7 @@ from django.conf import settings as django_settings
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from labeling import services
+from labeling import campaigns
 from labeling.models import Assignment, Movie, Role
 from tests.conftest import PASSWORD, make_clips, make_user
 
@@ -69,7 +69,7 @@ class MediaAccessTests:
         ed, eve, fay = (make_user(name, Role.EXTRACTOR) for name in ("ed", "eve", "fay"))
         Movie.objects.filter(pk=clip.movie_id).update(created_by=ed)
         campaign.annotators.add(eve)
-        services.campaign_create(name="Other", slug="other").annotators.add(fay)
+        campaigns.campaign_create(name="Other", slug="other").annotators.add(fay)
         for user, status in ((ed, 200), (eve, 200), (fay, 404)):
             assert login(client, user).get("/media/clips/00001.mp4").status_code == status
             assert client.get(f"/api/v1/clips/{clip.pk}/").status_code == status

@@ -6,7 +6,7 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from labeling import services
+from labeling.loop import services
 from labeling.models import AgreementReport, Assignment, ClipLabel
 from labeling.tasks import (
     agreement_report_periodic_task,

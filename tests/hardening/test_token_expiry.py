@@ -9,7 +9,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from labeling.api.auth import TokenAuthentication
+from annotation_site.auth import TokenAuthentication
 from tests.conftest import PASSWORD
 
 NEXT = "/api/v1/tasks/next/"

@@ -18,8 +18,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
-from labeling import movies, services
-from labeling.errors import ApplicationError
+from annotation_site.errors import ApplicationError
+from labeling import campaigns
+from labeling.media import movies
 from labeling.models import Movie, Role
 from pipeline.media import ffmpeg_binary, write_video
 from pipeline.synthetic_movies import numbered_frames
@@ -218,7 +219,7 @@ class MovieScopeTests:
         assert upload(eve, campaign, "film.mp4", video_bytes(tmp_path)).status_code == 201
         movie = Movie.objects.get()
         fay = make_user("fay", Role.EXTRACTOR)
-        services.campaign_create(name="Other", slug="other").annotators.add(fay)
+        campaigns.campaign_create(name="Other", slug="other").annotators.add(fay)
         answers = {}
         for user in (eve, fay, alice, rita, admin_user):
             assert client.login(username=user.username, password=PASSWORD)

@@ -6,9 +6,10 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from labeling import aggregation, services
-from labeling.errors import Forbidden
+from annotation_site.errors import Forbidden
+from labeling.loop import services
 from labeling.models import Annotation, Assignment, Campaign, Clip, ClipLabel
+from labeling.results import aggregation
 from labeling.tasks import clip_aggregate_missing_task, clip_aggregate_task
 from tests.conftest import make_clips, make_user
 

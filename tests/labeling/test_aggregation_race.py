@@ -8,7 +8,7 @@ import threading
 import pytest
 from django.db import connection
 
-from labeling import services
+from labeling.loop import services
 from labeling.models import Annotation, Clip, ClipLabel, Role
 from labeling.tasks import clip_aggregate_missing_task, clip_aggregate_task
 from tests.conftest import make_clips, make_user, need

@@ -9,10 +9,10 @@ import pytest
 from django.core.management import call_command
 from rest_framework.authtoken.models import Token
 
-from labeling import agreement
-from labeling.aggregation import clips_aggregate
-from labeling.imports import annotations_import
 from labeling.models import AgreementReport, JobStatus
+from labeling.results import agreement
+from labeling.results.aggregation import clips_aggregate
+from labeling.results.imports import annotations_import
 from labeling.tasks import agreement_report_periodic_task, agreement_report_task
 from tests.conftest import PASSWORD
 from tests.pipeline.test_agreement import FLEISS_1971
@@ -26,9 +26,9 @@ DIAGNOSES = ["depression", "personality", "schizophrenia", "neurosis", "other"]
 @pytest.fixture
 def fleiss_campaign(db):
     """The Fleiss (1971) study imported as a campaign of 6 raters per clip."""
-    from labeling import services
+    from labeling import campaigns
 
-    campaign = services.campaign_create(
+    campaign = campaigns.campaign_create(
         name="Fleiss 1971",
         slug="fleiss",
         labels=list(enumerate(DIAGNOSES, start=1)),
@@ -278,7 +278,7 @@ class AgreementStalenessTests:
     def test_invalidating_labels_makes_the_campaign_due_for_a_new_report(
         self, fleiss_campaign, admin_user
     ):
-        from labeling.aggregation import annotator_invalidate
+        from labeling.results.aggregation import annotator_invalidate
 
         report = AgreementReport.objects.create(campaign=fleiss_campaign)
         agreement_report_task(report.pk)

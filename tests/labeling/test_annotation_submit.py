@@ -2,8 +2,8 @@ import pytest
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from labeling import services
-from labeling.errors import ApplicationError, Conflict, NotFound
+from annotation_site.errors import ApplicationError, Conflict, NotFound
+from labeling.loop import services
 from labeling.models import Annotation, Assignment, Clip
 from tests.conftest import make_clips
 

@@ -202,7 +202,7 @@ class AssignmentSubmitApiTests:
         r = client.post(NEXT, format="json")  # leasing is a POST: it needs the token too
         assert r.status_code == 403 and "CSRF" in r.json()["detail"]
         assert not Assignment.objects.exists()
-        from labeling import services
+        from labeling.loop import services
 
         a = services.assignment_next(user=alice).pk
         r = submit(client, a)
@@ -311,7 +311,7 @@ class OpenLeaseCapRaceTests:
 
         from django.db import connection
 
-        from labeling import services
+        from labeling.loop import services
         from tests.conftest import need
 
         need(connection.vendor == "postgresql", "needs PostgreSQL (set DATABASE_URL)")

@@ -5,8 +5,8 @@ from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from labeling import services
-from labeling.errors import Forbidden, NotFound, TooManyOpen
+from annotation_site.errors import Forbidden, NotFound, TooManyOpen
+from labeling.loop import services
 from labeling.models import Assignment, Clip
 from tests.conftest import make_clips, need
 

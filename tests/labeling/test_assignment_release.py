@@ -1,7 +1,7 @@
 import pytest
 
-from labeling import services
-from labeling.errors import Conflict, NotFound
+from annotation_site.errors import Conflict, NotFound
+from labeling.loop import services
 from labeling.models import Assignment, Clip, ClipReport
 from tests.conftest import make_clips
 

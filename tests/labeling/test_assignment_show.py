@@ -2,8 +2,8 @@
 
 import pytest
 
-from labeling import services
-from labeling.errors import Conflict, NotFound
+from annotation_site.errors import Conflict, NotFound
+from labeling.loop import services
 from labeling.models import Assignment
 from tests.conftest import make_clips
 

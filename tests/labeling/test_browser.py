@@ -218,7 +218,7 @@ class RewardsPageBrowserTests:
         from selenium.webdriver.support import expected_conditions
         from selenium.webdriver.support.ui import WebDriverWait
 
-        from labeling import services
+        from labeling.loop import services
         from labeling.models import Payout, RewardEntry
         from tests.conftest import make_user
 

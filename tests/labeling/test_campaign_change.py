@@ -1,5 +1,5 @@
 """A campaign's annotations per clip are fixed once labelling has begun (issue 21, item 10),
-by one rule (``services.campaign_check_change``) that the admin and the update service obey;
+by one rule (``campaigns.campaign_check_change``) that the admin and the update service obey;
 and the admin never links a movie's raw upload (issue 21, item 1)."""
 
 from __future__ import annotations
@@ -8,7 +8,9 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
-from labeling import movies, services
+from labeling import campaigns
+from labeling.loop import services
+from labeling.media import movies
 from labeling.models import Annotation, Campaign, Clip
 from tests.conftest import make_clips
 
@@ -113,7 +115,7 @@ class CampaignChangeServiceTests:
             label_one(user)
         campaign.annotations_per_clip = 9
         with pytest.raises(ValidationError, match=MESSAGE):
-            services.campaign_update(campaign=campaign)
+            campaigns.campaign_update(campaign=campaign)
         campaign.refresh_from_db()
         assert campaign.annotations_per_clip == 10
         # the clip still completes with ten labels, never with nine or eleven
@@ -126,7 +128,7 @@ class CampaignChangeServiceTests:
         make_clips(campaign, 1)
         label_one(alice)
         campaign.lease_minutes = 20
-        services.campaign_update(campaign=campaign)
+        campaigns.campaign_update(campaign=campaign)
         campaign.refresh_from_db()
         assert (campaign.lease_minutes, campaign.annotations_per_clip) == (20, 10)
 

@@ -1,7 +1,7 @@
 import pytest
 
-from labeling import services
-from labeling.errors import Forbidden
+from annotation_site.errors import Forbidden
+from labeling.loop import services
 from labeling.models import Assignment, Clip, Screening
 from tests.conftest import make_clips
 

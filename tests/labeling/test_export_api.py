@@ -10,7 +10,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from rest_framework.authtoken.models import Token
 
-from labeling import release
+from labeling.release import dfew_export, rows, splits
 from tests.conftest import make_user
 from tests.labeling.test_release import import_votes
 
@@ -37,7 +37,7 @@ def exporter(db):
 @pytest.fixture
 def released(campaign):
     import_votes(campaign, per_label=5, split_votes=2)
-    return campaign, release.split_create(campaign=campaign).split
+    return campaign, splits.split_create(campaign=campaign).split
 
 
 @pytest.mark.django_db
@@ -202,7 +202,7 @@ class ClipCsvCopyTests:
     def test_postgres_copy_writes_the_same_bytes_as_the_python_writer(self, campaign):
         from django.db import connection
 
-        from labeling.api.exports import clip_csv_lines
+        from labeling.api.release import clip_csv_lines
         from labeling.models import Clip, Movie
         from tests.conftest import need
 
@@ -214,12 +214,12 @@ class ClipCsvCopyTests:
         Clip.objects.filter(number=4).update(start_s=1.0, end_s=3.0)
         Clip.objects.filter(number=5).update(start_s=0.0, end_s=1.99951)
         Clip.objects.filter(number=6).update(end_s=None)
-        split = release.split_create(campaign=campaign).split
+        split = splits.split_create(campaign=campaign).split
         names = list(campaign.labels.order_by("code").values_list("name", flat=True))
         for chosen in (split, None):
             # when
             python = "".join(clip_csv_lines(campaign, chosen, names)).encode()
-            copy = b"".join(release.clip_csv_copy(campaign, chosen, names))
+            copy = b"".join(rows.clip_csv_copy(campaign, chosen, names))
             # then
             assert copy == python
         assert b'"Say ""cheese"", please"' in python and b"\n4,movie4,2,2-5s," in python
@@ -238,7 +238,9 @@ class ExportDownloadTests:
 
         campaign, split = released
         with django_capture_on_commit_callbacks(execute=False):
-            export = release.label_export_request(campaign=campaign, split=split, user=admin_user)
+            export = dfew_export.label_export_request(
+                campaign=campaign, split=split, user=admin_user
+            )
         url = f"/staff/exports/{export.pk}/download/"
         client.login(username=admin_user.username, password=PASSWORD)
         assert client.get(url).status_code == 404  # not written yet
@@ -265,7 +267,9 @@ class ExportDownloadMissingTests:
 
         campaign, split = released
         with django_capture_on_commit_callbacks(execute=False):
-            export = release.label_export_request(campaign=campaign, split=split, user=admin_user)
+            export = dfew_export.label_export_request(
+                campaign=campaign, split=split, user=admin_user
+            )
         label_export_task(export.pk)
         export.refresh_from_db()
         (Path(settings.MEDIA_ROOT) / export.file.name).unlink()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from django.contrib.staticfiles import finders
 
-from labeling import services
+from labeling import campaigns
 from labeling.models import Role
 from tests.conftest import PASSWORD, make_user
 from tests.labeling import test_browser
@@ -24,7 +24,7 @@ class ExtractPageTests:
         self, client, campaign
     ):
         campaign.annotators.add(make_user("eve", Role.EXTRACTOR))
-        services.campaign_create(name="Other lab's", slug="other")  # eve is not on it
+        campaigns.campaign_create(name="Other lab's", slug="other")  # eve is not on it
         client.login(username="eve", password=PASSWORD)
         response = client.get("/extract/")
         assert response.status_code == 200
@@ -69,7 +69,7 @@ class ExtractPageBrowserTests:
         from selenium.webdriver.common.keys import Keys
         from selenium.webdriver.support.ui import WebDriverWait
 
-        from labeling import movies
+        from labeling.media import movies
         from labeling.models import Clip
         from tests.labeling.test_movies import movie_file
 

@@ -15,8 +15,8 @@ import pytest
 from celery.contrib.testing.worker import start_worker
 from django.utils import timezone
 
-from labeling import movies
-from labeling.errors import Forbidden
+from annotation_site.errors import Forbidden
+from labeling.media import extraction, movies, storage
 from labeling.models import Clip, MediaStatus, Movie, Role
 from labeling.tasks import clip_extract_task
 from pipeline.faces import read_face_frames
@@ -93,7 +93,7 @@ class ClipExtractTests:
     ):
         movie = ready_movie(campaign, tmp_path)
         (clip,) = propose(eve, movie, (0.52, 1.73))
-        assert movies.clip_extract(clip.pk) is True
+        assert extraction.clip_extract(clip.pk) is True
         clip.refresh_from_db()
         assert clip.media_status == MediaStatus.READY and clip.media_error == ""
         root = settings.MEDIA_ROOT
@@ -118,7 +118,7 @@ class ClipExtractTests:
         path = write_video(frames, tmp_path / "faces.mp4", fps=12)
         movie = movies.movie_probe(movies.movie_register_path(campaign=campaign, path=path).pk)
         (clip,) = propose(eve, movie, (0.0, 1.0))
-        movies.clip_extract(clip.pk)
+        extraction.clip_extract(clip.pk)
         clip.refresh_from_db()
         assert clip.face_ratio >= 0.8 and not clip.few_faces
         assert clip.status == Clip.Status.ANNOTATING
@@ -140,9 +140,9 @@ class ClipExtractTests:
         )
         assert movie.status == Movie.Status.READY, movie.error
         (clip,) = propose(eve, movie, (0.52, 1.73))
-        assert movies.clip_extract(clip.pk) is True
+        assert extraction.clip_extract(clip.pk) is True
         Clip.objects.filter(pk=clip.pk).update(media_status=MediaStatus.PENDING)
-        assert movies.clip_extract(clip.pk) is True
+        assert extraction.clip_extract(clip.pk) is True
 
         # then: the clip, its poster and its face sheet are in the storage under their names
         clip.refresh_from_db()
@@ -180,11 +180,11 @@ class ClipExtractTests:
             for i, n in enumerate(["old", "recent", "new"])
         )
         for movie in (old, recent):
-            movies.movie_local_source(movie)
+            storage.movie_local_source(movie)
         two_hours_ago = time.time() - 7200
-        os.utime(movies.movie_local_source(old), (two_hours_ago, two_hours_ago))
+        os.utime(storage.movie_local_source(old), (two_hours_ago, two_hours_ago))
         # when: a third movie is copied
-        movies.movie_local_source(new)
+        storage.movie_local_source(new)
         # then: the copy unused for two hours went; the one used a moment ago stays
         assert sorted(p.name for p in cache.iterdir()) == sorted(
             f"{m.content_hash}.mp4" for m in (recent, new)
@@ -193,9 +193,9 @@ class ClipExtractTests:
     def test_a_second_delivery_does_nothing(self, campaign, eve, tmp_path, settings):
         movie = ready_movie(campaign, tmp_path)
         (clip,) = propose(eve, movie, (0.0, 1.0))
-        assert movies.clip_extract(clip.pk) is True
+        assert extraction.clip_extract(clip.pk) is True
         written = (settings.MEDIA_ROOT / f"clips/{clip.pk}.mp4").stat().st_mtime_ns
-        assert movies.clip_extract(clip.pk) is False
+        assert extraction.clip_extract(clip.pk) is False
         assert (settings.MEDIA_ROOT / f"clips/{clip.pk}.mp4").stat().st_mtime_ns == written
         clip.refresh_from_db()
         assert clip.media_attempts == 1
@@ -205,13 +205,13 @@ class ClipExtractTests:
     ):
         movie = ready_movie(campaign, tmp_path)
         (clip,) = propose(eve, movie, (0.0, 1.0))
-        assert movies.clip_claim(clip.pk) is True
-        assert movies.clip_claim(clip.pk) is False  # another worker, meanwhile
+        assert extraction.clip_claim(clip.pk) is True
+        assert extraction.clip_claim(clip.pk) is False  # another worker, meanwhile
         # The first worker died mid-way; its message comes back after the claim went stale.
         Clip.objects.filter(pk=clip.pk).update(
-            media_claimed_at=timezone.now() - movies.stale_claim() - timedelta(seconds=1)
+            media_claimed_at=timezone.now() - extraction.stale_claim() - timedelta(seconds=1)
         )
-        assert movies.clip_extract(clip.pk) is True
+        assert extraction.clip_extract(clip.pk) is True
         clip.refresh_from_db()
         assert (clip.media_status, clip.media_attempts) == (MediaStatus.READY, 2)
         assert Clip.objects.count() == 1
@@ -223,17 +223,19 @@ class ClipExtractTests:
         movie = ready_movie(campaign, tmp_path)
         (clip,) = propose(eve, movie, (0.0, 1.0))
         with a_process() as worker:
-            assert movies.clip_claim(clip.pk, "t1") is True
-            Clip.objects.filter(pk=clip.pk).update(media_claim_worker=movies.claimant(worker.pid))
+            assert extraction.clip_claim(clip.pk, "t1") is True
+            Clip.objects.filter(pk=clip.pk).update(
+                media_claim_worker=extraction.claimant(worker.pid)
+            )
             partial = leave_partial_outputs(settings.MEDIA_ROOT, clip.pk, worker.pid)
             # while it lives, neither its own message delivered twice nor another task
             # takes the clip, and its files stay
-            assert movies.clip_extract(clip.pk, task_id="t1") is False
-            assert movies.clip_extract(clip.pk, task_id="t2") is False
+            assert extraction.clip_extract(clip.pk, task_id="t1") is False
+            assert extraction.clip_extract(clip.pk, task_id="t2") is False
             assert partial_outputs(settings.MEDIA_ROOT) == sorted(partial)
         # when: it was killed (the OOM killer) and the worker requeued its message at once
-        assert movies.clip_extract(clip.pk, task_id="t2") is False  # a stranger still waits
-        assert movies.clip_extract(clip.pk, task_id="t1") is True
+        assert extraction.clip_extract(clip.pk, task_id="t2") is False  # a stranger still waits
+        assert extraction.clip_extract(clip.pk, task_id="t1") is True
         # then: extracted by the redelivery, once, and the dead run's files are gone
         clip.refresh_from_db()
         assert (clip.media_status, clip.media_attempts, clip.media_lost_claims) == (
@@ -245,31 +247,31 @@ class ClipExtractTests:
         assert frame_numbers(read_frames(settings.MEDIA_ROOT / clip.video.name)) == list(
             range(0, 25)
         )
-        assert movies.clip_extract(clip.pk, task_id="t1") is False
+        assert extraction.clip_extract(clip.pk, task_id="t1") is False
 
     @pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="reads Linux's /proc")
     def test_a_claimant_is_gone_when_no_process_of_its_pid_and_start_lives_here(self):
         host = socket.gethostname()
-        assert not movies.claimant_gone(movies.claimant())
+        assert not extraction.claimant_gone(extraction.claimant())
         with a_process() as proc:
-            recorded = movies.claimant(proc.pid)
-            assert not movies.claimant_gone(recorded)
-        assert movies.claimant_gone(recorded)
+            recorded = extraction.claimant(proc.pid)
+            assert not extraction.claimant_gone(recorded)
+        assert extraction.claimant_gone(recorded)
         # its pid given to another process later (a restarted container): another start time
-        assert movies.claimant_gone(f"{host}:{os.getpid()}:1")
+        assert extraction.claimant_gone(f"{host}:{os.getpid()}:1")
         # a zombie, killed but not yet reaped by its parent, is gone
         zombie = subprocess.Popen(["sleep", "120"])
-        recorded = movies.claimant(zombie.pid)
+        recorded = extraction.claimant(zombie.pid)
         zombie.kill()
         deadline = time.monotonic() + 10
-        while movies.claimant_gone(recorded) is False and time.monotonic() < deadline:
+        while extraction.claimant_gone(recorded) is False and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert movies.claimant_gone(recorded)
+        assert extraction.claimant_gone(recorded)
         zombie.wait(10)
         # another machine's process cannot be looked at: its redelivered task means it died
-        assert movies.claimant_gone(f"not-{host}:1:1")
+        assert extraction.claimant_gone(f"not-{host}:1:1")
         # a claim that records no process (made before claims did) only goes stale
-        assert not movies.claimant_gone("")
+        assert not extraction.claimant_gone("")
 
     def test_a_clip_whose_worker_died_three_times_fails_and_staff_can_retry_it(
         self, campaign, eve, tmp_path, settings, admin_user, django_capture_on_commit_callbacks
@@ -277,17 +279,17 @@ class ClipExtractTests:
         movie = ready_movie(campaign, tmp_path)
         (clip,) = propose(eve, movie, (0.0, 1.0))
         with a_process() as worker:
-            dead = movies.claimant(worker.pid)
-        for n in range(1, movies.LOST_CLAIMS_LIMIT + 1):
+            dead = extraction.claimant(worker.pid)
+        for n in range(1, extraction.LOST_CLAIMS_LIMIT + 1):
             # the extraction kills its worker (always the OOM killer); the message comes back
             Clip.objects.filter(pk=clip.pk).update(
                 media_status=MediaStatus.EXTRACTING, media_claim_task="t1", media_claim_worker=dead
             )
             leave_partial_outputs(settings.MEDIA_ROOT, clip.pk)
-            if n < movies.LOST_CLAIMS_LIMIT:
-                assert movies.clip_claim(clip.pk, "t1") is True
+            if n < extraction.LOST_CLAIMS_LIMIT:
+                assert extraction.clip_claim(clip.pk, "t1") is True
                 assert partial_outputs(settings.MEDIA_ROOT) == []
-        assert movies.clip_claim(clip.pk, "t1") is False
+        assert extraction.clip_claim(clip.pk, "t1") is False
         clip.refresh_from_db()
         assert (clip.status, clip.media_status) == (Clip.Status.FAILED, MediaStatus.FAILED)
         assert "worker died during 3 extractions" in clip.media_error
@@ -295,8 +297,8 @@ class ClipExtractTests:
         assert partial_outputs(settings.MEDIA_ROOT) == []
         # staff's retry starts again: a dead worker no longer counts against it
         with django_capture_on_commit_callbacks():
-            assert movies.clips_extract_retry(user=admin_user, clip_ids=[clip.pk]) == 1
-        assert movies.clip_extract(clip.pk, task_id="t2") is True
+            assert extraction.clips_extract_retry(user=admin_user, clip_ids=[clip.pk]) == 1
+        assert extraction.clip_extract(clip.pk, task_id="t2") is True
         clip.refresh_from_db()
         assert (clip.media_status, clip.media_lost_claims) == (MediaStatus.READY, 0)
 
@@ -309,7 +311,7 @@ class ClipExtractTests:
         leave_partial_outputs(settings.MEDIA_ROOT, clip.pk)
         (settings.MEDIA_ROOT / movie.source.name).write_bytes(b"garbage" * 100)
         # when: the extraction fails for good
-        assert movies.clip_extract(clip.pk) is False
+        assert extraction.clip_extract(clip.pk) is False
         # then: no partial output of the clip is left
         clip.refresh_from_db()
         assert clip.media_status == MediaStatus.FAILED
@@ -326,12 +328,14 @@ class ClipExtractTests:
         # given: a whole worker killed on another machine (its message will come back only
         # after the visibility timeout), a live extraction, and a clip on its third death
         for clip in (stale, running, poisoned):
-            assert movies.clip_claim(clip.pk, f"t{clip.pk}") is True
-        long_ago = timezone.now() - movies.stale_claim() - timedelta(seconds=1)
+            assert extraction.clip_claim(clip.pk, f"t{clip.pk}") is True
+        long_ago = timezone.now() - extraction.stale_claim() - timedelta(seconds=1)
         Clip.objects.filter(pk__in=[stale.pk, poisoned.pk]).update(
             media_claimed_at=long_ago, media_claim_worker="elsewhere:7:1"
         )
-        Clip.objects.filter(pk=poisoned.pk).update(media_lost_claims=movies.LOST_CLAIMS_LIMIT - 1)
+        Clip.objects.filter(pk=poisoned.pk).update(
+            media_lost_claims=extraction.LOST_CLAIMS_LIMIT - 1
+        )
         leave_partial_outputs(root, stale.pk)
         leave_partial_outputs(root, poisoned.pk)
         live = leave_partial_outputs(root, running.pk)
@@ -361,7 +365,7 @@ class ClipExtractTests:
         assert running.media_status == MediaStatus.EXTRACTING
         assert partial_outputs(root) == sorted(live)
         # and the queued task extracts the clip
-        assert movies.clip_extract(stale.pk, task_id="t-sweep") is True
+        assert extraction.clip_extract(stale.pk, task_id="t-sweep") is True
 
     def test_a_permanent_error_fails_the_clip_with_ffmpegs_words_and_staff_can_retry(
         self, campaign, eve, tmp_path, settings, admin_user, django_capture_on_commit_callbacks
@@ -371,19 +375,19 @@ class ClipExtractTests:
         source = settings.MEDIA_ROOT / movie.source.name
         kept = source.read_bytes()
         source.write_bytes(b"garbage" * 100)
-        assert movies.clip_extract(clip.pk) is False
+        assert extraction.clip_extract(clip.pk) is False
         clip.refresh_from_db()
         assert (clip.status, clip.media_status) == (Clip.Status.FAILED, MediaStatus.FAILED)
         assert "Invalid data found" in clip.media_error
         assert not list((settings.MEDIA_ROOT / "clips").glob("*"))  # no half-written file
 
         with pytest.raises(Forbidden):
-            movies.clips_extract_retry(user=eve, clip_ids=[clip.pk])
+            extraction.clips_extract_retry(user=eve, clip_ids=[clip.pk])
         source.write_bytes(kept)
         with django_capture_on_commit_callbacks() as queued:
-            assert movies.clips_extract_retry(user=admin_user, clip_ids=[clip.pk]) == 1
+            assert extraction.clips_extract_retry(user=admin_user, clip_ids=[clip.pk]) == 1
         assert len(queued) == 1
-        assert movies.clip_extract(clip.pk) is True
+        assert extraction.clip_extract(clip.pk) is True
         clip.refresh_from_db()
         assert clip.status == Clip.Status.SCREENING and clip.media_error == ""
 
@@ -394,18 +398,18 @@ class ClipExtractTests:
             campaign, eve, tmp_path, monkeypatch, subprocess.TimeoutExpired("ffmpeg", 1)
         )
         with pytest.raises(subprocess.TimeoutExpired):
-            movies.clip_extract(clip.pk)
+            extraction.clip_extract(clip.pk)
         clip.refresh_from_db()
         assert clip.media_status == MediaStatus.PENDING
 
     def test_the_task_retries_transient_errors_with_backoff_and_acks_late(self):
         assert clip_extract_task.acks_late
-        assert clip_extract_task.autoretry_for == movies.TRANSIENT_ERRORS
+        assert clip_extract_task.autoretry_for == extraction.TRANSIENT_ERRORS
         assert clip_extract_task.retry_backoff and clip_extract_task.max_retries == 5
         # A stale claim is only taken over once the task can no longer be running: a minute
         # past its hard time limit, itself below the Redis visibility timeout (a task still
         # running is never delivered again).
-        assert movies.stale_claim() == timedelta(seconds=clip_extract_task.time_limit + 60)
+        assert extraction.stale_claim() == timedelta(seconds=clip_extract_task.time_limit + 60)
         assert clip_extract_task.time_limit < 7200
 
     def test_beat_sweeps_the_extraction_claims_every_five_minutes(self, settings):
@@ -416,7 +420,7 @@ class ClipExtractTests:
     def test_progress_counts_the_movies_clips_by_state(self, campaign, eve, tmp_path):
         movie = ready_movie(campaign, tmp_path)
         first, _ = propose(eve, movie, (0.0, 1.0), (1.0, 2.0))
-        movies.clip_extract(first.pk)
+        extraction.clip_extract(first.pk)
         assert movies.movie_progress(movie) == {
             "pending": 1,
             "extracting": 0,

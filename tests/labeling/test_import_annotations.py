@@ -154,7 +154,7 @@ class ImportAnnotationsTests:
     ):
         # given: clip 7 in a movie that exists, clip 3 in a new one, clip 12 with neither a
         # movie nor a length
-        from labeling import movies
+        from labeling.media import movies
 
         known = movies.movie_register_extracted(campaign=campaign, title="m1")
         text = (
@@ -243,7 +243,7 @@ class ImportAnnotationsInputTests:
     def test_an_invalidated_vote_cannot_come_back_through_an_import(
         self, tmp_path, campaign, admin_user
     ):
-        from labeling.aggregation import annotator_invalidate
+        from labeling.results.aggregation import annotator_invalidate
 
         text = HEADER + ten_votes(1, ["happy"] * 10)
         run(tmp_path, text, "--campaign", campaign.slug)

@@ -9,8 +9,9 @@ from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from labeling import aggregation, services, sql
-from labeling.errors import Conflict
+from annotation_site.errors import Conflict
+from labeling import campaigns
+from labeling.loop import services, sql
 from labeling.models import (
     LIVE_ASSIGNMENT_STATUSES,
     Annotation,
@@ -19,6 +20,7 @@ from labeling.models import (
     Clip,
     Label,
 )
+from labeling.results import aggregation
 from tests.conftest import make_clips
 from tests.labeling.test_api import client_for
 
@@ -191,7 +193,7 @@ class MinimumViewingTimeTests:
             services.annotation_submit(user=alice, assignment_id=a.pk, label_name="happy")
 
     def test_the_default_is_half_a_second(self, db):
-        made = services.campaign_create(name="Defaults", slug="defaults")
+        made = campaigns.campaign_create(name="Defaults", slug="defaults")
         assert made.min_view_seconds == 0.5
 
 

@@ -11,8 +11,9 @@ from django.core.management.base import CommandError
 from django.db import connection
 from rest_framework.test import APIClient
 
-from labeling import movies, services
-from labeling.errors import ApplicationError, Conflict, Forbidden, NotFound
+from annotation_site.errors import ApplicationError, Conflict, Forbidden, NotFound
+from labeling import campaigns
+from labeling.media import extraction, movies
 from labeling.models import Clip, MediaStatus, Movie, Role
 from pipeline.media import write_video
 from pipeline.synthetic_movies import numbered_frames
@@ -66,9 +67,8 @@ class MovieRegisterTests:
         assert Movie.objects.count() == 1
 
     def test_the_same_content_in_another_campaign_is_fine(self, campaign, tmp_path):
-        from labeling import services
 
-        other = services.campaign_create(name="Other", slug="other")
+        other = campaigns.campaign_create(name="Other", slug="other")
         ready_movie(campaign, tmp_path)
         assert movies.movie_register_path(campaign=other, path=tmp_path / "film.mp4").pk
 
@@ -238,7 +238,7 @@ class MovieApiTests:
         (clip,) = movies.clip_propose(
             user=eve, movie_id=movie.pk, segments=[movies.Segment(0, 1)]
         ).clips
-        other = services.campaign_create(name="Other", slug="other")
+        other = campaigns.campaign_create(name="Other", slug="other")
         ed = make_user("ed", Role.EXTRACTOR)
         other.annotators.add(ed)
         segments = {"segments": [{"start_s": 1, "end_s": 2}]}
@@ -387,7 +387,7 @@ class AdminRetryTests:
         failed, fine = movies.clip_propose(
             user=eve, movie_id=movie.pk, segments=[movies.Segment(0, 1), movies.Segment(1, 2)]
         ).clips
-        movies.clip_extract_fail(failed.pk, "ffmpeg said: broken")
+        extraction.clip_extract_fail(failed.pk, "ffmpeg said: broken")
         client.login(username="admin", password=PASSWORD)
         with django_capture_on_commit_callbacks(execute=False) as queued:
             response = client.post(

@@ -5,8 +5,9 @@ import pytest
 from django.apps import apps
 from django.contrib import admin
 
-from labeling import aggregation, selectors, services
+from labeling.loop import selectors, services
 from labeling.models import Annotation, Clip, Screening
+from labeling.results import aggregation
 from tests.conftest import PASSWORD, make_clips
 
 
@@ -175,7 +176,6 @@ class AdminInvariantTests:
     def test_the_invalidate_action_goes_through_the_service(
         self, client, admin_user, campaign, annotators
     ):
-        from labeling import services
         from labeling.models import Annotation, Assignment
 
         (clip,) = make_clips(campaign, 1)

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 
-from labeling import release
-from labeling.aggregation import clips_aggregate
-from labeling.imports import annotations_import
 from labeling.models import Clip, Split, SplitClip
+from labeling.release import dfew_export, splits
+from labeling.results.aggregation import clips_aggregate
+from labeling.results.imports import annotations_import
 from pipeline import dfew
 from pipeline.compact import open_frames
 from pipeline.emotions import EMOTION_NAMES
@@ -192,7 +192,7 @@ class ExportDfewTests:
         self, campaign, tmp_path
     ):
         import_votes(campaign, per_label=5)
-        made = release.split_create(campaign=campaign)
+        made = splits.split_create(campaign=campaign)
         run("export_dfew", campaign.slug, str(tmp_path / "a"), "--split", str(made.split.pk))
         run("export_dfew", campaign.slug, str(tmp_path / "b"), "--split", str(made.split.pk))
         names = sorted(p.name for p in (tmp_path / "a" / "label").iterdir())
@@ -220,7 +220,9 @@ class LabelExportTaskTests:
 
         import_votes(campaign, per_label=5)
         with django_capture_on_commit_callbacks(execute=False):
-            export = release.label_export_request(campaign=campaign, split=None, user=admin_user)
+            export = dfew_export.label_export_request(
+                campaign=campaign, split=None, user=admin_user
+            )
         assert label_export_task(export.pk) is True
         export.refresh_from_db()
         assert export.status == "done" and export.progress == 1.0
@@ -262,7 +264,9 @@ class LabelExportTaskTests:
                 default_storage.save(path.relative_to(local).as_posix(), File(handle))
         # when
         with django_capture_on_commit_callbacks(execute=False):
-            export = release.label_export_request(campaign=campaign, split=None, user=admin_user)
+            export = dfew_export.label_export_request(
+                campaign=campaign, split=None, user=admin_user
+            )
         assert label_export_task(export.pk) is True
         # then: the zip is in the storage, and nothing went to MEDIA_ROOT
         export.refresh_from_db()
@@ -300,7 +304,7 @@ class ExportSafetyTests:
 
     def test_clips_single_labelled_after_the_split_join_no_fold(self, campaign, tmp_path):
         import_votes(campaign, per_label=5)
-        split = release.split_create(campaign=campaign).split
+        split = splits.split_create(campaign=campaign).split
         import_votes(campaign, per_label=1, start=200)  # seven more single-labelled clips
         run("export_dfew", campaign.slug, str(tmp_path / "out"), "--split", str(split.pk))
         votes = (tmp_path / "out" / "label" / "votes.csv").read_text().splitlines()
@@ -315,10 +319,10 @@ class ExportSafetyTests:
     def test_a_split_whose_labels_were_invalidated_since_is_refused_by_name(
         self, campaign, admin_user, tmp_path
     ):
-        from labeling.aggregation import annotator_invalidate
+        from labeling.results.aggregation import annotator_invalidate
 
         import_votes(campaign, per_label=5)
-        split = release.split_create(campaign=campaign).split
+        split = splits.split_create(campaign=campaign).split
         annotator_invalidate(staff=admin_user, campaign_id=campaign.pk, username="r0", reason="x")
         with pytest.raises(CommandError, match=f"Split {split.pk} is out of date: 35 of its"):
             run("export_dfew", campaign.slug, str(tmp_path / "out"), "--split", str(split.pk))

@@ -18,9 +18,11 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Sum
 from django.urls import reverse
 
-from labeling import aggregation, rewards, services
-from labeling.errors import Conflict, Forbidden
+from annotation_site.errors import Conflict, Forbidden
+from labeling.loop import services
 from labeling.models import Clip, ClipLabel, Payout, RewardEntry, RewardHold, RewardKind, Role
+from labeling.results import aggregation
+from labeling.rewards import earnings, payouts
 from tests.conftest import PASSWORD, make_clips, make_user, need
 
 K = RewardKind
@@ -100,9 +102,9 @@ class LabelRewardTests:
         campaign.reward_annotation = Decimal("0.20")
         campaign.save()
         label(annotators[1:2], ["happy"])
-        earned = rewards.earnings_of(annotators[0])
+        earned = earnings.earnings_of(annotators[0])
         assert ledger_sum() == Decimal("0.30")
-        assert str(rewards.earnings_of(annotators[1]).total) == "0.20"
+        assert str(earnings.earnings_of(annotators[1]).total) == "0.20"
         assert isinstance(earned.total, Decimal) and str(earned.total) == "0.10"
 
     def test_the_database_refuses_a_second_live_earning_for_the_same_label(
@@ -341,7 +343,7 @@ class ConcurrentRewardTests:
         def pay() -> None:
             try:
                 start.wait()
-                made.append(rewards.payout_create(staff=staff, campaign_id=campaign.pk))
+                made.append(payouts.payout_create(staff=staff, campaign_id=campaign.pk))
             except Conflict as exc:
                 refused.append(exc)
             except BaseException as exc:  # noqa: BLE001
@@ -366,13 +368,13 @@ class PayoutTests:
         self, campaign, clip, annotators, admin_user
     ):
         complete(clip, annotators, RARE7)
-        payout = rewards.payout_create(staff=admin_user, campaign_id=campaign.pk)
+        payout = payouts.payout_create(staff=admin_user, campaign_id=campaign.pk)
         # 10 labels × 0.20 + the clip's 1.00 + the rare bonus 5.00, to 10 annotators and ed
         assert payout.total == Decimal("8.00") and payout.people == 11 and payout.entries == 12
         with pytest.raises(Conflict, match="Nothing to pay"):
-            rewards.payout_create(staff=admin_user, campaign_id=campaign.pk)
+            payouts.payout_create(staff=admin_user, campaign_id=campaign.pk)
         assert Payout.objects.count() == 1
-        assert str(rewards.earnings_of(clip.proposed_by).paid) == "6.00"
+        assert str(earnings.earnings_of(clip.proposed_by).paid) == "6.00"
 
     def test_ledger_sum_equals_csv_sum_equals_per_person_totals(
         self, campaign, ed, annotators, admin_user
@@ -392,9 +394,9 @@ class PayoutTests:
             staff=admin_user, annotation_ids=[pk for (pk,) in first], reason="x"
         )
         # when a payout is made
-        people = {p.username: p.pending for p in rewards.totals_by_person(campaign.pk)}
-        payout = rewards.payout_create(staff=admin_user, campaign_id=campaign.pk)
-        rows = list(csv.DictReader(io.StringIO(rewards.payout_csv(payout))))
+        people = {p.username: p.pending for p in earnings.totals_by_person(campaign.pk)}
+        payout = payouts.payout_create(staff=admin_user, campaign_id=campaign.pk)
+        rows = list(csv.DictReader(io.StringIO(payouts.payout_csv(payout))))
         # then the three sums agree to the cent
         csv_sum = sum(Decimal(r["amount"]) for r in rows)
         assert csv_sum == payout.total == ledger_sum(payout=payout) == ledger_sum()
@@ -407,21 +409,21 @@ class PayoutTests:
 
     def test_a_held_person_is_left_out_until_released(self, campaign, clip, annotators, admin_user):
         label(annotators[:3], ["happy"] * 3)
-        rewards.reward_hold(
+        payouts.reward_hold(
             staff=admin_user, campaign_id=campaign.pk, username="a02", reason="flagged"
         )
         with pytest.raises(Conflict):
-            rewards.reward_hold(
+            payouts.reward_hold(
                 staff=admin_user, campaign_id=campaign.pk, username="a02", reason="again"
             )
-        held = rewards.earnings_of(annotators[1])
+        held = earnings.earnings_of(annotators[1])
         assert (str(held.held), str(held.pending)) == ("0.20", "0.00")
-        first = rewards.payout_create(staff=admin_user, campaign_id=campaign.pk)
+        first = payouts.payout_create(staff=admin_user, campaign_id=campaign.pk)
         assert first.people == 2 and first.total == Decimal("0.40")
         # released: the next payout pays the held entry
-        rewards.reward_hold_release(staff=admin_user, campaign_id=campaign.pk, username="a02")
-        second = rewards.payout_create(staff=admin_user, campaign_id=campaign.pk)
-        assert [r["username"] for r in rewards.payout_rows(second)] == ["a02"]
+        payouts.reward_hold_release(staff=admin_user, campaign_id=campaign.pk, username="a02")
+        second = payouts.payout_create(staff=admin_user, campaign_id=campaign.pk)
+        assert [r["username"] for r in payouts.payout_rows(second)] == ["a02"]
         assert second.total == Decimal("0.20")
         assert RewardHold.objects.get().released_by == admin_user
 
@@ -430,22 +432,22 @@ class PayoutTests:
     ):
         # given a01 paid for a label that is then invalidated (a reversal of −0.20, unpaid)
         label(annotators[:2], ["happy", "sad"])
-        rewards.payout_create(staff=admin_user, campaign_id=campaign.pk)
+        payouts.payout_create(staff=admin_user, campaign_id=campaign.pk)
         mine = clip.annotations.filter(annotator=annotators[0]).values_list("pk", flat=True)
         aggregation.annotations_invalidate(staff=admin_user, annotation_ids=list(mine), reason="x")
         label(annotators[2:3], ["happy"])
         # when the next payout is made: a03 is paid (and ed, for the clip, synced as it was
         # re-opened), a01's −0.20 waits
-        payout = rewards.payout_create(staff=admin_user, campaign_id=campaign.pk)
-        assert [r["username"] for r in rewards.payout_rows(payout)] == ["a03", "ed"]
-        assert str(rewards.earnings_of(annotators[0]).pending) == "-0.20"
+        payout = payouts.payout_create(staff=admin_user, campaign_id=campaign.pk)
+        assert [r["username"] for r in payouts.payout_rows(payout)] == ["a03", "ed"]
+        assert str(earnings.earnings_of(annotators[0]).pending) == "-0.20"
 
     def test_only_staff_pay_out_or_hold(self, campaign, clip, annotators):
         label(annotators[:1], ["happy"])
         with pytest.raises(Forbidden):
-            rewards.payout_create(staff=annotators[0], campaign_id=campaign.pk)
+            payouts.payout_create(staff=annotators[0], campaign_id=campaign.pk)
         with pytest.raises(Forbidden):
-            rewards.reward_hold(
+            payouts.reward_hold(
                 staff=annotators[0], campaign_id=campaign.pk, username="a01", reason="x"
             )
 
@@ -455,8 +457,8 @@ class PayoutTests:
         sneaky = make_user("+cmd", Role.ANNOTATOR)
         campaign.annotators.add(sneaky)
         label([sneaky], ["happy"])
-        payout = rewards.payout_create(staff=admin_user, campaign_id=campaign.pk)
-        assert rewards.payout_rows(payout)[0]["username"] == "'+cmd"
+        payout = payouts.payout_create(staff=admin_user, campaign_id=campaign.pk)
+        assert payouts.payout_rows(payout)[0]["username"] == "'+cmd"
 
 
 @pytest.mark.django_db
@@ -496,7 +498,7 @@ class MeApiTests:
         self, client, campaign, clip, annotators, admin_user
     ):
         label(annotators[:2], ["happy", "sad"])
-        rewards.payout_create(staff=admin_user, campaign_id=campaign.pk)
+        payouts.payout_create(staff=admin_user, campaign_id=campaign.pk)
         label(annotators[2:3], ["happy"])
         client.login(username="a01", password=PASSWORD)
         body = client.get(reverse("api:me")).json()
@@ -631,7 +633,7 @@ class ExtractionRewardTests:
     def test_a_clip_that_opens_without_screening_earns_its_extractor_once(self, campaign, tmp_path):
         import numpy as np
 
-        from labeling import movies
+        from labeling.media import extraction, movies
         from pipeline.media import write_video
         from pipeline.synthetic_movies import drawn_face_movie
 
@@ -648,8 +650,8 @@ class ExtractionRewardTests:
         segments = [movies.Segment(0.0, 1.0)]
         (clip,) = movies.clip_propose(user=eve, movie_id=movie.pk, segments=segments).clips
         # when the worker extracts it (and a second delivery runs it again)
-        movies.clip_extract(clip.pk)
-        movies.clip_extract(clip.pk)
+        extraction.clip_extract(clip.pk)
+        extraction.clip_extract(clip.pk)
         # then it opened for labelling and paid eve the clip reward once
         assert Clip.objects.get(pk=clip.pk).status == Clip.Status.ANNOTATING
         assert entries() == [("eve", K.CLIP, "1.00")]

@@ -10,7 +10,7 @@ from celery.contrib.testing.worker import start_worker
 from django.conf import settings
 from django.utils import timezone
 
-from labeling import services
+from labeling.loop import services
 from labeling.models import Assignment
 from labeling.tasks import assignment_expire_task
 from tests.conftest import make_clips, need, redis_available

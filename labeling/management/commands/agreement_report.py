@@ -7,8 +7,8 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from labeling import agreement
 from labeling.models import AgreementReport, Campaign
+from labeling.results import agreement
 
 
 def _fmt(value, digits: int = 3) -> str:

@@ -7,10 +7,11 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from labeling.errors import ApplicationError
+from annotation_site.errors import ApplicationError
 from labeling.management.commands.split_folds import print_fold_counts
 from labeling.models import Campaign
-from labeling.release import dfew_export_write, split_create, split_for
+from labeling.release.dfew_export import dfew_export_write
+from labeling.release.splits import split_create, split_for
 
 
 class Command(BaseCommand):

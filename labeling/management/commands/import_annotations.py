@@ -10,10 +10,11 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from tqdm import tqdm
 
-from labeling import aggregation, services
-from labeling.errors import ApplicationError
-from labeling.imports import annotations_import, csv_rows
+from annotation_site.errors import ApplicationError
+from labeling import campaigns
 from labeling.models import Campaign
+from labeling.results import aggregation
+from labeling.results.imports import annotations_import, csv_rows
 from pipeline.emotions import DFEW_EMOTIONS, DFEW_RARE
 
 
@@ -96,7 +97,7 @@ class Command(BaseCommand):
         label_set, rare = _label_set(labels)
         votes = options["single_label_votes"] or (per_clip * 7 + 9) // 10  # DFEW: 7 of 10
         try:
-            return services.campaign_create(
+            return campaigns.campaign_create(
                 name=name or slug,
                 slug=slug,
                 labels=label_set,

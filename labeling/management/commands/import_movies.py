@@ -6,8 +6,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from labeling import movies
-from labeling.errors import ApplicationError
+from annotation_site.errors import ApplicationError
+from labeling.media import movies
 from labeling.models import Campaign
 
 

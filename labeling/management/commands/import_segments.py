@@ -8,10 +8,10 @@ from collections import defaultdict
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from labeling import movies
-from labeling.errors import ApplicationError
-from labeling.imports import csv_rows
+from annotation_site.errors import ApplicationError
+from labeling.media import movies
 from labeling.models import Campaign
+from labeling.results.imports import csv_rows
 
 REQUIRED = ("movie", "start_s", "end_s")
 

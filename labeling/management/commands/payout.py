@@ -6,9 +6,9 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from labeling import rewards
-from labeling.errors import ApplicationError
+from annotation_site.errors import ApplicationError
 from labeling.models import Campaign
+from labeling.rewards import earnings, payouts
 
 
 class Command(BaseCommand):
@@ -29,7 +29,7 @@ class Command(BaseCommand):
         if target is None:
             raise CommandError(f"no campaign {campaign!r}")
         if dry_run:
-            for person in rewards.totals_by_person(target.pk):
+            for person in earnings.totals_by_person(target.pk):
                 held = f" (held {person.held}: {person.hold_reason})" if person.on_hold else ""
                 self.stdout.write(f"{person.username}: pending {person.pending}{held}")
             return
@@ -43,10 +43,10 @@ class Command(BaseCommand):
         except OSError as exc:
             raise CommandError(f"cannot write {csv}: {exc}; nothing was paid") from exc
         try:
-            payout = rewards.payout_create(staff=None, campaign_id=target.pk)
+            payout = payouts.payout_create(staff=None, campaign_id=target.pk)
         except ApplicationError as exc:
             csv.unlink(missing_ok=True)
             raise CommandError(exc.message) from exc
-        csv.write_text(rewards.payout_csv(payout), encoding="utf-8")
+        csv.write_text(payouts.payout_csv(payout), encoding="utf-8")
         self.stdout.write(f"{payout.people} people, {payout.entries} entries; CSV: {csv}")
         self.stdout.write(f"payout {payout.pk} {payout.total} {payout.currency}")

@@ -10,8 +10,9 @@ import numpy as np
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from labeling import movies, services
-from labeling.errors import ApplicationError
+from annotation_site.errors import ApplicationError
+from labeling import campaigns
+from labeling.media import extraction, movies
 from labeling.models import Campaign, Role
 from pipeline.emotions import EMOTION_NAMES
 from pipeline.media import write_video
@@ -61,18 +62,18 @@ class Command(BaseCommand):
             return
 
         with transaction.atomic():
-            campaign = services.campaign_create(
+            campaign = campaigns.campaign_create(
                 name="Demo: drawn faces",
                 slug=DEMO_SLUG,
                 description="Synthetic movies of drawn faces, one clip per emotion segment.",
                 screen_clips=screening,
             )
-            admin = services.user_create(username="admin", password=password, is_staff=True)
-            reviewer = services.user_create(
+            admin = campaigns.user_create(username="admin", password=password, is_staff=True)
+            reviewer = campaigns.user_create(
                 username="reviewer", password=password, roles=[Role.REVIEWER]
             )
             users = [
-                services.user_create(
+                campaigns.user_create(
                     username=name,
                     password=password,
                     roles=[Role.ANNOTATOR],
@@ -87,7 +88,7 @@ class Command(BaseCommand):
         proposed = self._movies_and_segments(campaign, clips, np.random.default_rng(seed))
         if extract_now:
             for clip in proposed:
-                movies.clip_extract(clip.pk)
+                extraction.clip_extract(clip.pk)
             where = "extracted"
         else:
             where = "queued for the worker's extraction"

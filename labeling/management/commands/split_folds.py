@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from labeling.errors import ApplicationError
+from annotation_site.errors import ApplicationError
 from labeling.models import Campaign
-from labeling.release import split_create
+from labeling.release.splits import split_create
 
 
 def print_fold_counts(out, split) -> None:

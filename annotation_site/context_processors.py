@@ -1,7 +1,6 @@
 from django.utils.functional import SimpleLazyObject
 
-from labeling.models import Role
-from labeling.services import user_has_role
+from annotation_site.roles import Role, user_has_role
 
 
 def roles(request):

@@ -9,10 +9,11 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from labeling import access, movies
+from labeling import access
+from labeling.access import user_has_role
 from labeling.api.schema import errors
+from labeling.media import movies
 from labeling.models import Campaign, Clip, Movie, Role
-from labeling.services import user_has_role
 from pipeline import media
 
 

@@ -19,10 +19,12 @@ from rest_framework import permissions, serializers
 from rest_framework.pagination import CursorPagination
 from rest_framework.views import APIView
 
-from labeling import release
+from annotation_site.errors import NotFound
+from labeling import access
 from labeling.api.schema import errors
-from labeling.errors import NotFound
 from labeling.models import Campaign
+from labeling.release import rows as release_rows
+from labeling.release import splits
 from pipeline import csv_safe
 from pipeline.aggregation import BUCKETS, duration_bucket
 
@@ -35,7 +37,7 @@ class CanExport(permissions.BasePermission):
     message = "Only staff or users given the export permission can export a campaign."
 
     def has_permission(self, request, view) -> bool:
-        return release.user_can_export(request.user)
+        return access.user_can_export(request.user)
 
 
 def _campaign(campaign_id: int) -> Campaign:
@@ -67,15 +69,15 @@ def _clip_record(row: dict, names: list[str]) -> dict:
 
 
 def _clip_records(campaign: Campaign, split, names: list[str]) -> Iterator[dict]:
-    for row in release.clip_rows(campaign, split).iterator(chunk_size=CHUNK):
+    for row in release_rows.clip_rows(campaign, split).iterator(chunk_size=CHUNK):
         yield _clip_record(row, names)
 
 
 def clip_csv_lines(campaign: Campaign, split, names: list[str]) -> Iterator[str]:
-    """The per-clip CSV written in Python (any database); ``release.clip_csv_copy`` writes the
+    """The per-clip CSV written in Python (any database); ``release_rows.clip_csv_copy`` writes the
     same bytes on PostgreSQL."""
     return _csv_lines(
-        release.clip_csv_header(names),
+        release_rows.clip_csv_header(names),
         (
             [r["clip"], r["movie"], r["duration_s"], r["bucket"]]
             + [r["votes"][name] for name in names]
@@ -159,8 +161,8 @@ class CampaignClipsApi(APIView):
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         f = filters.validated_data
-        split = release.split_for(campaign, f.get("split"))
-        rows = release.clip_rows(campaign, split)
+        split = splits.split_for(campaign, f.get("split"))
+        rows = release_rows.clip_rows(campaign, split)
         if "label" in f:
             rows = rows.filter(result__single_label__name=f["label"])
         if f.get("single") is not None:
@@ -168,7 +170,7 @@ class CampaignClipsApi(APIView):
         if "fold" in f:
             rows = rows.filter(membership__fold=f["fold"])
         if "bucket" in f:
-            rows = rows.filter(release.bucket_filter(f["bucket"]))
+            rows = rows.filter(release_rows.bucket_filter(f["bucket"]))
         if "movie" in f:
             rows = rows.filter(movie_id=f["movie"])
         paginator = self.Pagination()
@@ -198,11 +200,11 @@ class CampaignExportApi(APIView):
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         fmt = filters.validated_data["format"]
-        split = release.split_for(campaign, filters.validated_data.get("split"))
+        split = splits.split_for(campaign, filters.validated_data.get("split"))
         names = list(campaign.labels.order_by("code").values_list("name", flat=True))
         if fmt == "csv" and connection.vendor == "postgresql":
             return _stream(
-                release.clip_csv_copy(campaign, split, names), fmt, f"{campaign.slug}-clips"
+                release_rows.clip_csv_copy(campaign, split, names), fmt, f"{campaign.slug}-clips"
             )
         if fmt == "jsonl":
             lines = (
@@ -229,7 +231,7 @@ class CampaignAnnotationsExportApi(APIView):
         filters = _FormatSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         fmt = filters.validated_data["format"]
-        rows = release.annotation_rows(campaign).iterator(chunk_size=CHUNK)
+        rows = release_rows.annotation_rows(campaign).iterator(chunk_size=CHUNK)
         header = ["clip", "annotator", "label", "submitted_at"]
         if fmt == "jsonl":
             lines = (

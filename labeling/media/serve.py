@@ -33,9 +33,9 @@ from django.utils.http import http_date
 from django.views.decorators.http import require_safe
 from rest_framework import exceptions
 
+from annotation_site.auth import TokenAuthentication
 from labeling.access import CLIP_MEDIA_FOLDERS, MOVIE_FOLDER, media_may_see
-from labeling.api.auth import TokenAuthentication
-from labeling.movies import media_local_path
+from labeling.media.storage import media_local_path
 from pipeline.media import VIDEO_CONTAINERS
 
 CHUNK = 256 * 1024

@@ -25,8 +25,9 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
-from labeling import movies, sql
-from labeling.errors import ApplicationError
+from annotation_site.errors import ApplicationError
+from labeling.loop import sql
+from labeling.media import movies
 from labeling.models import Annotation, Assignment, Campaign, Clip, Movie
 
 User = get_user_model()

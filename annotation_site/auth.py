@@ -33,10 +33,10 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions, throttling
 from rest_framework.authtoken.models import Token
 
-from labeling.api.errors import API_PREFIX
-from labeling.models import Role
-from labeling.sql import USER, _first
+from annotation_site.errors import API_PREFIX
+from annotation_site.roles import Role
 
+USER = get_user_model()._meta.db_table
 USER_GROUPS = get_user_model().groups.through._meta.db_table
 GROUP = Group._meta.db_table
 TOKEN = Token._meta.db_table
@@ -56,13 +56,12 @@ def token_user(key: str):
         f"WHERE ug.user_id = u.id AND g.name = %s) AS has_{role.value}"
         for role in Role
     )
-    user = _first(
-        get_user_model().objects.raw(
-            f"SELECT u.*, {flags} FROM {USER} u JOIN {TOKEN} t ON t.user_id = u.id "
-            "WHERE t.key = %s AND t.created > %s",
-            [*Role.values, key, _oldest_live()],
-        )
+    found = get_user_model().objects.raw(
+        f"SELECT u.*, {flags} FROM {USER} u JOIN {TOKEN} t ON t.user_id = u.id "
+        "WHERE t.key = %s AND t.created > %s",
+        [*Role.values, key, _oldest_live()],
     )
+    user = next(iter(found), None)
     if user is not None:
         user.role_names = {role for role in Role.values if getattr(user, f"has_{role}")}
     return user

@@ -1,4 +1,10 @@
-"""Every API error is ``{"detail": "<message>", ...}`` with a 4xx status, whatever raised it.
+"""Site policy for errors, shared by every app: the one error type services raise, and the
+JSON answer every API error becomes.
+
+Services raise `ApplicationError` (or `NotFound`, `Forbidden`, `Conflict`, `TooManyOpen`);
+the API maps it to a JSON 4xx, pages to a message.
+
+Every API error is ``{"detail": "<message>", ...}`` with a 4xx status, whatever raised it.
 
 Three layers make that hold under ``/api/``:
 
@@ -23,7 +29,31 @@ from django.views import defaults
 from rest_framework import exceptions, parsers, status
 from rest_framework.response import Response
 
-from labeling.errors import ApplicationError
+
+class ApplicationError(Exception):
+    status_code = 400
+
+    def __init__(self, message: str, extra: dict | None = None):
+        super().__init__(message)
+        self.message = message
+        self.extra = extra or {}
+
+
+class NotFound(ApplicationError):
+    status_code = 404
+
+
+class Forbidden(ApplicationError):
+    status_code = 403
+
+
+class Conflict(ApplicationError):
+    status_code = 409
+
+
+class TooManyOpen(ApplicationError):
+    status_code = 429
+
 
 API_PREFIX = "/api/"
 

@@ -10,7 +10,7 @@ from django.db.models.fields.json import KT
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from labeling import sql
+from labeling.loop import sql
 from labeling.models import (
     AgreementReport,
     Annotation,

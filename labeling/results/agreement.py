@@ -16,7 +16,7 @@ from django.db import transaction
 from django.db.models import DurationField, ExpressionWrapper, F, Max, Q
 from django.utils import timezone
 
-from labeling.errors import Forbidden
+from annotation_site.errors import Forbidden
 from labeling.models import AgreementReport, Annotation, Campaign, Clip, ClipLabel, JobStatus
 from pipeline.plots import report_plots
 from pipeline.report import Progress, Votes, agreement_report

@@ -1,10 +1,8 @@
-"""REST API v1. Each view: validate input → one service or selector → shape output → respond."""
+"""REST API of the labelling loop: next, submit, shown, release, report."""
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.urls import reverse
-from django.utils import timezone
 from drf_spectacular.utils import (
     OpenApiResponse,
     extend_schema,
@@ -12,18 +10,14 @@ from drf_spectacular.utils import (
     extend_schema_serializer,
     inline_serializer,
 )
-from rest_framework import exceptions, permissions, serializers, status, throttling
-from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework import serializers, status
 from rest_framework.exceptions import MethodNotAllowed
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from labeling import agreement, rewards, selectors, services
-from labeling.api import auth
-from labeling.api.errors import JSONParser
-from labeling.api.schema import ERROR, errors
-from labeling.errors import NotFound
-from labeling.models import Annotation, Assignment, Campaign, ClipReport
+from labeling.api.schema import errors
+from labeling.loop import selectors, services
+from labeling.models import Assignment, ClipReport
 
 
 class TaskNextApi(APIView):
@@ -199,179 +193,3 @@ class AssignmentReportApi(APIView):
             user=request.user, assignment_id=assignment_id, **data.validated_data
         )
         return Response({"report": report.pk}, status=status.HTTP_201_CREATED)
-
-
-class _StaffOnly(permissions.BasePermission):
-    """Staff only: annotators and other roles get 403, anonymous callers 401."""
-
-    message = "Only staff can read a campaign's agreement report."
-
-    def has_permission(self, request, view) -> bool:
-        return bool(request.user and request.user.is_staff)
-
-
-def _campaign_or_404(campaign_id: int) -> Campaign:
-    campaign = Campaign.objects.filter(pk=campaign_id).first()
-    if campaign is None:
-        raise NotFound(f"Campaign {campaign_id} not found.")
-    return campaign
-
-
-class CampaignAgreementApi(APIView):
-    """The campaign's agreement report: the latest finished one, or computed now if none.
-
-    GET reads only (a report computed now is not stored); POST queues a new report, which a
-    worker computes and adds to the history.
-    """
-
-    permission_classes = [permissions.IsAuthenticated, _StaffOnly]
-
-    @extend_schema_serializer(component_name="CampaignAgreement")
-    class ReportOut(serializers.Serializer):
-        report = serializers.IntegerField(allow_null=True)
-        status = serializers.CharField()
-        computed_at = serializers.DateTimeField(allow_null=True)
-        result = serializers.DictField()
-
-    @extend_schema_serializer(component_name="AgreementQueued")
-    class QueuedOut(serializers.Serializer):
-        report = serializers.IntegerField()
-        status = serializers.CharField()
-        url = serializers.CharField()
-
-    @extend_schema(
-        responses={
-            200: ReportOut,
-            **errors(404),
-        }
-    )
-    def get(self, request, campaign_id: int):
-        campaign = _campaign_or_404(campaign_id)
-        latest = selectors.agreement_report_latest(campaign=campaign)
-        if latest is not None:
-            data = {
-                "report": latest.pk,
-                "status": latest.status,
-                "computed_at": latest.finished_at,
-                "result": latest.result,
-            }
-        else:
-            data = {
-                "report": None,
-                "status": "computed-now",
-                "computed_at": timezone.now(),
-                "result": agreement.campaign_agreement(campaign),
-            }
-        return Response(self.ReportOut(data).data)
-
-    @extend_schema(
-        request=None,
-        responses={
-            202: QueuedOut,
-            **errors(404),
-        },
-    )
-    def post(self, request, campaign_id: int):
-        campaign = _campaign_or_404(campaign_id)
-        report = agreement.agreement_report_request(campaign=campaign, user=request.user)
-        return Response(
-            {
-                "report": report.pk,
-                "status": report.status,
-                "url": request.build_absolute_uri(
-                    reverse("campaign-agreement-report", args=[campaign.pk, report.pk])
-                ),
-            },
-            status=status.HTTP_202_ACCEPTED,
-        )
-
-
-_TOKEN_OUT = inline_serializer(
-    "Token",
-    {"token": serializers.CharField(), "expires_at": serializers.DateTimeField()},
-)
-_TOO_MANY = OpenApiResponse(
-    response=ERROR,
-    description="Too many attempts, or locked out after failed logins; Retry-After says when "
-    "to try again.",
-)
-
-
-def _token_answer(token) -> Response:
-    return Response({"token": token.key, "expires_at": token.created + settings.API_TOKEN_TTL})
-
-
-class TokenApi(ObtainAuthToken):
-    """POST {username, password} → {token, expires_at}."""
-
-    parser_classes = [JSONParser]
-    throttle_classes = [throttling.ScopedRateThrottle, auth.UsernameRateThrottle]
-    throttle_scope = "auth-token"
-
-    @extend_schema(
-        responses={
-            200: _TOKEN_OUT,
-            400: OpenApiResponse(response=ERROR, description="Bad credentials."),
-            429: _TOO_MANY,
-        }
-    )
-    def post(self, request, *args, **kwargs):
-        data = self.get_serializer(data=request.data)
-        if not data.is_valid():
-            # axes flags the request it refused (too many failures for this user or address).
-            if getattr(request, "axes_locked_out", False):
-                wait = auth.cool_off_seconds(request)
-                raise exceptions.Throttled(wait=wait, detail=auth.lockout_message(wait))
-            raise exceptions.ValidationError(data.errors)
-        return _token_answer(auth.token_issue(data.validated_data["user"]))
-
-
-class TokenRotateApi(APIView):
-    """A new token for the caller; the one used until now stops working."""
-
-    permission_classes = [permissions.IsAuthenticated]
-
-    @extend_schema(request=None, responses={200: _TOKEN_OUT, **errors()})
-    def post(self, request):
-        return _token_answer(auth.token_rotate(request.user))
-
-
-class MeApi(APIView):
-    """Who you are, how many of your labels stand, and what you have earned (amounts are
-    decimal strings in the ledger's currency; only ever your own)."""
-
-    permission_classes = [permissions.IsAuthenticated]
-
-    @extend_schema_serializer(component_name="Me")
-    class OutputSerializer(serializers.Serializer):
-        username = serializers.CharField()
-        annotations = serializers.IntegerField(
-            help_text="Your labels that stand (not invalidated)."
-        )
-        earnings = inline_serializer(
-            "Earnings",
-            {
-                "currency": serializers.CharField(help_text="ISO 4217 code, e.g. CNY."),
-                **{
-                    name: serializers.CharField(help_text=text)
-                    for name, text in (
-                        ("today", "Earned today (local day), net of reversals."),
-                        ("total", "Earned in all, net of reversals: pending + paid + held."),
-                        ("pending", "Not paid yet."),
-                        ("paid", "Paid out."),
-                        ("held", "Not paid yet and held by staff pending review."),
-                    )
-                },
-            },
-        )
-
-    @extend_schema(responses={200: OutputSerializer, **errors()})
-    def get(self, request):
-        user = request.user
-        return Response(
-            {
-                "username": user.get_username(),
-                "annotations": Annotation.objects.valid().filter(annotator=user).count(),
-                "earnings": rewards.earnings_of(user).as_json(),
-            }
-        )

@@ -14,9 +14,10 @@ import numpy as np
 from django.db import transaction
 from django.utils import timezone
 
-from labeling import rewards, sql
-from labeling.errors import ApplicationError, Forbidden
+from annotation_site.errors import ApplicationError, Forbidden
+from labeling.loop import sql
 from labeling.models import Annotation, Assignment, Campaign, Clip, ClipLabel, Label
+from labeling.rewards import ledger
 from pipeline.aggregation import aggregate
 
 logger = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ def _aggregate_batch(clip_ids: list[int], now) -> int:
         )
         # Rare-class bonuses follow the final label, in the same transaction and under the
         # same clip locks: a repeated or concurrent aggregation pays once.
-        rewards.clips_sync(campaign_of, now=now)
+        ledger.clips_sync(campaign_of, now=now)
     return len(rows)
 
 
@@ -165,7 +166,7 @@ def annotations_invalidate(*, staff, annotation_ids: Iterable[int], reason: str 
             status=Clip.Status.ANNOTATING, updated_at=now
         )
         ClipLabel.objects.filter(clip_id__in=clip_ids).delete()
-        rewards.clips_sync(clip_ids, now=now)
+        ledger.clips_sync(clip_ids, now=now)
     logger.info("invalidated %d annotations on %d clips", len(assignment_ids), len(clip_ids))
     return clip_ids
 

@@ -1,5 +1,5 @@
 """The reads on the labelling hot path (`next`, `submit`), written as SQL (token auth's is in
-`labeling.api.auth`).
+`annotation_site.auth`).
 
 These run for every label of every annotator. Measured with bench/annotation_load.py on the
 2-core development machine, building and compiling each ORM query cost 0.5–2.3 ms of CPU,

@@ -1,32 +1,23 @@
-"""Every write the app makes. Each service is one transaction; views, the API and tasks call
-these and nothing else to change data.
-
-Locking order, everywhere: the clip row first, then its assignment rows. Following one order
-is what keeps concurrent next/submit/release/report calls free of deadlocks on PostgreSQL.
-On SQLite, IMMEDIATE transactions serialize writers, so the same code is safe there too.
-"""
+"""The labelling loop's writes: lease a clip's slot (`next`), submit a label, release,
+report a problem, expire lapsed leases, and the reviewer's screening verdict."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
-from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
-from django.utils.translation import gettext
 
-from labeling import rewards, sql
-from labeling.errors import ApplicationError, Conflict, Forbidden, NotFound, TooManyOpen
+from annotation_site.errors import ApplicationError, Conflict, Forbidden, NotFound, TooManyOpen
+from labeling.access import user_has_role
+from labeling.loop import sql
 from labeling.models import (
     LIVE_ASSIGNMENT_STATUSES,
     Annotation,
-    AnnotatorProfile,
     Assignment,
     Campaign,
     Clip,
@@ -35,132 +26,15 @@ from labeling.models import (
     Role,
     Screening,
 )
-from pipeline.emotions import DFEW_EMOTIONS, DFEW_RARE
+from labeling.rewards import ledger
 
 logger = logging.getLogger(__name__)
-User = get_user_model()
+
 
 # How many candidate clips `assignment_next` tries before giving up in one call. A candidate
 # can turn out full once its lock is held (another transaction filled it between our snapshot
 # and our lock), and then the next candidate is tried.
 _NEXT_ATTEMPTS = 5
-
-
-# --- people and campaigns -------------------------------------------------------------------
-
-
-def user_create(
-    *,
-    username: str,
-    password: str,
-    roles: Iterable[str] = (),
-    is_staff: bool = False,
-    region: str = "",
-    cultural_background: str = "",
-    languages: str = "",
-):
-    """Creates a user with the given roles (groups) and an annotator profile."""
-    with transaction.atomic():
-        user = User(username=username, is_staff=is_staff, is_superuser=is_staff)
-        user.set_password(password)
-        user.full_clean()
-        user.save()
-        for role in roles:
-            user.groups.add(Group.objects.get_or_create(name=Role(role).value)[0])
-        AnnotatorProfile.objects.create(
-            user=user, region=region, cultural_background=cultural_background, languages=languages
-        )
-    return user
-
-
-def user_has_role(user, role: Role) -> bool:
-    if not user.is_authenticated:
-        return False
-    if user.is_staff:
-        return True
-    # Token auth reads the roles with the user (labeling.api.auth.token_user); sessions query once.
-    names = getattr(user, "role_names", None)
-    if names is None:
-        names = user.role_names = set(user.groups.values_list("name", flat=True))
-    return role.value in names
-
-
-def campaign_create(
-    *,
-    name: str,
-    slug: str,
-    labels: Sequence[tuple[int, str]] = DFEW_EMOTIONS,
-    rare: Iterable[str] = DFEW_RARE,
-    **options,
-) -> Campaign:
-    """Creates a campaign with its label set (DFEW's seven emotions unless given)."""
-    rare = set(rare)
-    unknown = rare - {name for _, name in labels}
-    if unknown:
-        raise ApplicationError(f"Rare labels {sorted(unknown)} are not in the label set.")
-    with transaction.atomic():
-        campaign = Campaign(name=name, slug=slug, **options)
-        campaign.full_clean()
-        campaign.save()
-        Label.objects.bulk_create(
-            Label(
-                campaign=campaign,
-                code=code,
-                name=label,
-                display_name=label.capitalize(),
-                is_rare=label in rare,
-            )
-            for code, label in labels
-        )
-    return campaign
-
-
-def campaign_labelling_begun(campaign_id: int) -> bool:
-    """Labelling has begun once any clip of the campaign has had a lease or a label (live,
-    ended or invalidated: each was counted against the campaign's annotations per clip)."""
-    return (
-        Assignment.objects.filter(clip__campaign_id=campaign_id).exists()
-        or Annotation.objects.filter(clip__campaign_id=campaign_id).exists()
-    )
-
-
-def campaign_check_change(campaign_id: int, **changes) -> None:
-    """The rule for changing an existing campaign, which every door calls (the admin's form,
-    ``campaign_update``): its annotations per clip are fixed once labelling has begun, since
-    clips already complete would keep the old count while open ones filled to the new one.
-
-    Raises ``ValidationError`` keyed by field. Locks the campaign row for the rest of the
-    caller's transaction, so the check and the save see the same row."""
-    stored = Campaign.objects.select_for_update().filter(pk=campaign_id).first()
-    if stored is None:
-        raise NotFound(f"No campaign {campaign_id}.")
-    per_clip = changes.get("annotations_per_clip")
-    if (
-        per_clip is not None
-        and per_clip != stored.annotations_per_clip
-        and campaign_labelling_begun(campaign_id)
-    ):
-        raise ValidationError(
-            {
-                "annotations_per_clip": gettext(
-                    "The annotations per clip cannot change once labelling has begun: clips "
-                    "of this campaign already have leases or labels counted against %(n)d."
-                )
-                % {"n": stored.annotations_per_clip}
-            }
-        )
-
-
-def campaign_update(*, campaign: Campaign) -> Campaign:
-    """Saves the changes made to ``campaign`` (an existing row), under the change rule."""
-    with transaction.atomic():
-        campaign_check_change(campaign.pk, annotations_per_clip=campaign.annotations_per_clip)
-        campaign.full_clean()
-        campaign.save()
-    return campaign
-
-
-# --- assignment: next, submit, release, report --------------------------------------------
 
 
 def _check_campaign_open_to(user, campaign_id: int) -> None:
@@ -513,9 +387,6 @@ def assignment_expire_stale(
         return expired
 
 
-# --- screening ---------------------------------------------------------------------------------
-
-
 def clip_screen(
     *, reviewer, clip_id: int, shows_face: bool, shows_emotion: bool, reason: str = ""
 ) -> Screening:
@@ -563,5 +434,5 @@ def clip_screen(
             )
             sql.clip_slots_recount(clip.pk)
         clip.save(update_fields=["status", "status_reason", "updated_at"])
-        rewards.clips_sync([clip.pk])
+        ledger.clips_sync([clip.pk])
     return screening

@@ -1,0 +1,194 @@
+"""Campaigns, their label sets, and annotators' profiles."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.db.models.lookups import GreaterThan
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class Campaign(models.Model):
+    name = models.CharField(_("name"), max_length=200)
+    slug = models.SlugField(_("slug"), max_length=100, unique=True)
+    description = models.TextField(_("description"), blank=True)
+    annotations_per_clip = models.PositiveSmallIntegerField(_("annotations per clip"), default=10)
+    single_label_min_votes = models.PositiveSmallIntegerField(
+        _("votes for a single label"),
+        default=7,
+        help_text=_("A clip gets a single label when one emotion has at least this many votes."),
+    )
+    lease_minutes = models.PositiveSmallIntegerField(_("lease length (minutes)"), default=10)
+    clips_per_movie = models.PositiveSmallIntegerField(_("clips per movie"), default=20)
+    # The media pipeline's settings (labeling/movies.py): clip length bounds, output format,
+    # and the face-found share below which a clip is flagged for the reviewer.
+    clip_min_seconds = models.FloatField(_("shortest clip (s)"), default=0.5)
+    clip_max_seconds = models.FloatField(_("longest clip (s)"), default=15.0)
+    clip_fps = models.FloatField(
+        _("clip frame rate"), null=True, blank=True, help_text=_("Empty: the movie's own rate.")
+    )
+    clip_max_height = models.PositiveSmallIntegerField(_("clip height at most (px)"), default=720)
+    min_face_ratio = models.FloatField(
+        _("faces needed"),
+        default=0.5,
+        help_text=_("Share of a clip's frames with a face found; fewer flags it for review."),
+    )
+    screen_clips = models.BooleanField(
+        _("reviewers screen new clips"),
+        default=True,
+        help_text=_("Off: extracted clips open for labelling without screening (the demo)."),
+    )
+    min_view_seconds = models.FloatField(
+        _("minimum viewing time (s)"),
+        default=0.5,
+        help_text=_(
+            "A label is accepted only after the clip has been on screen this long (counted "
+            "from when the page showed it); 0 turns the check off."
+        ),
+    )
+    # Rewards (labeling/rewards.py), in settings.REWARD_CURRENCY. Each ledger entry records the
+    # amount in force when it was earned; changing these never re-prices past entries.
+    reward_annotation = models.DecimalField(
+        _("reward per label"), max_digits=10, decimal_places=2, default=Decimal("0.20")
+    )
+    reward_clip = models.DecimalField(
+        _("reward per extracted clip"),
+        max_digits=10,
+        decimal_places=2,
+        default=Decimal("1.00"),
+        help_text=_("Paid to the extractor of a clip that passes screening."),
+    )
+    reward_rare_clip = models.DecimalField(
+        _("rare-class bonus to the extractor"),
+        max_digits=10,
+        decimal_places=2,
+        default=Decimal("5.00"),
+        help_text=_("Paid to the extractor of a clip whose final label is a rare one."),
+    )
+    reward_rare_vote = models.DecimalField(
+        _("rare-class bonus per matching vote"),
+        max_digits=10,
+        decimal_places=2,
+        default=Decimal("0.00"),
+        help_text=_("Paid to each annotator who voted a clip's rare final label; 0 turns it off."),
+    )
+    rare_label_rule = models.CharField(
+        _("final label for the rare-class bonus"),
+        max_length=8,
+        choices=[("single", _("the single label")), ("top", _("the top vote"))],
+        default="single",
+        help_text=_(
+            "The single label needs the campaign's majority; the top vote is the most voted "
+            "label when no other label has as many votes."
+        ),
+    )
+    is_active = models.BooleanField(_("open for labelling"), default=True)
+    annotators = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, related_name="annotation_campaigns", blank=True
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "pk"]
+        permissions = [("export_campaign", "Can export a campaign's labels, votes and folds")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(annotations_per_clip__gte=1), name="campaign_annotations_per_clip_gte_1"
+            ),
+            # The single-label rule (pipeline.aggregation.single_labels) must never give two
+            # labels: the threshold is more than half of the votes. full_clean() checks this
+            # constraint too, so every form shows its message.
+            models.CheckConstraint(
+                condition=Q(single_label_min_votes__lte=F("annotations_per_clip"))
+                & GreaterThan(F("single_label_min_votes") * 2, F("annotations_per_clip")),
+                name="campaign_single_label_votes_majority",
+                violation_error_message=_(
+                    "Votes for a single label must be more than half of the annotations per "
+                    "clip (and no more than all of them), so that two labels can never both "
+                    "qualify."
+                ),
+            ),
+            models.CheckConstraint(condition=Q(lease_minutes__gte=1), name="campaign_lease_gte_1"),
+            models.CheckConstraint(
+                condition=Q(clips_per_movie__gte=1), name="campaign_clips_per_movie_gte_1"
+            ),
+            models.CheckConstraint(
+                condition=Q(clip_min_seconds__gt=0)
+                & Q(clip_max_seconds__gte=F("clip_min_seconds")),
+                name="campaign_clip_length_bounds",
+                violation_error_message=_(
+                    "The shortest clip must be longer than 0 s and no longer than the longest."
+                ),
+            ),
+            models.CheckConstraint(
+                condition=Q(clip_fps__isnull=True) | Q(clip_fps__gt=0),
+                name="campaign_clip_fps_gt_0",
+            ),
+            models.CheckConstraint(
+                condition=Q(clip_max_height__gte=16), name="campaign_clip_height_gte_16"
+            ),
+            models.CheckConstraint(
+                condition=Q(min_face_ratio__gte=0) & Q(min_face_ratio__lte=1),
+                name="campaign_min_face_ratio_0_1",
+            ),
+            models.CheckConstraint(
+                condition=Q(min_view_seconds__gte=0), name="campaign_min_view_gte_0"
+            ),
+            models.CheckConstraint(
+                condition=Q(reward_annotation__gte=0)
+                & Q(reward_clip__gte=0)
+                & Q(reward_rare_clip__gte=0)
+                & Q(reward_rare_vote__gte=0),
+                name="campaign_rewards_gte_0",
+                violation_error_message=_("Reward amounts cannot be negative."),
+            ),
+            models.CheckConstraint(
+                condition=Q(rare_label_rule__in=["single", "top"]),
+                name="campaign_rare_label_rule_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Label(models.Model):
+    """One class of a campaign's label set; DFEW's seven emotions by default."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="labels")
+    code = models.PositiveSmallIntegerField(_("code"))
+    name = models.SlugField(_("name"), max_length=40)
+    display_name = models.CharField(_("display name"), max_length=80)
+    is_rare = models.BooleanField(_("rare (extra reward)"), default=False)
+
+    class Meta:
+        ordering = ["campaign", "code"]
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "code"], name="label_code_unique"),
+            models.UniqueConstraint(fields=["campaign", "name"], name="label_name_unique"),
+            models.CheckConstraint(condition=Q(code__gte=1), name="label_code_gte_1"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name}"
+
+
+class AnnotatorProfile(models.Model):
+    """Who an annotator is: DFEW chose annotators of one cultural background."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="annotator_profile"
+    )
+    region = models.CharField(_("region"), max_length=100, blank=True)
+    cultural_background = models.CharField(_("cultural background"), max_length=100, blank=True)
+    languages = models.CharField(
+        _("languages"), max_length=200, blank=True, help_text=_("Comma-separated, e.g. zh, en")
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"profile of {self.user}"

@@ -1,0 +1,78 @@
+"""Per-clip results (vote distribution, single label) and campaign agreement reports."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from labeling.models.campaigns import Campaign, Label
+from labeling.models.choices import JobStatus
+from labeling.models.clips import Clip
+
+
+class ClipLabel(models.Model):
+    """The aggregate of a complete clip's valid votes; recomputed from the raw annotations.
+
+    One row per clip (the primary key is the clip), so a repeated or concurrent aggregation
+    upserts the same row and never stores two results.
+    """
+
+    clip = models.OneToOneField(
+        Clip, on_delete=models.CASCADE, primary_key=True, related_name="result"
+    )
+    votes = models.JSONField(help_text=_("Votes per label name."))
+    distribution = models.JSONField(help_text=_("Share of the votes per label name."))
+    n_annotations = models.PositiveSmallIntegerField()
+    single_label = models.ForeignKey(
+        Label, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    top_share = models.FloatField()
+    entropy = models.FloatField(help_text=_("Shannon entropy of the distribution, in bits."))
+    computed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["clip"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(top_share__gte=0) & Q(top_share__lte=1), name="cliplabel_share_0_1"
+            ),
+            models.CheckConstraint(condition=Q(n_annotations__gte=1), name="cliplabel_n_gte_1"),
+        ]
+
+    def __str__(self) -> str:
+        return f"result of clip {self.clip_id}"
+
+
+class AgreementReport(models.Model):
+    """One run of a campaign's agreement report; the history of runs is kept."""
+
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.CASCADE, related_name="agreement_reports"
+    )
+    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    progress = models.FloatField(default=0.0)
+    stage = models.CharField(max_length=100, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    plots = models.JSONField(default=dict, blank=True, help_text=_("SVG text per plot name."))
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(progress__gte=0) & Q(progress__lte=1), name="report_progress_0_1"
+            ),
+        ]
+        indexes = [models.Index(fields=["campaign", "status"], name="report_campaign_status")]
+
+    def __str__(self) -> str:
+        return f"agreement report {self.pk} of {self.campaign_id} ({self.status})"

@@ -1,0 +1,159 @@
+"""What people have earned: one person's earnings, per-person totals, extractors' yield."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time
+from decimal import Decimal
+
+from django.db.models import Count, Q, Sum
+from django.utils import timezone
+
+from labeling.models import (
+    Clip,
+    RewardEntry,
+    RewardHold,
+    RewardKind,
+    cents_to_decimal,
+)
+from labeling.rewards.ledger import PASSED, currency
+
+
+@dataclass(frozen=True)
+class Earnings:
+    currency: str
+    today: Decimal
+    total: Decimal
+    pending: Decimal
+    paid: Decimal
+    held: Decimal
+
+    def as_json(self) -> dict[str, str]:
+        """Amounts as decimal strings (never floats)."""
+        return {
+            "currency": self.currency,
+            **{
+                name: str(getattr(self, name))
+                for name in ("today", "total", "pending", "paid", "held")
+            },
+        }
+
+
+def active_holds(**filters) -> list[tuple[int, int]]:
+    """(campaign, person) of the active holds matching ``filters``: a handful at most, so the
+    sums below test membership instead of running a subquery per entry."""
+    return list(
+        RewardHold.objects.filter(released_at__isnull=True, **filters).values_list(
+            "campaign_id", "person_id"
+        )
+    )
+
+
+def earnings_of(user, *, campaign_id: int | None = None) -> Earnings:
+    """One person's earnings, summed by the database: today (local day), total, pending
+    (unpaid and not held), paid, held. total = pending + paid + held."""
+    entries = RewardEntry.objects.filter(person_id=user.pk)
+    if campaign_id is not None:
+        entries = entries.filter(campaign_id=campaign_id)
+    midnight = timezone.make_aware(datetime.combine(timezone.localdate(), time.min))
+    unpaid = Q(payout__isnull=True)
+    held = Q(campaign_id__in=[campaign for campaign, _ in active_holds(person_id=user.pk)])
+    sums = entries.aggregate(
+        today=Sum("amount_cents", filter=Q(created_at__gte=midnight)),
+        total=Sum("amount_cents"),
+        paid=Sum("amount_cents", filter=Q(payout__isnull=False)),
+        held=Sum("amount_cents", filter=unpaid & held),
+        pending=Sum("amount_cents", filter=unpaid & ~held),
+    )
+    return Earnings(currency(), **{name: cents_to_decimal(v) for name, v in sums.items()})
+
+
+@dataclass(frozen=True)
+class PersonTotals:
+    person_id: int
+    username: str
+    pending: Decimal
+    held: Decimal
+    paid: Decimal
+    entries: int
+    on_hold: bool
+    hold_reason: str
+
+
+def totals_by_person(campaign_id: int) -> list[PersonTotals]:
+    """Every person with ledger entries in the campaign: unpaid (pending, held) and paid."""
+    holds = dict(
+        RewardHold.objects.filter(campaign_id=campaign_id, released_at__isnull=True).values_list(
+            "person_id", "reason"
+        )
+    )
+    rows = (
+        RewardEntry.objects.filter(campaign_id=campaign_id)
+        .values("person_id", "person__username")
+        .annotate(
+            unpaid=Sum("amount_cents", filter=Q(payout__isnull=True)),
+            paid=Sum("amount_cents", filter=Q(payout__isnull=False)),
+            entries=Count("pk"),
+        )
+        .order_by("person__username")
+    )
+    return [
+        PersonTotals(
+            person_id=row["person_id"],
+            username=row["person__username"],
+            pending=cents_to_decimal(0 if row["person_id"] in holds else row["unpaid"]),
+            held=cents_to_decimal(row["unpaid"] if row["person_id"] in holds else 0),
+            paid=cents_to_decimal(row["paid"]),
+            entries=row["entries"],
+            on_hold=row["person_id"] in holds,
+            hold_reason=holds.get(row["person_id"], ""),
+        )
+        for row in rows
+    ]
+
+
+@dataclass(frozen=True)
+class ExtractorYield:
+    username: str
+    clips: int
+    passed: int
+    rare_clips: int
+    rare_bonus: Decimal
+    rare_bonus_paid: Decimal
+
+
+def extractor_yield(campaign_id: int) -> list[ExtractorYield]:
+    """Per extractor: clips proposed, clips that passed screening, clips whose final label is
+    rare (a live rare-clip bonus), and the rare bonus earned (net) and paid."""
+    clips = {
+        row["proposed_by__username"]: row
+        for row in Clip.objects.filter(campaign_id=campaign_id, proposed_by__isnull=False)
+        .values("proposed_by__username")
+        .annotate(clips=Count("pk"), passed=Count("pk", filter=Q(status__in=PASSED)))
+        .order_by()
+    }
+    bonus = {
+        row["person__username"]: row
+        for row in RewardEntry.objects.filter(campaign_id=campaign_id, kind=RewardKind.RARE_CLIP)
+        .values("person__username")
+        .annotate(
+            rare_clips=Count("pk", filter=Q(reverses__isnull=True, reversed_at__isnull=True)),
+            earned=Sum("amount_cents"),
+            paid=Sum("amount_cents", filter=Q(payout__isnull=False)),
+        )
+        .order_by()
+    }
+    return sorted(
+        (
+            ExtractorYield(
+                username=name,
+                clips=clips.get(name, {}).get("clips", 0),
+                passed=clips.get(name, {}).get("passed", 0),
+                rare_clips=bonus.get(name, {}).get("rare_clips", 0),
+                rare_bonus=cents_to_decimal(bonus.get(name, {}).get("earned")),
+                rare_bonus_paid=cents_to_decimal(bonus.get(name, {}).get("paid")),
+            )
+            for name in clips.keys() | bonus.keys()
+        ),
+        key=lambda y: (-y.rare_clips, y.username),
+    )

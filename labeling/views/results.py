@@ -1,0 +1,106 @@
+"""Staff pages of results: the campaigns' overview and the agreement report."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+
+from annotation_site.errors import ApplicationError
+from annotation_site.guards import staff_required
+from labeling.loop import selectors
+from labeling.models import (
+    AgreementReport,
+    Campaign,
+    JobStatus,
+)
+from labeling.results import aggregation, agreement
+from pipeline.aggregation import BUCKETS
+
+
+@staff_required
+@require_GET
+def campaign_overview(request):
+    return render(request, "labeling/overview.html", {"rows": selectors.campaign_overview_list()})
+
+
+@staff_required
+@require_GET
+def campaign_agreement(request, campaign_id: int, report_id: int | None = None):
+    """The agreement report page: the latest finished report (or the one asked for), the one
+    running now with its progress, and the history."""
+    campaign = get_object_or_404(Campaign, pk=campaign_id)
+    if report_id is None:
+        report = selectors.agreement_report_latest(campaign=campaign)
+    else:
+        report = get_object_or_404(AgreementReport, pk=report_id, campaign=campaign)
+    history = selectors.agreement_report_history(campaign=campaign)
+    pending = [r for r in history if r.status in (JobStatus.QUEUED, JobStatus.RUNNING)]
+    return render(
+        request,
+        "labeling/agreement.html",
+        {
+            "campaign": campaign,
+            "report": report,
+            "result": report.result if report else None,
+            "table2": _table2_rows(report.result) if report and report.result else [],
+            "kappa_per_label": [
+                (name, report.result["kappa_per_label"][name]) for name in report.result["labels"]
+            ]
+            if report and report.result
+            else [],
+            "buckets": [name for name, _, _ in BUCKETS],
+            "history": history,
+            "pending": pending,
+        },
+    )
+
+
+def _table2_rows(result: dict) -> list[tuple]:
+    """Table 2 as rows a template can lay out (its bucket keys are not template names), in
+    label-code order (a stored report's objects come back from PostgreSQL's jsonb unordered)."""
+    table = result["table2"]
+    return [
+        (
+            name,
+            [table[name][b] for b, _, _ in BUCKETS],
+            table[name]["total"],
+            table[name]["percent"],
+        )
+        for name in [*result["labels"], "total"]
+    ]
+
+
+@staff_required
+@require_POST
+def campaign_agreement_run(request, campaign_id: int):
+    campaign = get_object_or_404(Campaign, pk=campaign_id)
+    agreement.agreement_report_request(campaign=campaign, user=request.user)
+    messages.success(request, _("The report is queued; this page shows its progress."))
+    return redirect("campaign-agreement", campaign_id=campaign.pk)
+
+
+@staff_required
+@require_POST
+def annotator_invalidate(request, campaign_id: int):
+    """Invalidates every label of one annotator in the campaign (after a quality review)."""
+    campaign = get_object_or_404(Campaign, pk=campaign_id)
+    username = request.POST.get("annotator", "")
+    reason = request.POST.get("reason", "").strip()
+    if not reason:
+        messages.error(request, _("Give a reason for invalidating the labels."))
+        return redirect("campaign-agreement", campaign_id=campaign.pk)
+    try:
+        n = aggregation.annotator_invalidate(
+            staff=request.user, campaign_id=campaign.pk, username=username, reason=reason
+        )
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(
+            request,
+            _("%(n)d labels of %(user)s invalidated; their clips are open again.")
+            % {"n": n, "user": username},
+        )
+    return redirect("campaign-agreement", campaign_id=campaign.pk)
