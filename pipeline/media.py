@@ -163,9 +163,11 @@ def stored_suffix(container: Container, upload_name: str) -> str:
     return suffix if suffix in container.types else container.suffix
 
 
-_INPUT = re.compile(r"Input #0, (.+?), from ")
-_DURATION = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
-_VIDEO = re.compile(r"Stream #\S+.*?: Video: (\w+).*?, (\d{2,5})x(\d{2,5})")
+# Anchored at the start of ffmpeg's own lines: a file's metadata (a title, a comment) is printed
+# too, indented after its key ("    title : …"), and must never pass for the real description.
+_INPUT = re.compile(r"^Input #0, (.+?), from ", re.M)
+_DURATION = re.compile(r"^\s*Duration: (\d+):(\d+):(\d+(?:\.\d+)?)", re.M)
+_VIDEO = re.compile(r"^\s*Stream #\d+:\d+\S*: Video: (\w+).*?, (\d{2,5})x(\d{2,5})", re.M)
 # ffmpeg prints a whole rate of thousands as "1k fps", "25k tbr" (libavformat's print_fps).
 _FPS = re.compile(r"(\d+(?:\.\d+)?)(k?) (?:fps|tbr)\b")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -80,14 +81,13 @@ def _stored_stem(upload: str, content_hash: str) -> str:
 
 @contextmanager
 def _upload_on_disk(file: File) -> Iterator[Path]:
-    """A path on this machine that holds an upload's bytes under the upload's own name
-    (ffmpeg's messages name the file): a link to the file Django streamed a large upload to,
-    or a copy of a small one that Django held in memory."""
-    upload = Path(file.name or "").name
-    if upload in ("", ".", "..") or len(upload.encode()) > 200:  # no name for a file
-        upload = "movie" + Path(upload).suffix[:10]
+    """A path on this machine that holds an upload's bytes under a name of ours (ffmpeg prints
+    the name, and an uploader's could hold text that reads like ffmpeg's own lines): a link to
+    the file Django streamed a large upload to, or a copy of a small one held in memory."""
+    suffix = Path(file.name or "").suffix.lower()
+    suffix = suffix if re.fullmatch(r"\.[a-z0-9]{1,5}", suffix) else ""
     with tempfile.TemporaryDirectory(prefix="dfer-upload-") as tmp:
-        path = Path(tmp) / upload
+        path = Path(tmp) / f"upload{suffix}"
         on_disk = getattr(file, "temporary_file_path", None)
         if on_disk is not None:
             os.symlink(os.path.abspath(on_disk()), path)
@@ -102,11 +102,13 @@ def _upload_on_disk(file: File) -> Iterator[Path]:
 
 def _probe_upload(path: Path, upload: str) -> tuple[media.VideoInfo, media.Container]:
     """What the file at ``path`` is, read from its content: a video in a container we accept
-    that plays from start to end; ApplicationError with the reason otherwise."""
+    that plays from start to end; ApplicationError with the reason otherwise, in the words
+    a person reads (naming the upload, without ffmpeg's output, which names server paths)."""
     try:
         info = media.probe_movie(path)
     except media.MediaError as exc:
-        raise ApplicationError(f"Not accepted: {exc}", {"file": upload}) from None
+        reason = str(exc).split(". ffmpeg said:")[0].replace(path.name, upload)
+        raise ApplicationError(f"Not accepted: {reason}.", {"file": upload}) from None
     container = media.video_container(info)
     if container is None:
         raise ApplicationError(

@@ -41,6 +41,13 @@ class ImportRowError(ApplicationError):
     """A bad row: the message names its line and nothing was written."""
 
 
+def shown(value: str, limit: int = 60) -> str:
+    """A value from an import file as a message quotes it: its repr, cut to ``limit``
+    characters (a 131,072-character field makes no readable message)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 1]}…"
+
+
 def _bad(line: int, message: str) -> ImportRowError:
     return ImportRowError(f"line {line}: {message}; nothing was imported.", {"line": line})
 
@@ -169,7 +176,7 @@ def _parse(campaign: Campaign, header: list[str], rows: Iterable[tuple[int, dict
         try:
             number = int(raw_clip)
         except ValueError:
-            raise _bad(line, f"clip {raw_clip!r} is not a whole number") from None
+            raise _bad(line, f"clip {shown(raw_clip)} is not a whole number") from None
         if not 1 <= number <= MAX_CLIP_NUMBER:
             raise _bad(line, f"clip {number} must be between 1 and {MAX_CLIP_NUMBER}")
         if not annotator:
@@ -177,12 +184,12 @@ def _parse(campaign: Campaign, header: list[str], rows: Iterable[tuple[int, dict
         try:
             usernames(annotator)
         except ValidationError:
-            raise _bad(line, f"{annotator!r} is not a valid account name") from None
+            raise _bad(line, f"{shown(annotator)} is not a valid account name") from None
         if len(annotator) > 150:
             raise _bad(line, "the annotator's name is longer than 150 characters")
         code = by_name.get(raw_label.lower()) or by_code.get(raw_label)
         if code is None:
-            raise _bad(line, f"unknown label {raw_label!r} (valid: {valid}, or their codes)")
+            raise _bad(line, f"unknown label {shown(raw_label)} (valid: {valid}, or their codes)")
         if (number, annotator) in seen:
             raise _bad(
                 line,
@@ -195,16 +202,17 @@ def _parse(campaign: Campaign, header: list[str], rows: Iterable[tuple[int, dict
             raise _bad(line, f"the movie title is longer than {MAX_TITLE} characters")
         if movie is not None:
             if clip.movie is not None and clip.movie != movie:
-                raise _bad(line, f"clip {number} is in movie {clip.movie!r} on an earlier line")
+                earlier = shown(clip.movie)
+                raise _bad(line, f"clip {number} is in movie {earlier} on an earlier line")
             clip.movie = movie
         raw_duration = (row.get("duration_s") or "").strip()
         if raw_duration:
             try:
                 duration = float(raw_duration)
             except ValueError:
-                raise _bad(line, f"duration_s {raw_duration!r} is not a number") from None
+                raise _bad(line, f"duration_s {shown(raw_duration)} is not a number") from None
             if not math.isfinite(duration) or duration <= 0:
-                raise _bad(line, f"duration_s {raw_duration!r} must be a positive number")
+                raise _bad(line, f"duration_s {shown(raw_duration)} must be a positive number")
             if clip.duration is not None and not math.isclose(clip.duration, duration):
                 raise _bad(line, f"clip {number} has duration {clip.duration} on an earlier line")
             clip.duration = duration

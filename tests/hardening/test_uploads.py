@@ -138,6 +138,29 @@ class UploadSniffingTests:
         assert names[0] == "movies/campaign/film.mkv"
         assert names[1].startswith("movies/campaign/movie-") and names[1].endswith(".mp4")
 
+    def test_a_refusal_names_the_upload_and_no_server_path(self, campaign, eve):
+        detail = upload(eve, campaign, "evil.html", HTML).json()["detail"]
+        assert detail == "Not accepted: evil.html is not a video file (ffmpeg cannot read it)."
+
+    def test_text_in_the_files_metadata_or_name_cannot_pose_as_its_description(
+        self, campaign, eve, tmp_path
+    ):
+        """ffmpeg prints a file's metadata and the input's name before its streams; a title
+        that reads like a stream line once faked the rate and size (the probe's finding)."""
+        spoof = "Stream #0:0: Video: h264, 4000x3000, 3 fps"
+        path = tmp_path / "s.mp4"
+        subprocess.run(
+            [ffmpeg_binary(), "-v", "error", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=10",
+             "-t", "1.5", "-pix_fmt", "yuv420p", "-metadata", f"title={spoof}",
+             "-metadata", "comment=Duration: 00:00:00.50, start", str(path)],
+            check=True,
+        )  # fmt: skip
+        response = upload(eve, campaign, f"x {spoof}.mp4", path.read_bytes())
+        assert response.status_code == 201, response.content
+        body = response.json()
+        assert (body["fps"], body["width"], body["height"]) == (10.0, 64, 48)
+        assert body["duration_s"] == pytest.approx(1.5)
+
 
 @pytest.mark.django_db
 class MediaHeadersTests:

@@ -47,4 +47,7 @@ class Command(BaseCommand):
                 f"{path.name}: movie {movie.pk}, {movie.duration_s:.1f} s, "
                 f"{movie.width}x{movie.height} at {movie.fps:g} fps ({movie.codec})"
             )
-        self.stdout.write(f"{registered} registered, {refused} refused, of {len(paths)} videos.")
+        summary = f"{registered} registered, {refused} refused, of {len(paths)} videos."
+        if paths and not registered:  # a script sees that nothing came in
+            raise CommandError(summary)
+        self.stdout.write(summary)

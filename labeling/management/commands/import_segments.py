@@ -11,7 +11,7 @@ from django.db import transaction
 from annotation_site.errors import ApplicationError
 from labeling.media import movies
 from labeling.models import Campaign
-from labeling.results.imports import csv_rows
+from labeling.results.imports import csv_rows, shown
 
 REQUIRED = ("movie", "start_s", "end_s")
 
@@ -51,7 +51,7 @@ class Command(BaseCommand):
                 name = row["movie"].strip()
                 movie = by_id.get(name) or by_title.get(name)
                 if movie is None:
-                    raise ApplicationError(f"line {line}: no movie {name!r} in {target.slug}.")
+                    raise ApplicationError(f"line {line}: no movie {shown(name)} in {target.slug}.")
                 try:
                     start, end = float(row["start_s"]), float(row["end_s"])
                 except ValueError:
@@ -60,8 +60,8 @@ class Command(BaseCommand):
                     ) from None
                 if not (math.isfinite(start) and math.isfinite(end) and 0 <= start < end):
                     raise ApplicationError(
-                        f"line {line}: start_s {row['start_s'].strip()!r} and end_s "
-                        f"{row['end_s'].strip()!r} must be numbers of seconds, the end after "
+                        f"line {line}: start_s {shown(row['start_s'].strip())} and end_s "
+                        f"{shown(row['end_s'].strip())} must be numbers of seconds, the end after "
                         "the start, from 0 on."
                     )
                 label = (row.get("suspected_label") or "").strip()
