@@ -32,8 +32,10 @@ test: export VAR_DIR ?= $(CURDIR)/var/test
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# ruff check (errors, imports, upgrades, Django rules) and ruff format --check; CI runs both.
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 # Rebuild the translation catalogue after changing strings (needs GNU gettext). Run from the
 # root, so the project's templates and the ml page are scanned too; the catalogue is

@@ -6,8 +6,8 @@
   keeps several per user, but its lookup is a query per candidate key prefix plus the user
   and role queries; here the hot path of every annotator request stays one query.
 - `token_issue` gives a token (a new one when the old has expired), `token_rotate` replaces
-  it early (``TokenApi``, ``TokenRotateApi`` in views.py); a password change or deactivation
-  deletes the user's tokens (`_revoke_tokens`).
+  it early (``TokenApi``, ``TokenRotateApi`` in labeling/api/account.py); a password change
+  or deactivation deletes the user's tokens (`_revoke_tokens`, connected in apps.py).
 - Password guessing: DRF throttles on the token endpoint per address and per username, and
   django-axes locks out a username or an address after ``LOGIN_FAILURE_LIMIT`` failures on
   the login page, the admin login and the token endpoint alike, answering 429 with

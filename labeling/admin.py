@@ -243,7 +243,8 @@ class AnnotatorTallyAdmin(_ReadOnly):
 
 @admin.register(models.RewardEntry)
 class RewardEntryAdmin(_ReadOnly):
-    """The ledger is written by labeling/rewards.py only: never edited, never deleted."""
+    """The ledger is written by the reward code only (labeling/rewards/, and a label's own
+    earning as it is saved): never edited, never deleted."""
 
     list_display = ("pk", "campaign", "person", "kind", "clip", "amount", "reverses", "payout")
     list_filter = ("campaign", "kind")

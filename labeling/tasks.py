@@ -8,7 +8,7 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
 from labeling.loop import services
-from labeling.media import extraction, movies
+from labeling.media import extraction
 from labeling.release import dfew_export
 from labeling.results import aggregation, agreement
 
@@ -61,13 +61,6 @@ def label_export_task(export_id: int) -> bool:
     Its time limit stays below the Redis visibility timeout (7,200 s), so it is never
     delivered twice while it runs."""
     return dfew_export.label_export_run(export_id)
-
-
-@shared_task(acks_late=True, soft_time_limit=300, time_limit=330)
-def movie_probe_task(movie_id: int) -> bool:
-    """Records a registered movie's duration, rate, size and codec, or why it does not play."""
-    movie = movies.movie_probe(movie_id)
-    return movie is not None and movie.status == movie.Status.READY
 
 
 @shared_task(

@@ -479,15 +479,6 @@ def _frames_of(
             raise MediaError(errors.read().decode(errors="replace")[-2000:])
 
 
-def iter_frames(path: str | Path, width: int, height: int) -> Iterator[np.ndarray]:
-    """Decodes a video one H×W×3 uint8 frame at a time."""
-    command = [
-        ffmpeg_binary(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(path),
-        "-map", "0:v:0", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:",
-    ]  # fmt: skip
-    return _frames_of(command, width, height)
-
-
 def extract_clip(
     source: str | Path,
     info: VideoInfo,

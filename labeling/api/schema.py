@@ -35,7 +35,7 @@ def document_not_found(result: dict, generator, request, public) -> dict:
     """drf-spectacular hook: every operation with a path parameter may answer 404.
 
     An unknown id, and a path whose parameter is no id at all (which no URL matches), both
-    answer ``404 {"detail"}`` (labeling/api/errors.py), whatever the view documents.
+    answer ``404 {"detail"}`` (annotation_site/errors.py), whatever the view documents.
     """
     error = {"$ref": "#/components/schemas/Error"}
     for path, operations in result.get("paths", {}).items():

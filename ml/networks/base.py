@@ -53,7 +53,8 @@ def load_pretrained(
     """Loads a local checkpoint into `model`, skipping its classifier when the class counts
     differ. `rename(key) -> key | None` maps the checkpoint's names onto ours (None drops);
     parameters under the `fresh` prefixes may be absent from it (e.g. an LSTM on top of an
-    ImageNet backbone). Any other missing weight is an error: the file is not for this model."""
+    ImageNet backbone). Any other missing weight is an error: the file is not for this model.
+    Checkpoint keys the model does not have are ignored."""
     if not path:
         return model
     state = torch.load(path, map_location="cpu", weights_only=True)
@@ -71,10 +72,7 @@ def load_pretrained(
         if key in own and own[key].shape != value.shape:
             continue  # a classifier for another number of classes
         mapped[key] = value
-    missing, unexpected = model.load_state_dict(mapped, strict=False)
-    unexpected = [k for k in unexpected if k in own]
-    if unexpected:
-        raise ValueError(f"{path}: unexpected keys {unexpected[:5]}")
+    missing = model.load_state_dict(mapped, strict=False).missing_keys
     not_head = [k for k in missing if not k.startswith(("head.", "fc.", *fresh))]
     if not_head:
         raise ValueError(f"{path}: weights missing for {not_head[:5]} (and {len(not_head)} in all)")

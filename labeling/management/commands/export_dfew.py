@@ -1,4 +1,5 @@
-"""python manage.py export_dfew <campaign-slug> <outdir> [--split <id>] [--no-compact]"""
+"""python manage.py export_dfew <campaign-slug> <outdir> [--split <id>] [--no-compact]
+[--size N]"""
 
 from __future__ import annotations
 

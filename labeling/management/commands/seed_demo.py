@@ -1,5 +1,5 @@
 """python manage.py seed_demo [--clips N] [--annotators N] [--password P] [--screening]
-[--extract-now]"""
+[--extract-now] [--seed S]"""
 
 from __future__ import annotations
 
