@@ -46,7 +46,6 @@ from labeling.models.rewards import (
     RewardHold,
     RewardKind,
     cents_to_decimal,
-    decimal_to_cents,
 )
 
 __all__ = [
@@ -74,7 +73,6 @@ __all__ = [
     "SplitClip",
     "LabelExport",
     "cents_to_decimal",
-    "decimal_to_cents",
     "RewardKind",
     "Payout",
     "RewardEntry",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
 
 from django.conf import settings
@@ -13,30 +14,65 @@ from django.utils.translation import gettext_lazy as _
 from labeling.models.campaigns import Campaign
 from labeling.models.clips import Clip
 from labeling.models.loop import Annotation
+from labeling.rewards import rules
+from labeling.rewards.rules import cents_to_decimal
+
+# An earning that stands: not a reversal, not reversed (at most one per person, kind and clip).
+LIVE = Q(reverses__isnull=True, reversed_at__isnull=True)
+UNPAID = Q(payout__isnull=True)
+PAID = Q(payout__isnull=False)
+# A hold not released (at most one per campaign and person).
+ACTIVE_HOLD = Q(released_at__isnull=True)
 
 
-def cents_to_decimal(cents: int | None) -> Decimal:
-    """An amount kept in hundredths as a Decimal with two places (None, an empty sum, is 0)."""
-    return (Decimal(cents or 0) / 100).quantize(Decimal("0.01"))
+def payable(held: Q) -> Q:
+    """The one payable rule, as a filter on the ledger: an entry is payable while it is unpaid
+    and no active hold covers it (``held``, from `RewardHoldQuerySet.covering`). A payout
+    pays each person whose payable net is above zero; the others wait."""
+    return UNPAID & ~held
 
 
-def decimal_to_cents(amount: Decimal) -> int:
-    """A Decimal amount of at most two places in hundredths; more places are refused."""
-    cents = Decimal(amount) * 100
-    if cents != cents.to_integral_value():
-        raise ValueError(f"{amount} has more than two decimal places")
-    return int(cents)
+def covered_by(holds: Iterable[tuple[int, int]]) -> Q:
+    """The ledger entries that holds on these (campaign, person) pairs cover."""
+    covered = Q(pk__in=[])  # none
+    for campaign_id, person_id in holds:
+        covered |= Q(campaign_id=campaign_id, person_id=person_id)
+    return covered
 
 
 class RewardKind(models.TextChoices):
-    ANNOTATION = "annotation", _("Label")
-    CLIP = "clip", _("Extracted clip")
-    RARE_CLIP = "rare_clip", _("Rare clip found")
-    RARE_VOTE = "rare_vote", _("Rare label voted")
+    ANNOTATION = rules.ANNOTATION, _("Label")
+    CLIP = rules.CLIP, _("Extracted clip")
+    RARE_CLIP = rules.RARE_CLIP, _("Rare clip found")
+    RARE_VOTE = rules.RARE_VOTE, _("Rare label voted")
+
+
+class RewardEntryQuerySet(models.QuerySet):
+    def live(self) -> RewardEntryQuerySet:
+        """Earnings that stand (neither reversals nor reversed)."""
+        return self.filter(LIVE)
+
+    def unpaid(self) -> RewardEntryQuerySet:
+        return self.filter(UNPAID)
+
+    def payable(self, held: Q) -> RewardEntryQuerySet:
+        """The payable entries (`payable`), ``held`` being what the active holds cover."""
+        return self.filter(payable(held))
+
+
+class RewardHoldQuerySet(models.QuerySet):
+    def active(self) -> RewardHoldQuerySet:
+        return self.filter(ACTIVE_HOLD)
+
+    def covering(self) -> Q:
+        """The ledger entries these holds cover, as a filter on `RewardEntry`. The holds are
+        read now (a handful at most), so sums test membership instead of running a subquery
+        per entry."""
+        return covered_by(self.values_list("campaign_id", "person_id"))
 
 
 class Payout(models.Model):
-    """One payment run of a campaign: the entries it paid point at it (labeling/rewards.py)."""
+    """One payment run of a campaign: the entries it paid point at it (rewards/payouts.py)."""
 
     campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="payouts")
     currency = models.CharField(max_length=3)
@@ -110,13 +146,15 @@ class RewardEntry(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now)
 
+    objects = RewardEntryQuerySet.as_manager()
+
     class Meta:
         ordering = ["-pk"]
         verbose_name_plural = "reward entries"
         constraints = [
             models.UniqueConstraint(
                 fields=["person", "kind", "clip"],
-                condition=Q(reverses__isnull=True, reversed_at__isnull=True),
+                condition=LIVE,
                 name="reward_one_live_earning",
             ),
             models.CheckConstraint(
@@ -158,12 +196,14 @@ class RewardHold(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
 
+    objects = RewardHoldQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at", "-pk"]
         constraints = [
             models.UniqueConstraint(
                 fields=["campaign", "person"],
-                condition=Q(released_at__isnull=True),
+                condition=ACTIVE_HOLD,
                 name="rewardhold_one_active",
             ),
         ]

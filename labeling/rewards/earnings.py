@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, time
 from decimal import Decimal
@@ -9,14 +10,10 @@ from decimal import Decimal
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
-from labeling.models import (
-    Clip,
-    RewardEntry,
-    RewardHold,
-    RewardKind,
-    cents_to_decimal,
-)
-from labeling.rewards.ledger import PASSED, currency
+from labeling.models import Clip, RewardEntry, RewardHold, RewardKind
+from labeling.models.rewards import LIVE, PAID, UNPAID, covered_by, payable
+from labeling.rewards.ledger import currency
+from labeling.rewards.rules import PASSED, cents_to_decimal
 
 
 @dataclass(frozen=True)
@@ -39,16 +36,6 @@ class Earnings:
         }
 
 
-def active_holds(**filters) -> list[tuple[int, int]]:
-    """(campaign, person) of the active holds matching ``filters``: a handful at most, so the
-    sums below test membership instead of running a subquery per entry."""
-    return list(
-        RewardHold.objects.filter(released_at__isnull=True, **filters).values_list(
-            "campaign_id", "person_id"
-        )
-    )
-
-
 def earnings_of(user, *, campaign_id: int | None = None) -> Earnings:
     """One person's earnings, summed by the database: today (local day), total, pending
     (unpaid and not held), paid, held. total = pending + paid + held."""
@@ -56,14 +43,13 @@ def earnings_of(user, *, campaign_id: int | None = None) -> Earnings:
     if campaign_id is not None:
         entries = entries.filter(campaign_id=campaign_id)
     midnight = timezone.make_aware(datetime.combine(timezone.localdate(), time.min))
-    unpaid = Q(payout__isnull=True)
-    held = Q(campaign_id__in=[campaign for campaign, _ in active_holds(person_id=user.pk)])
+    held = RewardHold.objects.active().filter(person_id=user.pk).covering()
     sums = entries.aggregate(
         today=Sum("amount_cents", filter=Q(created_at__gte=midnight)),
         total=Sum("amount_cents"),
-        paid=Sum("amount_cents", filter=Q(payout__isnull=False)),
-        held=Sum("amount_cents", filter=unpaid & held),
-        pending=Sum("amount_cents", filter=unpaid & ~held),
+        paid=Sum("amount_cents", filter=PAID),
+        held=Sum("amount_cents", filter=UNPAID & held),
+        pending=Sum("amount_cents", filter=payable(held)),
     )
     return Earnings(currency(), **{name: cents_to_decimal(v) for name, v in sums.items()})
 
@@ -83,16 +69,18 @@ class PersonTotals:
 def totals_by_person(campaign_id: int) -> list[PersonTotals]:
     """Every person with ledger entries in the campaign: unpaid (pending, held) and paid."""
     holds = dict(
-        RewardHold.objects.filter(campaign_id=campaign_id, released_at__isnull=True).values_list(
-            "person_id", "reason"
-        )
+        RewardHold.objects.active()
+        .filter(campaign_id=campaign_id)
+        .values_list("person_id", "reason")
     )
+    held = covered_by((campaign_id, person) for person in holds)
     rows = (
         RewardEntry.objects.filter(campaign_id=campaign_id)
         .values("person_id", "person__username")
         .annotate(
-            unpaid=Sum("amount_cents", filter=Q(payout__isnull=True)),
-            paid=Sum("amount_cents", filter=Q(payout__isnull=False)),
+            pending=Sum("amount_cents", filter=payable(held)),
+            held=Sum("amount_cents", filter=UNPAID & held),
+            paid=Sum("amount_cents", filter=PAID),
             entries=Count("pk"),
         )
         .order_by("person__username")
@@ -101,8 +89,8 @@ def totals_by_person(campaign_id: int) -> list[PersonTotals]:
         PersonTotals(
             person_id=row["person_id"],
             username=row["person__username"],
-            pending=cents_to_decimal(0 if row["person_id"] in holds else row["unpaid"]),
-            held=cents_to_decimal(row["unpaid"] if row["person_id"] in holds else 0),
+            pending=cents_to_decimal(row["pending"]),
+            held=cents_to_decimal(row["held"]),
             paid=cents_to_decimal(row["paid"]),
             entries=row["entries"],
             on_hold=row["person_id"] in holds,
@@ -110,6 +98,12 @@ def totals_by_person(campaign_id: int) -> list[PersonTotals]:
         )
         for row in rows
     ]
+
+
+def payable_total(people: Iterable[PersonTotals]) -> Decimal:
+    """What a payout would pay now: the pending (payable) net of each person whose net is
+    above zero, as `payouts.payout_create` pays it."""
+    return sum((p.pending for p in people if p.pending > 0), start=Decimal(0))
 
 
 @dataclass(frozen=True)
@@ -137,9 +131,9 @@ def extractor_yield(campaign_id: int) -> list[ExtractorYield]:
         for row in RewardEntry.objects.filter(campaign_id=campaign_id, kind=RewardKind.RARE_CLIP)
         .values("person__username")
         .annotate(
-            rare_clips=Count("pk", filter=Q(reverses__isnull=True, reversed_at__isnull=True)),
+            rare_clips=Count("pk", filter=LIVE),
             earned=Sum("amount_cents"),
-            paid=Sum("amount_cents", filter=Q(payout__isnull=False)),
+            paid=Sum("amount_cents", filter=PAID),
         )
         .order_by()
     }

@@ -11,15 +11,9 @@ from django.db.models import Count, Sum
 from django.utils import timezone
 
 from annotation_site.errors import ApplicationError, Conflict, Forbidden, NotFound
-from labeling.models import (
-    Campaign,
-    Payout,
-    RewardEntry,
-    RewardHold,
-    cents_to_decimal,
-)
-from labeling.rewards.earnings import active_holds
+from labeling.models import Campaign, Payout, RewardEntry, RewardHold
 from labeling.rewards.ledger import currency
+from labeling.rewards.rules import cents_to_decimal
 from pipeline import csv_safe
 
 logger = logging.getLogger(__name__)
@@ -50,9 +44,7 @@ def reward_hold(*, staff, campaign_id: int, username: str, reason: str) -> Rewar
     with transaction.atomic():
         if Campaign.objects.select_for_update().filter(pk=campaign_id).first() is None:
             raise NotFound(f"Campaign {campaign_id} not found.")
-        if RewardHold.objects.filter(
-            campaign_id=campaign_id, person=person, released_at__isnull=True
-        ).exists():
+        if RewardHold.objects.active().filter(campaign_id=campaign_id, person=person).exists():
             raise Conflict(f"{username}'s rewards are already held in this campaign.")
         return RewardHold.objects.create(
             campaign_id=campaign_id, person=person, reason=reason[:500], created_by=staff
@@ -66,7 +58,8 @@ def reward_hold_release(*, staff, campaign_id: int, username: str) -> RewardHold
     with transaction.atomic():
         hold = (
             RewardHold.objects.select_for_update()
-            .filter(campaign_id=campaign_id, person=person, released_at__isnull=True)
+            .active()
+            .filter(campaign_id=campaign_id, person=person)
             .first()
         )
         if hold is None:
@@ -88,12 +81,11 @@ def payout_create(*, staff, campaign_id: int) -> Payout:
         campaign = Campaign.objects.select_for_update().filter(pk=campaign_id).first()
         if campaign is None:
             raise NotFound(f"Campaign {campaign_id} not found.")
-        held = [person for _, person in active_holds(campaign_id=campaign_id)]
-        unpaid = RewardEntry.objects.filter(campaign_id=campaign_id, payout__isnull=True).exclude(
-            person_id__in=held
-        )
+        held = RewardHold.objects.active().filter(campaign_id=campaign_id).covering()
         nets = dict(
-            unpaid.values("person_id")
+            RewardEntry.objects.filter(campaign_id=campaign_id)
+            .payable(held)
+            .values("person_id")
             .annotate(net=Sum("amount_cents"))
             .filter(net__gt=0)
             .values_list("person_id", "net")
@@ -108,9 +100,9 @@ def payout_create(*, staff, campaign_id: int) -> Payout:
             entries=0,
             created_by=staff,
         )
-        RewardEntry.objects.filter(
-            campaign_id=campaign_id, payout__isnull=True, person_id__in=nets
-        ).update(payout=payout)
+        RewardEntry.objects.filter(campaign_id=campaign_id, person_id__in=nets).unpaid().update(
+            payout=payout
+        )
         # A reversal committed since the sums were read can leave a person at zero or below:
         # they wait (their entries are unmarked before anything is committed).
         short = list(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -13,10 +11,7 @@ from django.views.decorators.http import require_GET, require_POST
 from annotation_site.errors import ApplicationError
 from annotation_site.guards import staff_required
 from labeling.loop import selectors
-from labeling.models import (
-    Campaign,
-    Payout,
-)
+from labeling.models import Campaign, Payout
 from labeling.rewards import earnings, ledger, payouts
 
 
@@ -42,7 +37,7 @@ def campaign_rewards(request, campaign_id: int):
             "campaign": campaign,
             "currency": ledger.currency(),
             "people": people,
-            "payable": sum((p.pending for p in people if p.pending > 0), start=Decimal(0)),
+            "payable": earnings.payable_total(people),
             "payouts": list(
                 Payout.objects.filter(campaign=campaign).select_related("created_by")[:50]
             ),
