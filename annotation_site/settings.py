@@ -350,13 +350,25 @@ CELERY_BEAT_SCHEDULE = {
         "task": "labeling.tasks.agreement_report_periodic_task",
         "schedule": timedelta(seconds=envint("AGREEMENT_REPORT_SECONDS", 3600)),
     },
-    # Extraction claims older than the task's time limit (their worker died and no message
+    # Extraction claims older than EXTRACTION_STALE_SECONDS (their worker died and no message
     # came back) are queued again; partial outputs of killed runs are removed.
     "extraction-claims": {
         "task": "labeling.tasks.clip_claims_sweep_task",
         "schedule": timedelta(seconds=envint("EXTRACTION_SWEEP_SECONDS", 300)),
     },
 }
+# --- Background jobs: stale thresholds (labeling/jobs.py) --------------------------------
+# A job still running this many seconds after it was claimed was lost with its worker and is
+# taken over. Each must stay above its task's hard time limit (labeling/tasks.py), past which
+# no run is still going; a system check (labeling.E001) refuses one that is not.
+# An agreement report: agreement_report_task's limit is 660 s.
+AGREEMENT_REPORT_STALE_SECONDS = envint("AGREEMENT_REPORT_STALE_SECONDS", 15 * 60)
+# A DFEW-format export: label_export_task's limit is 7,000 s.
+LABEL_EXPORT_STALE_SECONDS = envint("LABEL_EXPORT_STALE_SECONDS", 2 * 3600)
+# A clip's extraction claim: clip_extract_task's limit (960 s) and a minute more for the kill
+# and the clocks of other machines. The same task delivered again takes over at once when the
+# process its claim records is gone (labeling/media/extraction.py).
+EXTRACTION_STALE_SECONDS = envint("EXTRACTION_STALE_SECONDS", 960 + 60)
 
 # --- Annotation ---------------------------------------------------------------------------
 # How many clips one annotator may hold at once: the one on screen and the prefetched next.

@@ -7,23 +7,19 @@ import hashlib
 import json
 import logging
 import shutil
-from collections.abc import Callable
-from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 from django.db import transaction
-from django.db.models import Q
-from django.utils import timezone
 from PIL import Image
 
 from annotation_site.errors import ApplicationError, Forbidden
+from labeling import jobs
 from labeling.access import user_can_export
 from labeling.media.storage import media_local_copy, media_outputs
 from labeling.models import (
     Campaign,
     Clip,
-    JobStatus,
     LabelExport,
     Split,
 )
@@ -37,10 +33,10 @@ from pipeline.media import read_frames
 logger = logging.getLogger(__name__)
 
 
-Progress = Callable[[float, str], None]
+Progress = jobs.Progress
 
-
-STALE_RUN = timedelta(hours=2)
+# An export still "running" after this long was lost with its worker and may be claimed again.
+STALE_SETTING = "LABEL_EXPORT_STALE_SECONDS"
 
 
 def _compact_frames(frames: np.ndarray, size: int) -> np.ndarray:
@@ -197,24 +193,17 @@ def label_export_run(export_id: int) -> bool:
     ``exports/<id>/<name>.zip`` (on the local disk the unzipped folder stays beside it); False
     if it was not claimed (another worker has it). A failure is stored on the row with its
     message (a storage without local paths then receives nothing). A re-run of a stale claim
-    replaces the zip."""
-    now = timezone.now()
-    claimed = LabelExport.objects.filter(
-        Q(status=JobStatus.QUEUED) | Q(status=JobStatus.RUNNING, started_at__lt=now - STALE_RUN),
-        pk=export_id,
-    ).update(status=JobStatus.RUNNING, started_at=now, progress=0.0, stage="starting")
-    if not claimed:
+    replaces the zip (`jobs.claim`)."""
+    if not jobs.claim(LabelExport, export_id, stale=STALE_SETTING):
         return False
     export = LabelExport.objects.select_related("campaign", "split").get(pk=export_id)
 
     def step(fraction: float, stage: str) -> None:
-        LabelExport.objects.filter(pk=export_id).update(
-            progress=round(min(fraction, 0.99), 4), stage=stage[:100]
-        )
+        jobs.step(LabelExport, export_id, fraction, stage)
 
     name = f"dfew-{export.campaign.slug}-split{export.split_id}"
     stored = f"exports/{export.pk}/{name}.zip"
-    try:
+    with jobs.failing(LabelExport, export_id):
         # A local path for the zip: the storage's own, or a temporary one saved to it after.
         with media_outputs([stored]) as (archive,):
             folder = archive.with_name(name)
@@ -226,18 +215,5 @@ def label_export_run(export_id: int) -> bool:
                 str(archive.with_suffix("")), "zip", root_dir=folder.parent, base_dir=name
             )
             md5 = _md5(archive)
-    except Exception as exc:
-        LabelExport.objects.filter(pk=export_id).update(
-            status=JobStatus.FAILED, error=str(exc)[:5000], finished_at=timezone.now()
-        )
-        raise
-    LabelExport.objects.filter(pk=export_id).update(
-        status=JobStatus.DONE,
-        file=stored,
-        md5=md5,
-        summary=summary,
-        progress=1.0,
-        stage="done",
-        finished_at=timezone.now(),
-    )
+    jobs.finish(LabelExport, export_id, file=stored, md5=md5, summary=summary)
     return True

@@ -8,15 +8,14 @@ all call. Figures are recomputed from the raw annotations every time.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 import numpy as np
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import DurationField, ExpressionWrapper, F, Max, Q
-from django.utils import timezone
+from django.db.models import DurationField, ExpressionWrapper, F, Max
 
 from annotation_site.errors import Forbidden
+from labeling import jobs
 from labeling.models import AgreementReport, Annotation, Campaign, Clip, ClipLabel, JobStatus
 from pipeline.plots import report_plots
 from pipeline.report import Progress, Votes, agreement_report
@@ -24,7 +23,7 @@ from pipeline.report import Progress, Votes, agreement_report
 logger = logging.getLogger(__name__)
 
 # A report still "running" after this long was lost with its worker and may be claimed again.
-STALE_RUN = timedelta(minutes=15)
+STALE_SETTING = "AGREEMENT_REPORT_STALE_SECONDS"
 
 
 def campaign_votes(campaign: Campaign, *, people: bool = True) -> Votes:
@@ -119,50 +118,27 @@ def agreement_report_request(*, campaign: Campaign, user=None) -> AgreementRepor
     return report
 
 
-def _claim(report_id: int) -> bool:
-    """Conditional UPDATE: only one worker runs a report; a lost run may be taken over."""
-    now = timezone.now()
-    return bool(
-        AgreementReport.objects.filter(
-            Q(status=JobStatus.QUEUED)
-            | Q(status=JobStatus.RUNNING, started_at__lt=now - STALE_RUN),
-            pk=report_id,
-        ).update(status=JobStatus.RUNNING, started_at=now, progress=0.0, stage="starting")
-    )
-
-
 def agreement_report_run(report_id: int, *, progress: Progress | None = None) -> bool:
-    """Computes a queued report and stores its figures and plots; False if not claimed.
+    """Computes a queued report and stores its figures and plots; False if not claimed
+    (`jobs.claim`: only one worker runs a report; a lost run may be taken over).
 
     Progress is written to the row as it goes (each update its own statement, so a page polling
     the row sees it). A failure is stored on the row with its message, then raised again.
     """
-    if not _claim(report_id):
+    if not jobs.claim(AgreementReport, report_id, stale=STALE_SETTING):
         return False
     report = AgreementReport.objects.select_related("campaign").get(pk=report_id)
 
     def step(fraction: float, stage: str) -> None:
-        AgreementReport.objects.filter(pk=report_id).update(progress=fraction, stage=stage[:100])
+        jobs.step(AgreementReport, report_id, fraction, stage)
         if progress is not None:
             progress(fraction, stage)
 
-    try:
+    with jobs.failing(AgreementReport, report_id):
         result = campaign_agreement(report.campaign, progress=step)
         step(0.97, "drawing the plots")
         plots = report_plots(result)
-    except Exception as exc:
-        AgreementReport.objects.filter(pk=report_id).update(
-            status=JobStatus.FAILED, error=str(exc)[:5000], finished_at=timezone.now()
-        )
-        raise
-    AgreementReport.objects.filter(pk=report_id).update(
-        status=JobStatus.DONE,
-        result=result,
-        plots=plots,
-        progress=1.0,
-        stage="done",
-        finished_at=timezone.now(),
-    )
+    jobs.finish(AgreementReport, report_id, result=result, plots=plots)
     return True
 
 
