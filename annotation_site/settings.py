@@ -182,7 +182,7 @@ WHITENOISE_USE_FINDERS = envbool("WHITENOISE_USE_FINDERS", True)
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(envstr("MEDIA_ROOT", str(VAR_DIR / "media")))
 # Clip videos and posters are served only to those allowed to see the clip
-# (labeling/media_access.py). Embedded: Django streams the file, with HTTP ranges. Behind nginx:
+# (labeling/media/serve.py). Embedded: Django streams the file, with HTTP ranges. Behind nginx:
 # set this to the `internal` location that maps to MEDIA_ROOT (README, "Production"), and Django
 # answers with X-Accel-Redirect after the check, so nginx sends the bytes.
 MEDIA_ACCEL_REDIRECT_PREFIX = envstr("MEDIA_ACCEL_REDIRECT_PREFIX", "")
@@ -328,7 +328,6 @@ else:
 # short tasks on `celery` never wait behind a long extraction (README, "Media workers").
 CELERY_TASK_ROUTES = {
     "labeling.tasks.clip_extract_task": {"queue": "media"},
-    "labeling.tasks.movie_probe_task": {"queue": "media"},
 }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
@@ -373,7 +372,7 @@ EXTRACTION_STALE_SECONDS = envint("EXTRACTION_STALE_SECONDS", 960 + 60)
 # --- Annotation ---------------------------------------------------------------------------
 # How many clips one annotator may hold at once: the one on screen and the prefetched next.
 LABELING_MAX_OPEN_LEASES = envint("LABELING_MAX_OPEN_LEASES", 2)
-# The rewards ledger's currency (ISO 4217); amounts are per campaign (labeling/rewards.py).
+# The rewards ledger's currency (ISO 4217); amounts are per campaign (labeling/rewards/).
 REWARD_CURRENCY = envstr("REWARD_CURRENCY", "CNY").upper()
 if len(REWARD_CURRENCY) != 3 or not REWARD_CURRENCY.isalpha():
     raise ImproperlyConfigured(

@@ -5,7 +5,7 @@ least ``min_votes`` of its votes (DFEW: "more than 6 of 10", so ``min_votes = 7`
 that decides a single label (the aggregation task, the agreement report, the synthetic
 generator) calls :func:`single_labels`. The rule is unambiguous only when ``min_votes`` is more
 than half of the votes, which the campaign's database constraint enforces
-(``labeling/models.py``).
+(``labeling/models/``).
 
 Also DFEW's Table 2 (single-labelled clips per label and duration bucket).
 """

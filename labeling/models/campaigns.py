@@ -24,7 +24,7 @@ class Campaign(models.Model):
     )
     lease_minutes = models.PositiveSmallIntegerField(_("lease length (minutes)"), default=10)
     clips_per_movie = models.PositiveSmallIntegerField(_("clips per movie"), default=20)
-    # The media pipeline's settings (labeling/movies.py): clip length bounds, output format,
+    # The media pipeline's settings (labeling/media/): clip length bounds, output format,
     # and the face-found share below which a clip is flagged for the reviewer.
     clip_min_seconds = models.FloatField(_("shortest clip (s)"), default=0.5)
     clip_max_seconds = models.FloatField(_("longest clip (s)"), default=15.0)
@@ -50,7 +50,7 @@ class Campaign(models.Model):
             "from when the page showed it); 0 turns the check off."
         ),
     )
-    # Rewards (labeling/rewards.py), in settings.REWARD_CURRENCY. Each ledger entry records the
+    # Rewards (labeling/rewards/), in settings.REWARD_CURRENCY. Each ledger entry records the
     # amount in force when it was earned; changing these never re-prices past entries.
     reward_annotation = models.DecimalField(
         _("reward per label"), max_digits=10, decimal_places=2, default=Decimal("0.20")

@@ -19,7 +19,7 @@ class JobStatus(models.TextChoices):
 
 
 class MediaStatus(models.TextChoices):
-    """A clip's extraction job (labeling/movies.py); empty for clips that came with no job
+    """A clip's extraction job (labeling/media/extraction.py); empty for clips that came with no job
     (imported votes, rows made before the media pipeline)."""
 
     NONE = "", _("No extraction")

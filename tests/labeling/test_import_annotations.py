@@ -182,7 +182,7 @@ class ImportAnnotationsTests:
         self, tmp_path, campaign
     ):
         # DFEW's 163,720 labels arrive at once: the planner must not keep seeing the empty
-        # tables (labeling/sql.py, analyze_after_bulk_load). ANALYZE counts this
+        # tables (labeling/loop/sql.py, analyze_after_bulk_load). ANALYZE counts this
         # transaction's own rows, exactly for tables this small.
         from django.db import connection
 

@@ -321,7 +321,7 @@ class ClipsRegisterExtractedTests:
     def test_a_bulk_registration_refreshes_the_planners_statistics(self, campaign):
         # A DFEW-size campaign registered at once must not be planned as the empty table it
         # was: `next`'s candidate query then scans the whole campaign per window clip
-        # (labeling/sql.py, analyze_after_bulk_load). ANALYZE samples a table this small whole,
+        # (labeling/loop/sql.py, analyze_after_bulk_load). ANALYZE samples a table this small whole,
         # and counts this transaction's own rows, so its estimate is exact.
         need(connection.vendor == "postgresql", "needs PostgreSQL (set DATABASE_URL)")
         make_clips(campaign, 777)
