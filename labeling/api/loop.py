@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 
 from labeling.api.schema import errors
 from labeling.loop import selectors, services
-from labeling.models import Assignment, ClipReport
+from labeling.models import ClipReport
 
 
 class TaskNextApi(APIView):
@@ -37,21 +37,22 @@ class TaskNextApi(APIView):
             help_text="Your own live leases not to return again (the page's prefetched clip).",
         )
 
+    # Serializes a `services.Lease`: the assignment and the campaign's minimum viewing time.
+    # (A docstring here would become the schema component's description.)
     @extend_schema_serializer(component_name="TaskNext")
     class OutputSerializer(serializers.Serializer):
-        assignment = serializers.IntegerField(source="pk")
-        campaign = serializers.IntegerField(source="clip.campaign_id")
+        assignment = serializers.IntegerField(source="assignment.pk")
+        campaign = serializers.IntegerField(source="assignment.clip.campaign_id")
         clip = serializers.SerializerMethodField()
         labels = serializers.SerializerMethodField()
-        expires_at = serializers.DateTimeField()
+        expires_at = serializers.DateTimeField(source="assignment.expires_at")
         min_view_seconds = serializers.FloatField(
-            source="clip.min_view_seconds",
             help_text="A label is accepted once the clip has been shown this long.",
         )
         progress = serializers.SerializerMethodField()
 
-        def get_clip(self, assignment: Assignment) -> dict:
-            clip = assignment.clip
+        def get_clip(self, lease: services.Lease) -> dict:
+            clip = lease.assignment.clip
             request = self.context["request"]
             return {
                 "id": clip.pk,
@@ -61,7 +62,7 @@ class TaskNextApi(APIView):
                 "duration": round(clip.duration_s, 3),
             }
 
-        def get_labels(self, assignment: Assignment) -> list[dict]:
+        def get_labels(self, lease: services.Lease) -> list[dict]:
             return [
                 {"code": label.code, "name": label.name, "display_name": label.display_name}
                 for label in self.context["labels"]
@@ -76,7 +77,7 @@ class TaskNextApi(APIView):
                 },
             )
         )
-        def get_progress(self, assignment: Assignment) -> dict:
+        def get_progress(self, lease: services.Lease) -> dict:
             return {"submitted": self.context["submitted"], "clips": self.context["clips"]}
 
     @extend_schema(
@@ -90,19 +91,20 @@ class TaskNextApi(APIView):
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        assignment = services.assignment_next(
+        lease = services.lease_next(
             user=request.user,
             campaign_id=data.validated_data.get("campaign"),
             skip=data.validated_data.get("skip", []),
         )
-        if assignment is None:
+        if lease is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
+        campaign_id = lease.assignment.clip.campaign_id
         labels, submitted = selectors.labels_and_submitted_count(
-            user=request.user, campaign_id=assignment.clip.campaign_id
+            user=request.user, campaign_id=campaign_id
         )
-        clips = selectors.campaign_pool_size(campaign_id=assignment.clip.campaign_id)
+        clips = selectors.campaign_pool_size(campaign_id=campaign_id)
         context = {"request": request, "labels": labels, "submitted": submitted, "clips": clips}
-        return Response(self.OutputSerializer(assignment, context=context).data)
+        return Response(self.OutputSerializer(lease, context=context).data)
 
     def http_method_not_allowed(self, request, *args, **kwargs):
         raise MethodNotAllowed(

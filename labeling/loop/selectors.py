@@ -29,13 +29,12 @@ def labels_and_submitted_count(*, user, campaign_id: int) -> tuple[list[Label], 
 
 
 def campaign_pool_size(*, campaign_id: int) -> int:
-    """Clips of the campaign in the labelling pool (being labelled or complete): the M of the
-    annotator's "N of M". Cached for a minute, so `next` never counts a campaign's clips."""
+    """Clips of the campaign in the labelling pool (`Clip.POOL_STATUSES`: being labelled or
+    complete): the M of the annotator's "N of M". Cached for a minute, so `next` never counts
+    a campaign's clips."""
     return cache.get_or_set(
         f"labeling:pool-size:{campaign_id}",
-        lambda: Clip.objects.filter(
-            campaign_id=campaign_id, status__in=(Clip.Status.ANNOTATING, Clip.Status.COMPLETE)
-        ).count(),
+        lambda: Clip.objects.filter(campaign_id=campaign_id).in_pool().count(),
         timeout=60,
     )
 
@@ -102,7 +101,7 @@ def campaign_overview_list(*, active_within: timedelta = timedelta(hours=24)) ->
     rows = []
     for campaign in campaigns:
         statuses = by_status.get(campaign.pk, {})
-        in_pool = sum(statuses.get(s, 0) for s in (Clip.Status.ANNOTATING, Clip.Status.COMPLETE))
+        in_pool = sum(statuses.get(s, 0) for s in Clip.POOL_STATUSES)
         rows.append(
             {
                 "campaign": campaign,

@@ -1,5 +1,10 @@
-"""The labelling loop's writes: lease a clip's slot (`next`), submit a label, release,
-report a problem, expire lapsed leases, and the reviewer's screening verdict."""
+"""The labelling loop's services: lease a clip's slot (`next`), submit a label, release,
+report a problem, expire lapsed leases, and the reviewer's screening verdict.
+
+Assignments' statuses change through `labeling.loop.slots` (which recounts the clip's held
+slots); the hot path's statements are in `labeling.loop.sql`, which hands back a clip it has
+locked as a `LockedClip`.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,8 @@ from django.utils import timezone
 
 from annotation_site.errors import ApplicationError, Conflict, Forbidden, NotFound, TooManyOpen
 from labeling.access import user_has_role
-from labeling.loop import sql
+from labeling.loop import slots, sql
+from labeling.loop.sql import LockedClip
 from labeling.models import (
     LIVE_ASSIGNMENT_STATUSES,
     Annotation,
@@ -45,14 +51,28 @@ def _check_campaign_open_to(user, campaign_id: int) -> None:
 
 def _reclaim_expired(clip_id: int, now: datetime, exclude_pk: int | None = None) -> None:
     """Marks the clip's lapsed leases expired, freeing their slots. Caller holds the clip lock."""
-    stale = Assignment.objects.filter(clip_id=clip_id).lapsed(now)
+    stale = Assignment.objects.lapsed(now)
     if exclude_pk is not None:
         stale = stale.exclude(pk=exclude_pk)
-    if stale.update(status=Assignment.Status.EXPIRED, finished_at=now):
-        sql.clip_slots_recount(clip_id)
+    slots.assignments_set_status(
+        clip_ids=(clip_id,),
+        rows=stale,
+        from_=(Assignment.Status.LEASED,),
+        to=Assignment.Status.EXPIRED,
+        finished_at=now,
+    )
 
 
-def assignment_next(*, user, campaign_id: int | None = None, skip: Sequence[int] = ()):
+@dataclass(frozen=True)
+class Lease:
+    """What `next` hands an annotator: the assignment (its clip loaded with it) and the
+    campaign's minimum viewing time, which the page and the API answer show."""
+
+    assignment: Assignment
+    min_view_seconds: float
+
+
+def lease_next(*, user, campaign_id: int | None = None, skip: Sequence[int] = ()) -> Lease | None:
     """Leases the annotator a clip slot, or returns None when nothing is left for them.
 
     Reads the annotator's live leases first: one not listed in ``skip`` is returned again, so a
@@ -72,7 +92,7 @@ def assignment_next(*, user, campaign_id: int | None = None, skip: Sequence[int]
     tried: list[int] = []
     swept = False
     for _attempt in range(_NEXT_ATTEMPTS):
-        assignment = sweep = None
+        lease = sweep = None
         with transaction.atomic():
             # The annotator's own row first: one annotator's parallel `next` calls queue here,
             # so the open-lease count below cannot be read by two of them at once.
@@ -80,9 +100,8 @@ def assignment_next(*, user, campaign_id: int | None = None, skip: Sequence[int]
             open_leases = sql.open_lease_ids(user.pk, campaign_id, now)
             for lease_id in open_leases:
                 if lease_id not in skip:
-                    lease = Assignment.objects.select_related("clip__campaign").get(pk=lease_id)
-                    lease.clip.min_view_seconds = lease.clip.campaign.min_view_seconds
-                    return lease
+                    held = Assignment.objects.select_related("clip__campaign").get(pk=lease_id)
+                    return Lease(held, held.clip.campaign.min_view_seconds)
             if len(open_leases) >= settings.LABELING_MAX_OPEN_LEASES:
                 raise TooManyOpen(
                     f"You hold {len(open_leases)} open clips; submit or release one before "
@@ -101,9 +120,9 @@ def assignment_next(*, user, campaign_id: int | None = None, skip: Sequence[int]
             elif clip is None:
                 break
             else:
-                assignment = _lease_slot(user, clip, now, tried)
-        if assignment is not None:
-            return assignment
+                lease = _lease_slot(user, clip, now, tried)
+        if lease is not None:
+            return lease
         if sweep:
             for campaign in campaigns:
                 assignment_expire_stale(now=now, campaign_id=campaign)
@@ -112,7 +131,15 @@ def assignment_next(*, user, campaign_id: int | None = None, skip: Sequence[int]
     return None
 
 
-def _lease_slot(user, clip: Clip, now: datetime, tried: list[int]) -> Assignment | None:
+def assignment_next(
+    *, user, campaign_id: int | None = None, skip: Sequence[int] = ()
+) -> Assignment | None:
+    """`lease_next`'s assignment, or None when nothing is left for the annotator."""
+    lease = lease_next(user=user, campaign_id=campaign_id, skip=skip)
+    return None if lease is None else lease.assignment
+
+
+def _lease_slot(user, clip: LockedClip, now: datetime, tried: list[int]) -> Lease | None:
     """Leases the lowest free slot of the locked clip; None (the clip noted in `tried`) when
     its slots turn out all held, or the annotator already holds one."""
     # Under the lock: the clip's rows that hold a slot, the lapsed ones freed.
@@ -124,19 +151,17 @@ def _lease_slot(user, clip: Clip, now: datetime, tried: list[int]) -> Assignment
     if len(holders) >= clip.target or user.pk in holders.values():
         tried.append(clip.pk)
         return None
-    slot = min(set(range(1, clip.target + 1)) - set(holders))
-    assignment = Assignment.objects.create(
-        clip=clip,
+    assignment = slots.assignment_lease(
+        clip=clip.clip,
         annotator=user,
-        slot=slot,
-        leased_at=now,
+        slot=min(set(range(1, clip.target + 1)) - set(holders)),
+        now=now,
         expires_at=now + timedelta(minutes=clip.lease_minutes),
     )
-    sql.clip_slots_recount(clip.pk)
-    return assignment
+    return Lease(assignment, clip.min_view_seconds)
 
 
-def _candidate(user_id: int, campaigns: list[int], tried: list[int]):
+def _candidate(user_id: int, campaigns: list[int], tried: list[int]) -> LockedClip | None:
     """The first campaign's candidate clip, locked. A clip locked for an instant by another
     annotator's submit is skipped, but "nothing left" must not mean "nothing unlocked right
     now", so when every candidate is locked it waits for one: the candidate is chosen without
@@ -160,11 +185,11 @@ def _candidate(user_id: int, campaigns: list[int], tried: list[int]):
     return None
 
 
-def _lock(user, assignment_id: int) -> tuple[Clip, Assignment]:
+def _lock(user, assignment_id: int) -> tuple[LockedClip, Assignment]:
     """Locks the clip of the annotator's assignment, then the assignment (the house order).
 
-    The clip comes with its campaign's ``annotations_per_clip`` as ``target``. Someone else's
-    assignment looks exactly like a missing one (404). Caller is inside atomic().
+    The clip comes with its campaign's loop settings. Someone else's assignment looks exactly
+    like a missing one (404). Caller is inside atomic().
     """
     if not user_has_role(user, Role.ANNOTATOR):
         raise Forbidden("Only annotators hold assignments.")
@@ -199,7 +224,8 @@ def annotation_submit(*, user, assignment_id: int, label_name: str) -> SubmitRes
     """
     now = timezone.now()
     with transaction.atomic():
-        clip, assignment = _lock(user, assignment_id)
+        locked, assignment = _lock(user, assignment_id)
+        clip = locked.clip
         label = _label_for(clip.campaign_id, label_name)
         if assignment.status == Assignment.Status.SUBMITTED:
             annotation = Annotation.objects.select_related("label").get(assignment=assignment)
@@ -216,13 +242,9 @@ def annotation_submit(*, user, assignment_id: int, label_name: str) -> SubmitRes
             raise Conflict("This clip was withdrawn by a reviewer; ask for the next one.")
         if not assignment.is_live_lease(now):
             _check_lapsed_lease(clip, assignment, user, now, "your label was not recorded")
-        _check_viewed_long_enough(clip, assignment, now)
-        was_holding = assignment.status == Assignment.Status.LEASED
-        assignment.status = Assignment.Status.SUBMITTED
-        assignment.finished_at = now
-        assignment.save(update_fields=["status", "finished_at"])
-        if not was_holding:  # a swept lease whose slot was still free holds it again
-            sql.clip_slots_recount(clip.pk)
+        _check_viewed_long_enough(locked, assignment, now)
+        # A swept lease whose slot was still free holds it again (recounted).
+        slots.assignment_set_status(assignment, Assignment.Status.SUBMITTED, finished_at=now)
         annotation = Annotation.objects.create(
             assignment=assignment,
             clip=clip,
@@ -233,13 +255,13 @@ def annotation_submit(*, user, assignment_id: int, label_name: str) -> SubmitRes
         )
         sql.tally_add(clip.campaign_id, user.pk, now)
         sql.reward_earn_label(clip.campaign_id, user.pk, clip.pk, annotation.pk, now)
-        if clip.status == Clip.Status.ANNOTATING and _is_full(clip.pk, clip.target):
+        if clip.status == Clip.Status.ANNOTATING and _is_full(clip.pk, locked.target):
             # Counted under the clip lock, so exactly one submit sees the n-th label.
             _complete(clip.pk, now)
     return SubmitResult(annotation, created=True)
 
 
-def _check_viewed_long_enough(clip: Clip, assignment: Assignment, now: datetime) -> None:
+def _check_viewed_long_enough(clip: LockedClip, assignment: Assignment, now: datetime) -> None:
     """A label is accepted only once the clip has been visible for the campaign's minimum
     viewing time (held keys and accidental presses label nothing); else Conflict."""
     seen = (now - assignment.visible_since()).total_seconds()
@@ -290,24 +312,25 @@ def assignment_show(*, user, assignment_id: int) -> Assignment:
     again."""
     now = timezone.now()
     with transaction.atomic():
-        clip, assignment = _lock(user, assignment_id)
+        locked, assignment = _lock(user, assignment_id)
         if assignment.status not in (Assignment.Status.LEASED, Assignment.Status.EXPIRED):
             raise Conflict("This lease is no longer open; ask for the next clip.")
         if not assignment.is_live_lease(now):
-            _check_lapsed_lease(clip, assignment, user, now, "nothing was lost")
-        was_holding = assignment.status == Assignment.Status.LEASED
-        assignment.status = Assignment.Status.LEASED
-        assignment.shown_at = assignment.shown_at or now
-        assignment.expires_at = now + timedelta(minutes=clip.lease_minutes)
-        assignment.save(update_fields=["status", "shown_at", "expires_at"])
-        if not was_holding:
-            sql.clip_slots_recount(clip.pk)
+            _check_lapsed_lease(locked.clip, assignment, user, now, "nothing was lost")
+        # A swept lease whose slot was still free holds it again (recounted).
+        slots.assignment_set_status(
+            assignment,
+            Assignment.Status.LEASED,
+            shown_at=assignment.shown_at or now,
+            expires_at=now + timedelta(minutes=locked.lease_minutes),
+        )
     return assignment
 
 
 def _is_full(clip_id: int, target: int) -> bool:
-    """Whether the clip has all its valid labels. Caller holds the clip lock."""
-    return sql.annotation_count(clip_id) >= target
+    """Whether the clip has all its valid labels (`slots.clip_is_full`, counted under the clip
+    lock the caller holds)."""
+    return slots.clip_is_full(sql.annotation_count(clip_id), target)
 
 
 def _complete(clip_id: int, now: datetime) -> None:
@@ -322,14 +345,13 @@ def _complete(clip_id: int, now: datetime) -> None:
 def assignment_release(*, user, assignment_id: int) -> None:
     """Gives a leased clip back to the pool. A no-op on a lease already released or expired."""
     with transaction.atomic():
-        clip, assignment = _lock(user, assignment_id)
+        _, assignment = _lock(user, assignment_id)
         if assignment.status == Assignment.Status.SUBMITTED:
             raise Conflict("This clip is already labelled; a submitted label cannot be released.")
         if assignment.status == Assignment.Status.LEASED:
-            assignment.status = Assignment.Status.RELEASED
-            assignment.finished_at = timezone.now()
-            assignment.save(update_fields=["status", "finished_at"])
-            sql.clip_slots_recount(clip.pk)
+            slots.assignment_set_status(
+                assignment, Assignment.Status.RELEASED, finished_at=timezone.now()
+            )
 
 
 def clip_report_problem(*, user, assignment_id: int, kind: str, note: str = "") -> ClipReport:
@@ -341,14 +363,14 @@ def clip_report_problem(*, user, assignment_id: int, kind: str, note: str = "") 
             {"valid_kinds": list(ClipReport.Kind.values)},
         )
     with transaction.atomic():
-        clip, assignment = _lock(user, assignment_id)
+        locked, assignment = _lock(user, assignment_id)
+        clip = locked.clip
         if assignment.status != Assignment.Status.LEASED:
             raise Conflict("You can report a problem only on a clip you are labelling now.")
         report = ClipReport.objects.create(clip=clip, reporter=user, kind=kind, note=note[:2000])
-        assignment.status = Assignment.Status.RELEASED
-        assignment.finished_at = timezone.now()
-        assignment.save(update_fields=["status", "finished_at"])
-        sql.clip_slots_recount(clip.pk)
+        slots.assignment_set_status(
+            assignment, Assignment.Status.RELEASED, finished_at=timezone.now()
+        )
         if clip.status == Clip.Status.ANNOTATING:
             clip.status = Clip.Status.SCREENING
             clip.status_reason = f"reported by an annotator: {ClipReport.Kind(kind).label}"
@@ -378,13 +400,13 @@ def assignment_expire_stale(
             .filter(pk__in=clip_ids)
             .values_list("pk", flat=True)
         )
-        expired = (
-            Assignment.objects.filter(clip_id__in=locked)
-            .lapsed(now)
-            .update(status=Assignment.Status.EXPIRED, finished_at=now)
+        return slots.assignments_set_status(
+            clip_ids=locked,
+            rows=Assignment.objects.lapsed(now),
+            from_=(Assignment.Status.LEASED,),
+            to=Assignment.Status.EXPIRED,
+            finished_at=now,
         )
-        sql.clip_slots_recount(*locked)
-        return expired
 
 
 def clip_screen(
@@ -429,10 +451,12 @@ def clip_screen(
         else:
             clip.status = Clip.Status.REJECTED
             clip.status_reason = reason
-            Assignment.objects.filter(clip=clip, status=Assignment.Status.LEASED).update(
-                status=Assignment.Status.RELEASED, finished_at=timezone.now()
+            slots.assignments_set_status(
+                clip_ids=(clip.pk,),
+                from_=(Assignment.Status.LEASED,),
+                to=Assignment.Status.RELEASED,
+                finished_at=timezone.now(),
             )
-            sql.clip_slots_recount(clip.pk)
         clip.save(update_fields=["status", "status_reason", "updated_at"])
         ledger.clips_sync([clip.pk])
     return screening

@@ -1,11 +1,15 @@
-"""The reads on the labelling hot path (`next`, `submit`), written as SQL (token auth's is in
-`annotation_site.auth`).
+"""The statements of the labelling hot path (`next`, `submit`), written as SQL (token auth's
+is in `annotation_site.auth`).
 
 These run for every label of every annotator. Measured with bench/annotation_load.py on the
 2-core development machine, building and compiling each ORM query cost 0.5–2.3 ms of CPU,
 more than PostgreSQL spent running it, and was most of the server's CPU per label. Here the
 same statements go through ``Model.objects.raw`` or a cursor. Everything else in the app uses
-the ORM; writes stay ORM calls in ``services``. Table names come from the models' metadata.
+the ORM. Most are reads; the writes here are the counts kept beside the rows (a clip's
+``slots_held``, `clip_slots_recount`, called only by `labeling.loop.slots`; the annotator's
+tally, `tally_add`; both rebuilt by `campaign_counts_rebuild`), the label's reward
+(`reward_earn_label`) and the planner's statistics (`analyze_after_bulk_load`). Table names
+come from the models' metadata.
 
 Locking clauses are added only where the backend has them; on SQLite the IMMEDIATE
 transaction already holds the database's write lock.
@@ -13,6 +17,7 @@ transaction already holds the database's write lock.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.contrib.auth import get_user_model
@@ -30,6 +35,7 @@ from labeling.models import (
     RewardEntry,
     RewardKind,
 )
+from labeling.rewards.rules import RATE_TO_CENTS_SQL
 
 CLIP = Clip._meta.db_table
 CAMPAIGN = Campaign._meta.db_table
@@ -62,6 +68,45 @@ def _first(raw_queryset):
     return next(iter(raw_queryset), None)
 
 
+@dataclass(frozen=True, slots=True)
+class LockedClip:
+    """A clip as the loop reads it under its row lock, with its campaign's loop settings.
+
+    ``clip`` is the model row and only that (no attributes added to it); the campaign's
+    settings come in the same statement, in their own fields."""
+
+    clip: Clip
+    target: int  # the campaign's annotations_per_clip: the clip's slots are 1..target
+    lease_minutes: int
+    min_view_seconds: float
+
+    @property
+    def pk(self) -> int:
+        return self.clip.pk
+
+
+# The campaign's settings that a `LockedClip` carries, as the statements below select them.
+_LOOP_SETTINGS = (
+    "k.annotations_per_clip AS target, k.lease_minutes AS lease_minutes, "
+    "k.min_view_seconds AS min_view_seconds"
+)
+
+
+def _locked_clip(raw_queryset) -> LockedClip | None:
+    """The first row of a raw ``SELECT c.*, {_LOOP_SETTINGS}``, as a `LockedClip`. A raw query
+    sets extra columns as attributes of the row; they are taken off it here."""
+    clip = _first(raw_queryset)
+    if clip is None:
+        return None
+    extra = clip.__dict__
+    return LockedClip(
+        clip=clip,
+        target=extra.pop("target"),
+        lease_minutes=extra.pop("lease_minutes"),
+        min_view_seconds=extra.pop("min_view_seconds"),
+    )
+
+
 def lock_user(user_id: int) -> None:
     """Locks the user's row until the transaction ends (a no-op lock on SQLite, whose
     IMMEDIATE transaction already serialises writers)."""
@@ -78,7 +123,8 @@ def _in(name: str, values) -> tuple[str, dict]:
 
 
 # `AssignmentQuerySet.live_leases` in SQL, for the one statement below that needs it; the
-# test tests/labeling/test_rules.py checks that both select the same rows.
+# test tests/labeling/test_loop_rules.py (LiveLeaseRuleTests) checks that both select the same
+# rows.
 LIVE_LEASE = "a.status = %(leased)s AND a.expires_at > %(now)s"
 
 
@@ -127,10 +173,12 @@ _SCOPES = {
 }
 
 
-def candidate_clip(user_id: int, campaign_id: int, tried: list[int], lock: str = "skip"):
+def candidate_clip(
+    user_id: int, campaign_id: int, tried: list[int], lock: str = "skip"
+) -> LockedClip | None:
     """Locks and returns the open clip of the campaign nearest completion with a free slot
-    that the annotator has neither labelled nor leased, with `.target` (annotations per clip),
-    `.lease_minutes` and `.min_view_seconds`; or None.
+    that the annotator has neither labelled nor leased, with its campaign's loop settings; or
+    None.
 
     It walks the index `clip_lease_order` (campaign, status, slots held desc, number) and
     stops at the first clip the annotator has not touched, so its cost does not grow with the
@@ -157,8 +205,7 @@ def candidate_clip(user_id: int, campaign_id: int, tried: list[int], lock: str =
     }
     for rows, scope, order in _SCOPES.values():
         sql = f"""
-            SELECT c.*, k.annotations_per_clip AS target, k.lease_minutes AS lease_minutes,
-                   k.min_view_seconds AS min_view_seconds
+            SELECT c.*, {_LOOP_SETTINGS}
             FROM {rows} JOIN {CAMPAIGN} k ON k.id = c.campaign_id
             WHERE c.campaign_id = %(campaign)s AND c.status = %(annotating)s AND k.is_active
               AND EXISTS (SELECT 1 FROM {MEMBERS} m
@@ -169,7 +216,7 @@ def candidate_clip(user_id: int, campaign_id: int, tried: list[int], lock: str =
             ORDER BY {order}
             LIMIT 1 {_for_update(of="c", skip_locked=True) if lock == "skip" else ""}
         """
-        clip = _first(Clip.objects.raw(sql, params))
+        clip = _locked_clip(Clip.objects.raw(sql, params))
         if clip is not None:
             return clip
     return None
@@ -221,7 +268,8 @@ def live_assignments(clip_id: int) -> list[tuple[int, int, int, str, datetime]]:
 
 
 def clip_slots_recount(*clip_ids: int) -> None:
-    """Sets each clip's `slots_held` from its assignment rows. Caller holds the clips' locks."""
+    """Sets each clip's `slots_held` from its assignment rows. Caller holds the clips' locks;
+    called by `labeling.loop.slots` with every change to the rows, and only there."""
     if not clip_ids:
         return
     live, live_params = _in("live", LIVE_ASSIGNMENT_STATUSES)
@@ -278,13 +326,12 @@ def campaign_counts_rebuild(campaign_id: int) -> None:
         )
 
 
-def clip_of_assignment_locked(assignment_id: int, user_id: int):
-    """Locks and returns the clip of the user's assignment, with `.target` and
-    `.lease_minutes`; None when the assignment is missing or not theirs."""
-    return _first(
+def clip_of_assignment_locked(assignment_id: int, user_id: int) -> LockedClip | None:
+    """Locks and returns the clip of the user's assignment, with its campaign's loop settings;
+    None when the assignment is missing or not theirs."""
+    return _locked_clip(
         Clip.objects.raw(
-            "SELECT c.*, k.annotations_per_clip AS target, k.lease_minutes AS lease_minutes, "
-            "k.min_view_seconds AS min_view_seconds "
+            f"SELECT c.*, {_LOOP_SETTINGS} "
             f"FROM {CLIP} c "
             f"JOIN {CAMPAIGN} k ON k.id = c.campaign_id "
             f"JOIN {ASSIGNMENT} a ON a.clip_id = c.id "
@@ -352,16 +399,16 @@ def tally_add(campaign_id: int, user_id: int, now: datetime) -> None:
 def reward_earn_label(campaign_id: int, user_id: int, clip_id: int, annotation_id: int,
                       now: datetime) -> None:  # fmt: skip
     """The label's reward at the campaign's rate in force now, in the submit's transaction (one
-    statement; nothing when the rate is 0). The rate is copied by the database: on SQLite a
-    decimal column reads back as a float, so it is rounded to hundredths there, never in
-    Python. The constraint ``reward_one_live_earning`` refuses a second one."""
+    statement; nothing when the rate is 0). The database copies the rate and prices it by the
+    ledger's one rate-to-cents rule (``rewards.rules.RATE_TO_CENTS_SQL``, the same cents as
+    ``rules.rate_to_cents``). The constraint ``reward_one_live_earning`` refuses a second."""
+    cents = RATE_TO_CENTS_SQL.format(rate="k.reward_annotation")
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {REWARD} (campaign_id, person_id, kind, clip_id, annotation_id, "
             "amount_cents, reason, created_at) "
-            "SELECT k.id, %(user)s, %(kind)s, %(clip)s, %(annotation)s, "
-            "CAST(ROUND(k.reward_annotation * 100) AS BIGINT), '', %(now)s "
-            f"FROM {CAMPAIGN} k WHERE k.id = %(campaign)s AND k.reward_annotation > 0",
+            f"SELECT k.id, %(user)s, %(kind)s, %(clip)s, %(annotation)s, {cents}, '', %(now)s "
+            f"FROM {CAMPAIGN} k WHERE k.id = %(campaign)s AND {cents} > 0",
             {
                 "user": user_id,
                 "kind": RewardKind.ANNOTATION.value,

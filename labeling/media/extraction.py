@@ -18,22 +18,21 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from annotation_site.errors import Forbidden
+from labeling import jobs
 from labeling.media.storage import media_local_path, media_outputs, movie_local_source
 from labeling.models import Clip, MediaStatus
 from labeling.rewards import ledger
 from pipeline import media
-from pipeline.aggregation import duration_bucket
 
 logger = logging.getLogger(__name__)
 
 
 def stale_claim() -> timedelta:
-    """A claim older than this belongs to a worker that died: the extraction task's hard time
-    limit (a pool process still running then is killed), and a minute more for the kill and
-    the clocks of other machines."""
-    from labeling.tasks import clip_extract_task
-
-    return timedelta(seconds=clip_extract_task.time_limit + 60)
+    """A claim older than this belongs to a worker that died: ``EXTRACTION_STALE_SECONDS``
+    (`jobs.stale_after`), by default the extraction task's hard time limit (a pool process
+    still running then is killed) and a minute more for the kill and the clocks of other
+    machines; a system check keeps it above that limit."""
+    return jobs.stale_after("EXTRACTION_STALE_SECONDS")
 
 
 # Errors worth another try (a busy machine, a storage hiccup); every MediaError is permanent.
@@ -283,7 +282,7 @@ def clip_extract(clip_id: int, detector=None, *, task_id: str = "") -> bool:
             n_frames=result.n_frames,
             face_ratio=result.face_ratio,
             few_faces=few,
-            duration_bucket=duration_bucket(clip.end_s - clip.start_s) or "",
+            duration_bucket=Clip.bucket_of(clip.start_s, clip.end_s),
             updated_at=timezone.now(),
         )
         if not recorded:  # taken over meanwhile (this run outlived its time limit)

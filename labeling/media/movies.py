@@ -29,7 +29,6 @@ from labeling.loop import sql
 from labeling.media.storage import movie_local_source
 from labeling.models import Campaign, Clip, Label, MediaStatus, Movie
 from pipeline import media
-from pipeline.aggregation import duration_bucket
 
 logger = logging.getLogger(__name__)
 
@@ -310,7 +309,6 @@ def clips_register_extracted(
             first_number = (latest["n"] or 0) + 1
         rows = []
         for i, spec in enumerate(clips):
-            length = None if spec.end_s is None else spec.end_s - spec.start_s
             rows.append(
                 Clip(
                     campaign_id=campaign_id,
@@ -321,7 +319,7 @@ def clips_register_extracted(
                     video=spec.video,
                     poster=spec.poster,
                     status=status,
-                    duration_bucket=duration_bucket(length) or "",
+                    duration_bucket=Clip.bucket_of(spec.start_s, spec.end_s),
                 )
             )
         made = Clip.objects.bulk_create(rows, batch_size=batch_size)
@@ -425,7 +423,7 @@ def clip_propose(*, user, movie_id: int, segments: Sequence[Segment]) -> Propose
                 proposed_by=user if user is not None and user.is_authenticated else None,
                 status=Clip.Status.PROPOSED,
                 media_status=MediaStatus.PENDING,
-                duration_bucket=duration_bucket(seg.end_s - seg.start_s) or "",
+                duration_bucket=Clip.bucket_of(seg.start_s, seg.end_s),
             )
             clip.full_clean(validate_unique=False)
             clips.append(clip)

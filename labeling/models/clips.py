@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 from labeling.models.campaigns import Campaign
 from labeling.models.choices import MediaStatus
+from pipeline.aggregation import duration_bucket
 
 
 class Movie(models.Model):
@@ -64,16 +65,30 @@ class ClipQuerySet(models.QuerySet):
     def awaiting_screening(self) -> ClipQuerySet:
         return self.filter(status=Clip.Status.SCREENING)
 
+    def in_pool(self) -> ClipQuerySet:
+        """The labelling pool: clips being labelled or complete (`Clip.POOL_STATUSES`)."""
+        return self.filter(status__in=Clip.POOL_STATUSES)
+
 
 class Clip(models.Model):
     class Status(models.TextChoices):
+        """proposed → screening → annotating → complete, or rejected / failed with a reason;
+        a complete clip whose labels are invalidated goes back to annotating, a reported one
+        back to screening. Whether the media is ready is ``media_status``."""
+
         PROPOSED = "proposed", _("Proposed")
+        # Never set: media readiness is `media_status`. Kept because the migrations' choices
+        # name it (removing it is a migration).
         READY = "ready", _("Media ready")
         SCREENING = "screening", _("Screening")
         ANNOTATING = "annotating", _("Annotating")
         COMPLETE = "complete", _("Complete")
         REJECTED = "rejected", _("Rejected")
         FAILED = "failed", _("Failed")
+
+    # The labelling pool: clips being labelled or complete (the M of an annotator's "N of M",
+    # and the clips whose labels the overview counts as needed).
+    POOL_STATUSES = (Status.ANNOTATING, Status.COMPLETE)
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="clips")
     movie = models.ForeignKey(Movie, on_delete=models.CASCADE, related_name="clips")
@@ -113,11 +128,16 @@ class Clip(models.Model):
     faces = models.CharField(max_length=200, blank=True)
     face_ratio = models.FloatField(null=True, blank=True)
     few_faces = models.BooleanField(default=False, help_text=_("Flagged for the reviewer."))
+    # DFEW's Table 2 bucket of the clip's length, `Clip.bucket_of(start_s, end_s)` ("" when the
+    # end is unknown): a copy for the media API, written by that one function only (at creation,
+    # after an extraction, and by `save` whenever start or end is saved). Exports compute it
+    # from start and end with the same rule (`pipeline.aggregation.BUCKETS`).
     duration_bucket = models.CharField(max_length=8, blank=True)
     # How many of the clip's assignments hold a slot (leased or submitted): recounted from
-    # the assignment rows, under the clip's lock, by every service that changes them
-    # (`labeling.loop.sql.clip_slots_recount`). It lets `next` find the open clip nearest
-    # completion through an index instead of counting every clip's assignments.
+    # the assignment rows, under the clip's lock, with every change to them, which goes
+    # through `labeling.loop.slots` (the one writer of an assignment's status). It lets `next`
+    # find the open clip nearest completion through an index instead of counting every
+    # clip's assignments.
     slots_held = models.PositiveSmallIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
@@ -155,9 +175,24 @@ class Clip(models.Model):
     def __str__(self) -> str:
         return f"clip {self.number:05d}"
 
+    def save(self, *args, **kwargs):
+        """Keeps ``duration_bucket`` in step with start and end (an edit in the admin)."""
+        fields = kwargs.get("update_fields")
+        if fields is None or {"start_s", "end_s"} & set(fields):
+            self.duration_bucket = self.bucket_of(self.start_s, self.end_s)
+            if fields is not None:
+                kwargs["update_fields"] = {*fields, "duration_bucket"}
+        super().save(*args, **kwargs)
+
     @property
     def duration_s(self) -> float | None:
         return None if self.end_s is None else self.end_s - self.start_s
+
+    @staticmethod
+    def bucket_of(start_s: float, end_s: float | None) -> str:
+        """The stored ``duration_bucket`` of a clip from ``start_s`` to ``end_s``: its Table 2
+        bucket (`pipeline.aggregation.duration_bucket`), "" when the end is unknown."""
+        return duration_bucket(None if end_s is None else end_s - start_s) or ""
 
 
 class Screening(models.Model):

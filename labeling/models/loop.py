@@ -16,10 +16,19 @@ from labeling.models.clips import Clip
 # freed by the beat sweep or by the next `next` on its clip (`AssignmentQuerySet.lapsed`).
 LIVE_ASSIGNMENT_STATUSES = ("leased", "submitted")
 
+# What refuses a status written anywhere but `labeling.loop.slots`.
+_STATUS_WRITES = (
+    "An assignment's status changes only through labeling.loop.slots.assignments_set_status "
+    "(or assignment_set_status), which also recounts the clip's held slots (Clip.slots_held)."
+)
+
 
 class AssignmentQuerySet(models.QuerySet):
-    def holding_slots(self) -> AssignmentQuerySet:
-        return self.filter(status__in=LIVE_ASSIGNMENT_STATUSES)
+    def update(self, **kwargs) -> int:
+        """As `QuerySet.update`, but refuses a ``status``: see `_STATUS_WRITES`."""
+        if "status" in kwargs:
+            raise TypeError(_STATUS_WRITES)
+        return super().update(**kwargs)
 
     def live_leases(self, now) -> AssignmentQuerySet:
         """Leases the annotator may still submit on (see `Assignment.is_live_lease`)."""
@@ -36,6 +45,9 @@ class Assignment(models.Model):
     A clip with ``annotations_per_clip = n`` has slots 1..n. A slot is held by at most one live
     assignment (leased or submitted); the allocator only hands out free slots up to n while
     holding the clip's row lock, so an (n+1)th label can never be asked for.
+
+    Its status changes only through `labeling.loop.slots` (the queryset's ``update`` and
+    ``save`` refuse it elsewhere), so the clip's ``slots_held`` is recounted with every change.
     """
 
     class Status(models.TextChoices):
@@ -90,6 +102,14 @@ class Assignment(models.Model):
 
     def __str__(self) -> str:
         return f"assignment {self.pk} ({self.status})"
+
+    def save(self, *args, **kwargs) -> None:
+        """Creates a row, or saves the ``update_fields`` of one, never its ``status``: a status
+        changes through `labeling.loop.slots`, which recounts the clip's held slots."""
+        fields = kwargs.get("update_fields")
+        if not self._state.adding and (fields is None or "status" in fields):
+            raise TypeError(_STATUS_WRITES)
+        super().save(*args, **kwargs)
 
     def is_live_lease(self, now=None) -> bool:
         """The one definition of a live lease, for a row in hand (`AssignmentQuerySet.live_leases`

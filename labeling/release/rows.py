@@ -1,5 +1,11 @@
 """The per-clip and per-label rows every export reads, and the per-clip CSV as PostgreSQL's
-COPY writes it."""
+COPY writes it.
+
+A clip's duration bucket is computed from its start and end, by the one rule
+(`pipeline.aggregation.BUCKETS`) that the clip's stored copy, ``Clip.duration_bucket``
+(`Clip.bucket_of`, kept in step with start and end), is written by: the exports read start
+and end, so a clip stored before the copy existed is bucketed too.
+"""
 
 from __future__ import annotations
 
@@ -52,7 +58,8 @@ def clip_rows(campaign: Campaign, split: Split | None = None) -> QuerySet:
 
 
 def bucket_filter(name: str) -> Q:
-    """Clips whose duration falls in a Table 2 bucket (``0-2s``, ``2-5s``, ``5s+``)."""
+    """Clips whose duration falls in a Table 2 bucket (``0-2s``, ``2-5s``, ``5s+``), as
+    `pipeline.aggregation.duration_bucket` puts them (the raw duration, not the rounded one)."""
     for bucket, low, high in BUCKETS:
         if bucket == name:
             q = Q(end_s__isnull=False, end_s__gte=F("start_s") + low)

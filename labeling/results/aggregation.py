@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from annotation_site.errors import ApplicationError, Forbidden
-from labeling.loop import sql
+from labeling.loop import slots
 from labeling.models import Annotation, Assignment, Campaign, Clip, ClipLabel, Label
 from labeling.rewards import ledger
 from pipeline.aggregation import aggregate
@@ -158,10 +158,12 @@ def annotations_invalidate(*, staff, annotation_ids: Iterable[int], reason: str 
         targets = Annotation.objects.valid().filter(pk__in=ids)
         assignment_ids = list(targets.values_list("assignment_id", flat=True))
         targets.update(invalidated_at=now, invalidated_by=staff, invalidation_reason=reason[:2000])
-        Assignment.objects.filter(pk__in=assignment_ids).update(
-            status=Assignment.Status.INVALIDATED
+        slots.assignments_set_status(
+            clip_ids=clip_ids,
+            rows=Assignment.objects.filter(pk__in=assignment_ids),
+            from_=(Assignment.Status.SUBMITTED,),
+            to=Assignment.Status.INVALIDATED,
         )
-        sql.clip_slots_recount(*clip_ids)
         Clip.objects.filter(pk__in=clip_ids, status=Clip.Status.COMPLETE).update(
             status=Clip.Status.ANNOTATING, updated_at=now
         )

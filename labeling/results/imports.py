@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from annotation_site.errors import ApplicationError
 from labeling.loop import sql
+from labeling.loop.slots import clip_is_full
 from labeling.media import movies
 from labeling.models import Annotation, Assignment, Campaign, Clip, Movie
 
@@ -285,12 +286,12 @@ def annotations_import(
                         )
                     summary.skipped_existing += 1
                     continue
-                added += 1
-                if len(held) + added > target:
+                if clip_is_full(len(held) + added, target):
                     raise _bad(
                         line,
                         f"clip {number} would have more than the campaign's {target} annotators",
                     )
+                added += 1
                 new_votes.append((number, annotator, code, next(free)))
         if not new_votes:
             step("nothing new")
@@ -383,8 +384,8 @@ def annotations_import(
         totals = {n: len(prior.get(n, {})) for n in clips}
         for number, _, _, _ in new_votes:
             totals[number] += 1
-        full = [clip_pk[n] for n, total in totals.items() if total >= target]
-        short = {n: total for n, total in totals.items() if total < target}
+        full = [clip_pk[n] for n, total in totals.items() if clip_is_full(total, target)]
+        short = {n: total for n, total in totals.items() if not clip_is_full(total, target)}
         Clip.objects.filter(pk__in=full).update(
             status=Clip.Status.COMPLETE, status_reason="", updated_at=now
         )
@@ -397,6 +398,8 @@ def annotations_import(
                 status_reason=f"imported with {total} of {target} labels",
                 updated_at=now,
             )
+        # The bulk insert above bypassed `labeling.loop.slots`: the held slots (and tallies)
+        # are recounted here, for the whole campaign.
         sql.campaign_counts_rebuild(campaign.pk)
         summary.complete_clip_ids = sorted(full)
         summary.incomplete_clips = len(short)
