@@ -1,1 +1,1 @@
-
+"""The labelling loop: leases on a clip's slots, labels, the slot rules, the hot-path SQL."""

@@ -1,1 +1,1 @@
-
+"""Movies in, clips proposed and extracted, media storage and serving."""

@@ -1,1 +1,1 @@
-
+"""Dataset release: fold splits, the per-clip rows every export reads, the DFEW export."""

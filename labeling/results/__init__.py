@@ -1,1 +1,1 @@
-
+"""Per-clip results (aggregation), campaign agreement reports, imports of votes."""
