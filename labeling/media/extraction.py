@@ -6,6 +6,7 @@ partial outputs. Media names are fixed by the clip's id (``clips/<id>.mp4``,
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import subprocess
@@ -13,6 +14,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -23,6 +25,7 @@ from labeling.media.storage import media_local_path, media_outputs, movie_local_
 from labeling.models import Clip, MediaStatus
 from labeling.rewards import ledger
 from pipeline import media
+from pipeline.faces import FaceDetector, make_detector
 
 logger = logging.getLogger(__name__)
 
@@ -223,6 +226,13 @@ def clip_claim(clip_id: int, task_id: str = "") -> bool:
     return True
 
 
+@functools.cache
+def face_detector(name: str) -> FaceDetector:
+    """The extraction's face detector called ``name`` (settings.FACE_DETECTOR), built once a
+    process."""
+    return make_detector(name)
+
+
 def clip_extract(clip_id: int, detector=None, *, task_id: str = "") -> bool:
     """Claims (`clip_claim`, as task ``task_id``), cuts, crops and records one clip; False
     when another worker has it or it is done. A MediaError fails the clip with ffmpeg's words;
@@ -256,7 +266,7 @@ def clip_extract(clip_id: int, detector=None, *, task_id: str = "") -> bool:
                 video_path=video_path,
                 poster_path=poster_path,
                 faces_path=faces_path,
-                detector=detector,
+                detector=detector or face_detector(settings.FACE_DETECTOR),
             )
     except media.MediaError as exc:
         clip_extract_fail(clip_id, str(exc), claimant=me)
