@@ -378,8 +378,12 @@ LABEL_EXPORT_STALE_SECONDS = envint("LABEL_EXPORT_STALE_SECONDS", 2 * 3600)
 EXTRACTION_STALE_SECONDS = envint("EXTRACTION_STALE_SECONDS", 960 + 60)
 
 # --- Annotation ---------------------------------------------------------------------------
-# How many clips one annotator may hold at once: the one on screen and the prefetched next.
-LABELING_MAX_OPEN_LEASES = envint("LABELING_MAX_OPEN_LEASES", 2)
+# How many clips one annotator may hold at once. The labelling page itself legitimately holds
+# four: the clip on screen, the prefetched next one, the label waiting out its 3 s undo window
+# (choosing the next label sends the held one, so at most one waits) and the one being saved.
+# A lower cap makes a fluent annotator see "too many open clips"; a script that hoards leases
+# is still stopped at the fifth (429).
+LABELING_MAX_OPEN_LEASES = envint("LABELING_MAX_OPEN_LEASES", 4)
 # The rewards ledger's currency (ISO 4217); amounts are per campaign (labeling/rewards/).
 REWARD_CURRENCY = envstr("REWARD_CURRENCY", "CNY").upper()
 if len(REWARD_CURRENCY) != 3 or not REWARD_CURRENCY.isalpha():

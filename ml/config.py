@@ -121,7 +121,10 @@ class TrainConfig:
     target: str = field(default="single", metadata=_opt("training target", choices=TARGETS))
     folds: list[int] = field(
         default_factory=lambda: [1, 2, 3, 4, 5],
-        metadata=_opt('test folds, e.g. "1-5" or "1,3"', parse=parse_folds, text="1-5"),
+        metadata=_opt(
+            'test folds, e.g. "1-5" or "1,3" (default: every fold the export has)',
+            parse=parse_folds,
+        ),
     )
     epochs: int | None = field(default=None, metadata=_opt("epochs"))
     batch_size: int | None = field(default=None, metadata=_opt("clips per batch and process"))
@@ -161,7 +164,23 @@ class TrainConfig:
     bf16: bool = field(default=False, metadata=_opt("bfloat16 autocast (GPUs)"))
     channels_last: bool = field(default=False, metadata=_opt("channels-last memory format"))
     compile: bool = field(default=False, metadata=_opt("torch.compile the model"))
-    progress: bool = field(default=True, metadata=_opt("no progress bar", flag="--no-progress"))
+    progress: bool = field(
+        default=True,
+        metadata=_opt("no progress bar: one line per epoch instead", flag="--no-progress"),
+    )
+    keep_checkpoints: str = field(
+        default="last",
+        metadata=_opt(
+            "each fold's checkpoint once its results are written: last (kept, for --resume "
+            "and --init-from) or none (deleted). The protocol evaluates the last epoch, so "
+            "there is no best one to keep",
+            choices=("last", "none"),
+        ),
+    )
+    min_train_clips: int = field(
+        default=20,
+        metadata=_opt("warn when a class has fewer training clips than this in a fold"),
+    )
 
     def __post_init__(self):
         def check(name, value, known):

@@ -259,3 +259,109 @@ def prepare_batch(
     x = x.view(b, t, 3, size, size).permute(0, 2, 1, 3, 4)
     memory = torch.channels_last_3d if channels_last else torch.contiguous_format
     return x.contiguous(memory_format=memory)
+
+
+# --- what an export holds, checked before any training ---------------------------------------
+
+
+def export_folds(root: str | os.PathLike) -> list[int]:
+    """The folds an export has: the manifest's (compact format), or those with a test list in
+    ``label/`` (DFEW's layout). Raises FileNotFoundError for neither layout."""
+    root = Path(root)
+    if (root / "meta.json").exists():
+        with open(root / "manifest.csv", newline="") as f:
+            return sorted({int(row["fold"]) for row in csv.DictReader(f)})
+    if (root / "label").is_dir():
+        found = []
+        for path in (root / "label").glob("single_*set_*.csv"):
+            tail = path.stem.rsplit("_", 1)[-1]
+            if tail.isdigit():
+                found.append(int(tail))
+        return sorted(set(found))
+    raise FileNotFoundError(
+        f"{root}: neither a compact export (meta.json) nor DFEW's layout (label/)"
+    )
+
+
+def _fold_labels(root: Path, folds: list[int]) -> tuple[list[str], dict[int, list[int]]]:
+    """(label names, {fold: 0-based single labels of its clips}) without reading any frame."""
+    if (root / "meta.json").exists():
+        names = read_meta(root)["labels"]
+        labels: dict[int, list[int]] = {k: [] for k in folds}
+        with open(root / "manifest.csv", newline="") as f:
+            for row in csv.DictReader(f):
+                fold, label = int(row["fold"]), int(row["label"])
+                if fold in labels and label > 0:
+                    labels[fold].append(label - 1)
+        return names, labels
+    names = ["happy", "sad", "neutral", "angry", "surprise", "disgust", "fear"]
+    labels = {}
+    for k in folds:
+        with open(root / "label" / f"single_testset_{k}.csv", newline="") as f:
+            labels[k] = [int(r["label"]) - 1 for r in csv.DictReader(f)]
+    return names, labels
+
+
+def check_export(root, folds: list[int], input_size: int, min_train_clips: int):
+    """What `train_benchmark` checks before training: returns (summary lines, warnings) or
+    raises ValueError naming every problem (a requested fold the export lacks, a missing fold
+    file, a class with fewer clips than folds, frames smaller than the input)."""
+    root = Path(root)
+    have = export_folds(root)
+    problems = []
+    missing = [k for k in folds if k not in have]
+    if missing:
+        problems.append(
+            f"the export has folds {', '.join(map(str, have)) or 'none'}, not "
+            f"{', '.join(map(str, missing))}; use --folds {_span(have)} (or leave --folds out)"
+        )
+    if (root / "label").is_dir() and not (root / "meta.json").exists():
+        for k in have:
+            for split in ("train", "test"):
+                if not (root / "label" / f"single_{split}set_{k}.csv").exists():
+                    problems.append(f"label/single_{split}set_{k}.csv is missing")
+    if (root / "meta.json").exists():
+        meta = read_meta(root)
+        side = min(int(meta.get("height", input_size)), int(meta.get("width", input_size)))
+        if side < input_size:
+            problems.append(
+                f"the frames are {meta.get('height')}×{meta.get('width')}, smaller than the "
+                f"input side {input_size}: export larger faces or pass --input-size {side}"
+            )
+    if problems:
+        raise ValueError("; ".join(problems) + ".")
+    names, labels = _fold_labels(root, have)
+    totals = [sum(lab.count(c) for lab in labels.values()) for c in range(len(names))]
+    short = [f"{n} has {t}" for n, t in zip(names, totals, strict=True) if 0 < t < len(have)]
+    if short:
+        raise ValueError(
+            f"{'; '.join(short)} single-labelled clips, fewer than the export's {len(have)} "
+            "folds: some test folds have none of them. Split again with fewer folds, or label "
+            "more."
+        )
+    width = max(9, *(len(n) + 1 for n in names))
+    lines = ["fold  set  " + "".join(f"{n:>{width}}" for n in names) + f"{'total':>{width}}"]
+    warnings_ = []
+    for k in folds:
+        test = [labels[k].count(c) for c in range(len(names))]
+        train = [totals[c] - test[c] for c in range(len(names))]
+        for part, counts in (("train", train), ("test", test)):
+            cells = "".join(f"{n:>{width}}" for n in counts)
+            lines.append(f"{k:<5} {part:<5}{cells}{sum(counts):>{width}}")
+        few = [f"{n} {c}" for n, c in zip(names, train, strict=True) if 0 < c < min_train_clips]
+        if few:
+            warnings_.append(
+                f"fold {k}: fewer than {min_train_clips} training clips for {', '.join(few)}; "
+                "expect results near chance for these classes"
+            )
+        if sum(train) < min_train_clips:
+            warnings_.append(
+                f"fold {k}: {sum(train)} training clips in all; results will be near chance"
+            )
+    return lines, warnings_
+
+
+def _span(folds: list[int]) -> str:
+    if folds and folds == list(range(folds[0], folds[-1] + 1)):
+        return f"{folds[0]}-{folds[-1]}"
+    return ",".join(map(str, folds))

@@ -418,6 +418,14 @@ def train_fold(cfg: TrainConfig, test_fold: int, ctx: Dist) -> dict:
     for epoch in range(resume(run), cfg.epochs):
         history.append(train_one_epoch(run, epoch))
         save_checkpoint(run, epoch)
+        if not cfg.progress and ctx.main:
+            # No progress bar: one line per epoch, so a long run is never silent.
+            e = history[-1]
+            print(
+                f"fold {test_fold} epoch {e['epoch']}/{cfg.epochs}: loss {e['loss']:.4f}, "
+                f"{e['clips_per_s']:.1f} clips/s",
+                flush=True,
+            )
     return fold_result(run, evaluate(run), history)
 
 
@@ -452,26 +460,42 @@ def train(cfg: TrainConfig) -> Path:
     cfg = cfg.resolved()
     ctx = setup_distributed(cfg.device)
     out = Path(cfg.out)
-    folds = [train_fold(cfg, k, ctx) for k in cfg.folds]
-    if ctx.main:
-        out.mkdir(parents=True, exist_ok=True)
-        result = {
-            "protocol": cfg.protocol,
-            "protocol_title": PROTOCOL_TITLES[cfg.protocol],
-            "config": cfg.record(),
-            "world_size": ctx.world,
-            "folds": folds,
-            "summary": summarize(folds),
-            "labels": folds[0]["labels"],
-        }
-        (out / "results.json").write_text(json.dumps(result, indent=2))
-        from ml.report import confusion_plot, markdown_table
-
-        (out / "results.md").write_text(markdown_table([result]))
-        confusion_plot(result, out / "confusion.png")
+    folds: list[dict] = []
+    for k in cfg.folds:
+        folds.append(train_fold(cfg, k, ctx))
+        if ctx.main:
+            # Written as each fold finishes: a run stopped later keeps the finished folds.
+            _write_results(cfg, ctx, out, folds, complete=len(folds) == len(cfg.folds))
+            checkpoint = out / f"fold{k}" / "last.pt"
+            if cfg.keep_checkpoints == "none" and checkpoint.exists():
+                checkpoint.unlink()
     if ctx.world > 1:
         dist.barrier()
     return out
+
+
+def _write_results(cfg: TrainConfig, ctx: Dist, out: Path, folds: list[dict], complete: bool):
+    """results.json (``complete`` false while folds remain), results.md and confusion.png
+    over the folds finished so far; each written aside, then renamed."""
+    out.mkdir(parents=True, exist_ok=True)
+    result = {
+        "protocol": cfg.protocol,
+        "protocol_title": PROTOCOL_TITLES[cfg.protocol],
+        "config": cfg.record(),
+        "world_size": ctx.world,
+        "complete": complete,
+        "folds_finished": [f["fold"] for f in folds],
+        "folds": folds,
+        "summary": summarize(folds),
+        "labels": folds[0]["labels"],
+    }
+    tmp = out / "results.json.tmp"
+    tmp.write_text(json.dumps(result, indent=2))
+    os.replace(tmp, out / "results.json")
+    from ml.report import confusion_plot, markdown_table
+
+    (out / "results.md").write_text(markdown_table([result]))
+    confusion_plot(result, out / "confusion.png")
 
 
 def main(argv: list[str] | None = None) -> None:

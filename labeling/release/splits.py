@@ -38,8 +38,10 @@ def split_create(
     """Stores a new k-fold split of the campaign's single-labelled clips, stratified by label
     (scikit-learn), every movie's clips in one fold with ``group_by_movie``.
 
-    Reads the stored results; never changes an existing split. scikit-learn's warnings (a label
-    with fewer clips than folds) are returned, not hidden.
+    Reads the stored results; never changes an existing split. When no label has ``k`` clips it
+    refuses, naming the short labels and the largest k that would work; when only some have
+    fewer than ``k``, the split is made and the same advice is returned as a warning, with
+    scikit-learn's other warnings (never hidden).
     """
     if user is not None and not user_can_export(user):
         raise Forbidden("Only staff or exporters can make splits.")
@@ -66,13 +68,27 @@ def split_create(
             f"The clips come from {len(set(movies.tolist()))} movies: grouping by movie needs "
             f"at least {k}."
         )
+    in_code_order = list(campaign.labels.order_by("code").values_list("pk", "name"))
+    clips_per_label = {
+        name: int((labels == pk).sum()) for pk, name in in_code_order if (labels == pk).any()
+    }
+    advice = short_labels_advice(clips_per_label, k)
+    if advice and max(clips_per_label.values()) < k:
+        # scikit-learn refuses this one with its own words; ours say what would work.
+        raise ApplicationError(f"Cannot split into {k} folds: {advice}")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             folds = assign_folds(labels, groups=movies if group_by_movie else None, k=k, seed=seed)
-        except ValueError as exc:  # scikit-learn's own words: e.g. every label too small
+        except ValueError as exc:  # what the check above does not foresee
             raise ApplicationError(f"Cannot split into {k} folds: {exc}") from exc
-    in_code_order = list(campaign.labels.order_by("code").values_list("pk", "name"))
+    said = [str(w.message) for w in caught if "least populated class" not in str(w.message)]
+    if advice:
+        said.insert(
+            0,
+            f"{advice} Some test folds will have no clip of the short labels, and "
+            "train_benchmark refuses such a split.",
+        )
     fold_counts = {
         str(fold): {
             name: int(((folds == fold) & (labels == pk)).sum()) for pk, name in in_code_order
@@ -96,7 +112,29 @@ def split_create(
             ],
             batch_size=5000,
         )
-    return SplitMade(split, [str(w.message) for w in caught])
+    return SplitMade(split, said)
+
+
+def short_labels_advice(clips_per_label: dict[str, int], k: int) -> str:
+    """Empty when every label has at least ``k`` clips, else which labels are short (smallest
+    first) and what would work: "sad has 2 clips; at most 2 folds, or label more sad clips."
+    Labels without clips are not counted (they are not in the split at all)."""
+    short = {name: n for name, n in clips_per_label.items() if n < k}
+    if not short:
+        return ""
+    parts = []
+    for n in sorted(set(short.values())):
+        names = [name for name, m in short.items() if m == n]
+        if len(names) == 1:
+            parts.append(f"{names[0]} has {n} clip{'s' if n != 1 else ''}")
+        else:
+            parts.append(f"{', '.join(names[:-1])} and {names[-1]} have {n}")
+    has = "; ".join(parts)
+    more = f"label more {' and '.join(short)} clips" if len(short) <= 3 else "label more clips"
+    at_most = min(clips_per_label.values())
+    if at_most >= 2:
+        return f"{has}; at most {at_most} folds, or {more}."
+    return f"{has}; {more} (a split needs at least 2 clips of every label)."
 
 
 def split_for(campaign: Campaign, split_id: int | None) -> Split | None:

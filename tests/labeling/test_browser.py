@@ -207,6 +207,66 @@ class AnnotatePageBrowserTests:
         wait.until(lambda d: _text(d, "clip-number") == "00002")
         assert Annotation.objects.get().clip.number == 1
 
+    def test_a_fluent_annotator_labels_40_clips_at_0_8_s_each_without_a_too_many_notice(
+        self, browser, live_server, campaign, alice
+    ):
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        # given 40 playable clips and the server's default open-lease cap (no override)
+        clips = make_clips(campaign, 40)
+        frames = render_clip("happy", 24, 96, np.random.default_rng(7))
+        first = settings.MEDIA_ROOT / clips[0].video.name
+        write_video(frames, first, fps=12)
+        poster = settings.MEDIA_ROOT / clips[0].poster.name
+        write_image(frames[12], poster)
+        for clip in clips[1:]:
+            (settings.MEDIA_ROOT / clip.video.name).write_bytes(first.read_bytes())
+            (settings.MEDIA_ROOT / clip.poster.name).write_bytes(poster.read_bytes())
+        wait = WebDriverWait(browser, 20)
+        _log_in(browser, live_server, wait)
+        # every text the notice line ever shows is recorded
+        browser.execute_script(
+            "window.noticeLog = [];"
+            "new MutationObserver(() => window.noticeLog.push("
+            " document.getElementById('notice').textContent))"
+            ".observe(document.getElementById('notice'),"
+            " {childList: true, characterData: true, subtree: true});"
+        )
+        # when she labels each clip 0.8 s after the previous label (a fluent pace)
+        for number in range(1, 41):
+            wait.until(
+                lambda d, n=number: (
+                    _text(d, "clip-number") == f"{n:05d}" or "too many" in _text(d, "notice")
+                )
+            )
+            assert "too many" not in _text(browser, "notice"), f"before clip {number}"
+            time.sleep(0.8)
+            _press(browser, str(number % 7 + 1))
+        # then all 40 labels are saved and no notice ever said "too many open clips"
+        wait.until(lambda d: "Nothing left" in _text(d, "notice"))
+        wait.until(lambda d: Annotation.objects.count() == 40)
+        log = browser.execute_script("return window.noticeLog")
+        assert not [text for text in log if "too many" in text.lower()], log
+        assert sorted(Annotation.objects.values_list("clip__number", flat=True)) == list(
+            range(1, 41)
+        )
+
+    def test_the_too_many_notice_clears_when_the_clip_is_on_screen(
+        self, browser, live_server, campaign, alice, settings
+    ):
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        # given a cap lower than what the page holds (a configuration error, but possible)
+        settings.LABELING_MAX_OPEN_LEASES = 1
+        _playable_clips(campaign, 2)
+        wait = WebDriverWait(browser, 20)
+        _log_in(browser, live_server, wait)
+        _press(browser, "1")
+        wait.until(lambda d: "too many open clips" in _text(d, "notice"))
+        # once the label is saved clip 2 is shown, and the orange notice is gone with it
+        wait.until(lambda d: _text(d, "clip-number") == "00002")
+        assert "too many" not in _text(browser, "notice")
+
 
 @pytest.mark.django_db(transaction=True)
 class RewardsPageBrowserTests:

@@ -59,6 +59,12 @@ def run(*args) -> tuple[str, str]:
     return out.getvalue(), err.getvalue()
 
 
+def _withdraw_one(campaign, label: str) -> None:
+    """One clip of ``label`` no longer complete, so a split leaves it out."""
+    clip = Clip.objects.filter(campaign=campaign, result__single_label__name=label).first()
+    Clip.objects.filter(pk=clip.pk).update(status=Clip.Status.REJECTED)
+
+
 @pytest.mark.django_db
 class SplitFoldsTests:
     def test_it_stratifies_prints_the_counts_and_ends_with_the_split_id(self, campaign):
@@ -105,13 +111,49 @@ class SplitFoldsTests:
     def test_it_warns_when_a_label_has_fewer_clips_than_folds(self, campaign):
         import_votes(campaign, per_label=5, fear=3)
         _, err = run("split_folds", campaign.slug)
-        assert "warning:" in err and "least populated class" in err
+        # our advice, not scikit-learn's "least populated class"
+        assert "warning: fear has 3 clips; at most 3 folds, or label more fear clips." in err
+        assert "least populated class" not in err
         assert Split.objects.get().n_clips == 33
 
-    def test_it_says_why_when_every_label_is_smaller_than_the_folds(self, campaign):
-        import_votes(campaign, per_label=3)
-        with pytest.raises(CommandError, match="Cannot split into 5 folds: n_splits=5"):
+    def test_small_data_gets_advice_naming_the_short_label_and_a_k_that_works(self, campaign):
+        # the demo's shape: every label smaller than 5, sad the smallest with 2 clips
+        import_votes(campaign, per_label=3, fear=4)
+        _withdraw_one(campaign, "sad")
+        with pytest.raises(CommandError) as raised:
             run("split_folds", campaign.slug)
+        message = str(raised.value)
+        assert message.startswith("Cannot split into 5 folds: ")
+        assert "sad has 2 clips" in message and "fear has 4 clips" in message
+        assert "at most 2 folds, or label more" in message
+        assert "n_splits" not in message
+        assert not Split.objects.exists()
+        # and the k it advises works
+        run("split_folds", campaign.slug, "--k", "2")
+        assert Split.objects.get().k == 2
+
+    def test_a_label_with_one_clip_is_told_to_label_more(self, campaign):
+        import_votes(campaign, per_label=3, fear=1)
+        _, err = run("split_folds", campaign.slug, "--k", "3")
+        assert "warning: fear has 1 clip; label more fear clips" in err
+
+
+@pytest.mark.django_db
+class ReleasePageSplitAdviceTests:
+    def test_the_release_page_shows_the_advice_not_scikit_learns_words(self, campaign, client):
+        from tests.conftest import PASSWORD, make_user
+
+        import_votes(campaign, per_label=3)
+        _withdraw_one(campaign, "sad")
+        make_user("boss", staff=True)
+        assert client.login(username="boss", password=PASSWORD)
+        r = client.post(f"/staff/campaigns/{campaign.pk}/splits/", {"k": "5"}, follow=True)
+        assert r.status_code == 200
+        page = r.content.decode()
+        assert "sad has 2 clips; happy, neutral" in page
+        assert "at most 2 folds, or label more clips." in page
+        assert "n_splits" not in page
+        assert not Split.objects.exists()
 
 
 def add_media(campaign, tmp_media: Path, numbers: list[int], frames: int = 10) -> None:

@@ -202,10 +202,11 @@ class DistributedTrainTests:
 @pytest.mark.django_db
 @pytest.mark.usefixtures("tiny_model")
 class TrainBenchmarkCommandTests:
-    def test_it_sweeps_lambda_and_records_each_run_with_its_protocol(self, few, tmp_path, capsys):
+    def test_it_sweeps_lambda_and_records_each_run_with_its_protocol(self, faces, tmp_path, capsys):
+        # `faces`, not `few`: train_benchmark refuses a class with fewer clips than folds
         call_command(
             "train_benchmark",
-            data=str(few),
+            data=str(faces),
             out=str(tmp_path / "sweep"),
             model="tiny",
             loss="ec-stfl",
@@ -264,7 +265,9 @@ class TrainBenchmarkCommandTests:
 
 
 class TrainBenchmarkWithoutDatabaseTests:
-    def test_a_fresh_checkout_trains_writes_files_and_says_no_record_was_made(self, few, tmp_path):
+    def test_a_fresh_checkout_trains_writes_files_and_says_no_record_was_made(
+        self, faces, tmp_path
+    ):
         # given: a var folder with no database at all, as on a GPU box with only the export
         env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "SECRET_KEY")}
         env.update(VAR_DIR=str(tmp_path / "var"), DJANGO_SETTINGS_MODULE="annotation_site.settings")
@@ -273,7 +276,7 @@ class TrainBenchmarkWithoutDatabaseTests:
             "import sys\nexecute_from_command_line(['manage.py', *sys.argv[1:]])\n"
         )
         out = tmp_path / "run"
-        args = ["train_benchmark", "--data", str(few), "--out", str(out), "--model", "tiny"]
+        args = ["train_benchmark", "--data", str(faces), "--out", str(out), "--model", "tiny"]
         args += ["--folds", "1", "--epochs", "1", "--frames", "4", "--input-size", "24"]
         args += ["--workers", "0", "--no-progress"]
         # when

@@ -89,6 +89,12 @@
     if (upcoming || !current) return;
     const promise = fetchNext().then((result) => {
       if (upcoming !== promise) return result;
+      if (result.busy) {
+        // At the server's open-lease cap: forget this answer, so the prefetch is tried again
+        // when a save lands (or the next label asks afresh); nothing is shown for it.
+        upcoming = null;
+        return result;
+      }
       if (result.assignment) {
         upcomingId = result.assignment.assignment;
         if (result.assignment.clip.video_url) {
@@ -169,6 +175,9 @@
   function show(assignment) {
     current = assignment;
     clearInterval(timer);
+    // A warning about getting a clip ("too many open clips", offline, expired) is over once a
+    // clip is on screen; an "ok" notice (the held label's "press Z") stays.
+    if (notice.classList.contains("warn")) say("");
     root.classList.remove("empty");
     root.dataset.assignment = assignment.assignment;
     shownAt = performance.now();

@@ -14,7 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, DjangoHelpFormatter
 from django.db import DatabaseError, connection
 from django.utils import timezone
 
@@ -45,8 +45,37 @@ def records_possible() -> str | None:
     return None
 
 
+class _HelpFormatter(DjangoHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Django's option order, with each option's default shown (unset ones say nothing: the
+    protocol fills them in) and the example kept as written."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "%(default)" in text or action.default in (None, False, argparse.SUPPRESS):
+            return text
+        if not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+EXAMPLE = """example:
+  python manage.py train_benchmark --data exports/campaign-1 --model r3d_18 --epochs 30 \\
+      --no-progress --keep-checkpoints none
+
+Before training it reads the export: its folds (all of them unless --folds is given), the
+clips per class of each fold's train and test sets (printed first), and refuses what cannot
+work (a fold the export lacks, a class with fewer clips than folds, frames smaller than the
+input). Each fold's results are written to <out>/results.json as the fold finishes.
+Unset hyper-parameters come from --protocol (see ml/config.py)."""
+
+
 class Command(BaseCommand):
     help = "Trains a DFEW benchmark model with k-fold cross-validation and records the run."
+
+    def create_parser(self, prog_name, subcommand, **kwargs):
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        kwargs.setdefault("epilog", EXAMPLE)
+        return super().create_parser(prog_name, subcommand, **kwargs)
 
     def add_arguments(self, parser):
         from ml.config import add_arguments
@@ -55,15 +84,31 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         from ml.config import configs_from_args
+        from ml.data import check_export, export_folds
         from ml.report import markdown_table
         from ml.train import train
 
+        data = options.get("data")
+        if not data or not Path(data).exists():
+            raise CommandError(f"--data {data}: no such folder")
+        if options.get("folds") is None:
+            try:
+                options["folds"] = ",".join(map(str, export_folds(data))) or None
+            except FileNotFoundError as exc:
+                raise CommandError(str(exc)) from exc
         try:
             configs = configs_from_args(argparse.Namespace(**options))
-        except ValueError as exc:
-            raise CommandError(str(exc)) from exc
-        if not Path(configs[0].data).exists():
-            raise CommandError(f"--data {configs[0].data}: no such folder")
+            first = configs[0].resolved()
+            summary, warnings = check_export(
+                first.data, first.folds, first.input_size, first.min_train_clips
+            )
+        except (ValueError, FileNotFoundError) as exc:
+            raise CommandError(f"{data}: {exc}") from exc
+        self.stdout.write("Clips per class (single-labelled) of each fold's train and test sets:")
+        for line in summary:
+            self.stdout.write(line)
+        for warning in warnings:
+            self.stderr.write(f"warning: {warning}")
         why_not = records_possible()
         results = []
         for cfg in configs:
