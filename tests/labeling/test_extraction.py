@@ -478,12 +478,14 @@ import sys, time, uuid
 import django
 django.setup()
 if sys.argv[1] == "slow":
+    from django.conf import settings
     from pipeline import faces
-    detect = faces.HaarFaceDetector.detect
+    detector = faces.DETECTORS[settings.FACE_DETECTOR]
+    detect = detector.detect
     def slow(self, frame, near=None):
         time.sleep(0.5)
         return detect(self, frame, near)
-    faces.HaarFaceDetector.detect = slow
+    detector.detect = slow
 from annotation_site.celery import app
 app.worker_main(["worker", "--pool=prefork", "--concurrency=1", "--loglevel=INFO",
                  "--without-gossip", "--without-mingle", "--queues=" + sys.argv[2],

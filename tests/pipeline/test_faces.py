@@ -255,3 +255,53 @@ class FaceCropsTests:
     def test_steady_every_is_a_multiple_of_detect_every(self):
         with pytest.raises(ValueError, match="multiple"):
             FaceCrops(NoFace(), detect_every=5, steady_every=12)
+
+
+class Scripted:
+    """A detector that finds what it is told, one answer per call."""
+
+    def __init__(self, *answers):
+        self.answers = list(answers)
+
+    def detect(self, frame, near=None):
+        return self.answers.pop(0)
+
+
+class NoFaceIsAFactTests:
+    BOX = Box(10, 10, 20, 20)
+    MOVED = Box(30, 10, 20, 20)
+
+    def boxes(self, detector, n, **kwargs):
+        crops = FaceCrops(detector, size=16, **kwargs)
+        for _ in range(n):
+            crops.add(np.zeros((48, 64, 3), np.uint8))
+        assert len(crops.tiles) == len(crops.boxes) == n  # a tile for every frame still
+        return crops
+
+    def test_after_the_face_goes_the_box_is_held_at_most_hold_frames(self):
+        # Examined: 0 (face), 5 (moved: not steady), 10 (none), 15 (none, steady from there).
+        crops = self.boxes(Scripted(self.BOX, self.MOVED, None, None), 20, hold=2)
+        assert crops.boxes[:5] == [self.BOX] * 5
+        assert crops.boxes[5:8] == [self.MOVED] * 3  # frames 5, 6, 7: within 2 of frame 5
+        assert crops.no_face == list(range(8, 20))
+        assert crops.n_found == 2
+
+    def test_a_steady_face_is_held_between_its_examinations(self):
+        # Steady from frame 5 on: the next look is at 15; the face is there, so nothing is
+        # taken back, though 15 - 5 frames is more than the hold.
+        crops = self.boxes(Scripted(self.BOX, self.BOX, self.BOX, self.BOX), 26, hold=2)
+        assert crops.no_face == []
+
+    def test_a_steady_face_that_goes_is_taken_back_after_the_hold(self):
+        # Looks at 0, 5, then 15 (steady): nothing at 15; frames 8..14 had the box on trust.
+        crops = self.boxes(Scripted(self.BOX, self.BOX, None), 16, hold=2)
+        assert crops.no_face == list(range(8, 16))
+
+    def test_no_hold_bound_keeps_the_box_to_the_next_look(self):
+        crops = self.boxes(Scripted(self.BOX, self.BOX, None), 16, hold=None)
+        assert crops.no_face == [15]
+
+    def test_before_any_face_every_frame_is_no_face(self):
+        # Looks at 0 and 5 (nothing), then at 15 (steady): the face.
+        crops = self.boxes(Scripted(None, None, self.BOX), 17)
+        assert crops.no_face == list(range(15)) and crops.boxes[15:] == [self.BOX] * 2
