@@ -74,7 +74,8 @@ sys.path.insert(0, str(ROOT))
 
 from pipeline import media  # noqa: E402
 from pipeline.emotions import EMOTION_NAMES  # noqa: E402
-from pipeline.faces import DETECTORS, make_detector, read_face_frames  # noqa: E402
+from pipeline.face_sheets import read_face_frames  # noqa: E402
+from pipeline.faces import DETECTORS, make_detector  # noqa: E402
 from pipeline.synthetic_movies import (  # noqa: E402
     drawn_face_movie,
     frame_numbers,

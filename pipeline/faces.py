@@ -25,7 +25,8 @@ is cut from the planes and shrunk there (``crop_planes``); the crops' planes are
 the contact sheet as they are and converted to RGB once, for the whole sheet, so no frame,
 and no crop on its own, is ever converted.
 
-A clip's crops are stored as **one file**, a JPEG contact sheet (``write_face_frames``): the
+A clip's crops are stored as **one file** (``write_face_frames``; the format is
+``pipeline.face_sheets``'s), a JPEG contact sheet: the
 crops as tiles of ``size`` × ``size`` pixels, ``SHEET_COLUMNS`` a row, in frame order, the
 frame count in the JPEG's comment. Tiles are a multiple of 8 pixels and the chroma is not
 subsampled, so every tile decodes from its own JPEG blocks, exactly as if it were a JPEG of
@@ -36,11 +37,9 @@ alone (``bench/extraction.py``), and it is one object to copy to or from an S3 s
 
 from __future__ import annotations
 
-import math
 import os
-import re
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -50,6 +49,15 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from pipeline.face_sheets import (
+    SHEET_COLUMNS,
+    FaceFrames,
+    commit,
+    i420,
+    plane_sheet,
+    stage_sheet,
+    tiled,
+)
 from pipeline.media import I420Frame
 
 
@@ -357,7 +365,7 @@ def crop(
     From an ``I420Frame`` the square is cut from each plane and shrunk there
     (``crop_planes``); only the crop's pixels are converted to RGB."""
     if isinstance(frame, I420Frame):
-        return cv2.cvtColor(_i420(*crop_planes(frame, box, size, margin)), cv2.COLOR_YUV2RGB_I420)
+        return cv2.cvtColor(i420(*crop_planes(frame, box, size, margin)), cv2.COLOR_YUV2RGB_I420)
     height, width = frame.shape[:2]
     x0, y0, side = _square(width, height, box, margin)
     return shrink(frame[y0 : y0 + side, x0 : x0 + side], (size, size))
@@ -379,12 +387,6 @@ def crop_planes(
     )
 
 
-def _i420(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Planes of an H×W image (H a multiple of 4) as one yuv420p buffer for cv2.cvtColor."""
-    width = y.shape[1]
-    return np.concatenate([y, u.reshape(-1, width), v.reshape(-1, width)])
-
-
 def shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Resizes to ``size`` (width, height): halvings with a Gaussian (pyrDown) while more than
     twice too large, then bilinear. As smooth as INTER_AREA here, at a tenth of its cost."""
@@ -393,107 +395,6 @@ def shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if (image.shape[1], image.shape[0]) == size:
         return image
     return cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
-
-
-@dataclass(frozen=True)
-class FaceFrames:
-    n_frames: int
-    n_found: int
-    n_examined: int
-
-    @property
-    def ratio(self) -> float:
-        return self.n_found / self.n_examined if self.n_examined else 0.0
-
-
-# A clip's contact sheet: this many tiles a row (16 × 112 px = 1,792 px wide), and its JPEG
-# comment, which carries the frame count (the last row may be part empty).
-SHEET_COLUMNS = 16
-_SHEET_COMMENT = re.compile(rb"dfer-faces frames=(\d+) size=(\d+)")
-
-
-def _tiled(tiles: Sequence[np.ndarray], columns: int, fill: int = 0) -> np.ndarray:
-    """Equal tiles laid out ``columns`` a row, in order, the last row padded with ``fill``."""
-    stack = np.stack(tiles)
-    rows = math.ceil(len(tiles) / columns)
-    if rows * columns > len(tiles):
-        pad = np.full((rows * columns - len(tiles), *stack.shape[1:]), fill, np.uint8)
-        stack = np.concatenate([stack, pad])
-    t, h, w, *channels = stack.shape
-    grid = stack.reshape(rows, columns, h, w, *channels).swapaxes(1, 2)
-    return grid.reshape(rows * h, columns * w, *channels)
-
-
-def write_face_sheet(crops: list[np.ndarray], path: str | Path, quality: int = 90) -> Path:
-    """Writes equal square RGB crops as one JPEG contact sheet (see the module's docstring),
-    to a temporary file moved into place, so a re-run replaces the old sheet whole."""
-    if not crops:
-        raise ValueError("a face sheet needs at least one crop")
-    sheet = Image.fromarray(_tiled(crops, min(SHEET_COLUMNS, len(crops))))
-    return _commit(_stage_sheet(sheet, len(crops), crops[0].shape[0], path, quality), path)
-
-
-def _plane_sheet(tiles: list[tuple]) -> Image.Image:
-    """The contact sheet of crops given as yuv420p planes (``crop_planes``): the planes are
-    tiled as they are and the sheet converted to RGB at once (the tiles sit on the chroma
-    grid, so each converts exactly as its own crop would)."""
-    columns = min(SHEET_COLUMNS, len(tiles))
-    ys, us, vs = zip(*tiles, strict=True)
-    y, u, v = _tiled(ys, columns), _tiled(us, columns, 128), _tiled(vs, columns, 128)
-    # RGBX (the fourth byte unused) is PIL's own layout for RGB: the image wraps the array
-    # without a copy, where an RGB array would be copied in.
-    rgbx = cv2.cvtColor(_i420(y, u, v), cv2.COLOR_YUV2RGBA_I420)
-    return Image.frombuffer("RGBX", rgbx.shape[1::-1], rgbx, "raw", "RGBX", 0, 1)
-
-
-def _stage_sheet(sheet: Image.Image, count: int, size: int, path: str | Path, quality: int) -> Path:
-    """Encodes the sheet to a temporary file beside ``path`` and returns that file."""
-    if size % 8:
-        raise ValueError(f"face crops tile on the 8-pixel JPEG grid: {size} is not a multiple")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-    try:
-        sheet.save(
-            tmp,
-            format="JPEG",
-            quality=quality,
-            subsampling=0,  # 4:4:4: no chroma shared across tile edges
-            comment=f"dfer-faces frames={count} size={size}".encode(),
-        )
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return tmp
-
-
-def _commit(tmp: Path, path: str | Path) -> Path:
-    """Moves a staged file into place (``os.replace``), deleting it if that fails."""
-    try:
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return Path(path)
-
-
-def read_face_frames(path: str | Path) -> np.ndarray:
-    """A clip's face crops as a T × size × size × 3 uint8 RGB stack, in frame order, from its
-    contact sheet (or from a folder of one JPEG per frame, ``00001.jpg``…, the layout clips
-    extracted before the sheet have)."""
-    path = Path(path)
-    if path.is_dir():
-        names = sorted(p for p in path.iterdir() if p.suffix == ".jpg")
-        return np.stack([np.asarray(Image.open(p).convert("RGB")) for p in names])
-    with Image.open(path) as image:
-        found = _SHEET_COMMENT.search(image.info.get("comment", b""))
-        if found is None:
-            raise ValueError(f"{path.name} is not a face sheet (no frame count in its comment)")
-        sheet = np.asarray(image.convert("RGB"))
-    count, size = int(found.group(1)), int(found.group(2))
-    columns = sheet.shape[1] // size
-    tiles = sheet.reshape(sheet.shape[0] // size, size, columns, size, 3).swapaxes(1, 2)
-    return np.ascontiguousarray(tiles.reshape(-1, size, size, 3)[:count])
 
 
 def _same_place(box: Box | None, before: Box | None, share: float = 0.1) -> bool:
@@ -598,14 +499,14 @@ class FaceCrops:
         if not self.tiles:
             raise ValueError("a face sheet needs at least one crop")
         if all(isinstance(t, tuple) for t in self.tiles):
-            sheet = _plane_sheet(self.tiles)
+            sheet = plane_sheet(self.tiles)
         else:  # frames of both kinds: each plane crop converted on its own
             rgb = [
-                cv2.cvtColor(_i420(*t), cv2.COLOR_YUV2RGB_I420) if isinstance(t, tuple) else t
+                cv2.cvtColor(i420(*t), cv2.COLOR_YUV2RGB_I420) if isinstance(t, tuple) else t
                 for t in self.tiles
             ]
-            sheet = Image.fromarray(_tiled(rgb, min(SHEET_COLUMNS, len(rgb))))
-        return _stage_sheet(sheet, len(self.tiles), self.size, path, quality)
+            sheet = Image.fromarray(tiled(rgb, min(SHEET_COLUMNS, len(rgb))))
+        return stage_sheet(sheet, len(self.tiles), self.size, path, quality)
 
 
 def write_face_frames(
@@ -624,5 +525,5 @@ def write_face_frames(
     for frame in frames:
         crops.add(frame)
     if crops.tiles:  # no frame, no sheet: the caller reports the empty clip
-        _commit(crops.stage(path, quality), path)
+        commit(crops.stage(path, quality), path)
     return crops.found

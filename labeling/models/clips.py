@@ -124,7 +124,7 @@ class Clip(models.Model):
     first_frame = models.PositiveIntegerField(null=True, blank=True)
     n_frames = models.PositiveIntegerField(null=True, blank=True)
     # Storage-relative name of the clip's face crops: one JPEG sheet, a 112-px tile per frame
-    # in order (faces/<clip id>.jpg; pipeline.faces.read_face_frames reads it back).
+    # in order (faces/<clip id>.jpg; pipeline.face_sheets.read_face_frames reads it back).
     faces = models.CharField(max_length=200, blank=True)
     face_ratio = models.FloatField(null=True, blank=True)
     few_faces = models.BooleanField(default=False, help_text=_("Flagged for the reviewer."))

@@ -27,7 +27,7 @@ from labeling.release.rows import clip_rows
 from labeling.release.splits import split_create
 from pipeline import dfew
 from pipeline.compact import ClipRecord, CompactWriter
-from pipeline.faces import read_face_frames
+from pipeline.face_sheets import read_face_frames
 from pipeline.media import read_frames
 
 logger = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from annotation_site.errors import Forbidden
 from labeling.media import extraction, movies, storage
 from labeling.models import Clip, MediaStatus, Movie, Role
 from labeling.tasks import clip_extract_task
-from pipeline.faces import read_face_frames
+from pipeline.face_sheets import read_face_frames
 from pipeline.media import read_frames, write_video
 from pipeline.synthetic_movies import drawn_face_movie, frame_numbers
 from tests.conftest import make_user

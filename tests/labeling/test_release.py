@@ -211,7 +211,7 @@ class ExportDfewTests:
     ):
         from PIL import Image
 
-        from pipeline.faces import write_face_sheet
+        from pipeline.face_sheets import write_face_sheet
 
         # given clip 1 with a 12-frame video and its face sheet: tile k painted k × 20
         import_votes(campaign, per_label=5)
@@ -286,7 +286,7 @@ class LabelExportTaskTests:
         from django.core.files.storage import default_storage
 
         from labeling.tasks import label_export_task
-        from pipeline.faces import write_face_sheet
+        from pipeline.face_sheets import write_face_sheet
 
         # given: a storage with no local paths (S3; in memory here) holding clip 1's video
         # (10 frames) and clip 2's video and face sheet (12 crops)

@@ -4,15 +4,13 @@ import pytest
 from PIL import Image
 
 from pipeline.emotions import EMOTION_NAMES
+from pipeline.face_sheets import SHEET_COLUMNS, read_face_frames, write_face_sheet
 from pipeline.faces import (
-    SHEET_COLUMNS,
     Box,
     FaceCrops,
     HaarFaceDetector,
     crop,
-    read_face_frames,
     write_face_frames,
-    write_face_sheet,
 )
 from pipeline.media import I420Frame
 from pipeline.synthetic_movies import drawn_face_movie, numbered_frames

@@ -6,7 +6,8 @@ import pytest
 from PIL import Image
 
 from pipeline import media
-from pipeline.faces import crop, read_face_frames
+from pipeline.face_sheets import read_face_frames
+from pipeline.faces import crop
 from pipeline.media import (
     ClipSpec,
     MediaError,

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import faces
+from pipeline import face_sheets, faces
 from pipeline.real_faces import HEIGHT, STRETCHES, WIDTH, localised, real_face_movie
 
 pytest.importorskip("skimage")
@@ -108,7 +108,7 @@ def test_yuface_crops_a_clip(frames, tmp_path):
         frames[:50], tmp_path / "sheet.jpg", detector=faces.make_detector("yuface")
     )
     assert found.n_frames == 50 and found.ratio == 1.0
-    assert faces.read_face_frames(tmp_path / "sheet.jpg").shape == (50, 112, 112, 3)
+    assert face_sheets.read_face_frames(tmp_path / "sheet.jpg").shape == (50, 112, 112, 3)
 
 
 @pytest.mark.parametrize("skip", [0, 3])
