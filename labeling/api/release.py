@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from django.db import connection
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, extend_schema_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_serializer, inline_serializer
 from rest_framework import permissions, serializers
 from rest_framework.pagination import CursorPagination
 from rest_framework.views import APIView
@@ -146,6 +146,16 @@ class CampaignClipsApi(APIView):
         single_label = serializers.CharField(allow_null=True)
         fold = serializers.IntegerField(allow_null=True)
 
+    # What the answer is: the cursor paginator's envelope around a page of rows.
+    PageSerializer = inline_serializer(
+        name="ClipResultPage",
+        fields={
+            "next": serializers.URLField(allow_null=True),
+            "previous": serializers.URLField(allow_null=True),
+            "results": OutputSerializer(many=True),
+        },
+    )
+
     class Pagination(CursorPagination):
         ordering = "number"
         page_size = 100
@@ -154,7 +164,7 @@ class CampaignClipsApi(APIView):
 
     @extend_schema(
         parameters=[FilterSerializer],
-        responses={200: OutputSerializer(many=True), **ERRORS},
+        responses={200: PageSerializer, **ERRORS},
     )
     def get(self, request, campaign_id: int):
         campaign = _campaign(campaign_id)
