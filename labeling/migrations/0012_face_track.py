@@ -120,6 +120,8 @@ class Migration(migrations.Migration):
                 condition=models.Q(
                     models.Q(("face_x__isnull", True), ("face_y__isnull", True)),
                     models.Q(
+                        ("face_x__isnull", False),
+                        ("face_y__isnull", False),
                         ("face_x__gte", 0),
                         ("face_x__lte", 1),
                         ("face_y__gte", 0),

@@ -206,8 +206,15 @@ class Clip(models.Model):
                 name="clip_face_ratio_0_1",
             ),
             models.CheckConstraint(
+                # NULL >= 0 is NULL, which a CHECK lets pass: "both present" is said outright.
                 condition=Q(face_x__isnull=True, face_y__isnull=True)
-                | (Q(face_x__gte=0) & Q(face_x__lte=1) & Q(face_y__gte=0) & Q(face_y__lte=1)),
+                | (
+                    Q(face_x__isnull=False, face_y__isnull=False)
+                    & Q(face_x__gte=0)
+                    & Q(face_x__lte=1)
+                    & Q(face_y__gte=0)
+                    & Q(face_y__lte=1)
+                ),
                 name="clip_face_point_0_1",
                 violation_error_message=_(
                     "A face point has both coordinates, each a share of the frame from 0 to 1."
