@@ -100,9 +100,8 @@ def _screening_strings() -> dict:
         "saved": _("Clip %(clip)s: %(verdict)s, saved."),
         "failed": _("Clip %(clip)s was not saved: %(reason)s"),
         "offline": _("The server cannot be reached; try again."),
-        "waiting": _("%(n)s clips wait for screening"),
-        "page_done": _("Every clip of this page is decided."),
         "no_face": _("no face in this frame"),
+        "no_face_n": _("%(n)s frames without the face (marked)"),
         "verdicts": {key: str(text) for key, (_f, _e, _r, text, _k) in SCREENING_VERDICTS.items()},
     }
 

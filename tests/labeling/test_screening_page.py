@@ -202,6 +202,8 @@ class ScreeningPageBrowserTests:
                 == 3
             )
         )
+        caption = browser.find_element(By.CSS_SELECTOR, f"#clip-{clips[0].pk} figcaption")
+        assert caption.text.endswith("3 frames without the face (marked)")
         sheet = browser.find_element(By.CSS_SELECTOR, f"#clip-{clips[0].pk} .sheet img")
         video = browser.find_element(By.CSS_SELECTOR, f"#clip-{clips[0].pk} video")
         assert sheet.location["x"] > video.location["x"] + video.size["width"] - 1

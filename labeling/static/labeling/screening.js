@@ -83,7 +83,9 @@
       marks.appendChild(cell);
     }
     const count = card.querySelector(".no-face-count");
-    if (count && body.no_face_frames) count.textContent = ` · ${body.no_face_frames} ✕`;
+    if (count && body.no_face_frames) {
+      count.textContent = ` · ${format(strings.no_face_n, { n: body.no_face_frames })}`;
+    }
   }
 
   // --- verdicts: held for undo, then sent --------------------------------------------------
