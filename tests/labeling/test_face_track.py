@@ -245,3 +245,22 @@ class ExportFaceTrackTests:
         assert rows[0]["eye_l_x"] == "1" and rows[0]["aligned"] == "1"
         # clips without a track get no file
         assert [p.name for p in (tmp_path / "r" / "faces").iterdir()] == ["00001.csv"]
+
+
+@pytest.mark.django_db
+class CampaignFaceSettingsTests:
+    @pytest.mark.parametrize(
+        ("changes", "message"),
+        [
+            ({"face_crop_size": 100}, "The face crop size must be a multiple of 8, 32–512 px."),
+            ({"face_crop_size": 24}, "The face crop size must be a multiple of 8, 32–512 px."),
+            ({"face_lost_share": 1.5}, "campaign_face_lost_share_0_1"),
+        ],
+    )
+    def test_a_bad_face_setting_is_refused_with_its_reason(self, campaign, changes, message):
+        from django.core.exceptions import ValidationError
+
+        for name, value in changes.items():
+            setattr(campaign, name, value)
+        with pytest.raises(ValidationError, match=message):
+            campaign.full_clean()
