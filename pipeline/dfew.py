@@ -6,6 +6,9 @@ The layout (``/work/shared/reference/dfew-release-format.md``)::
     <root>/label/single_trainset_<f>.csv                   f = 1..k, columns video_name,label
     <root>/label/single_testset_<f>.csv
     <root>/label/votes.csv                                 video_name, 1happy … 7fear, label
+    <root>/faces/<clip:05d>.csv                            per frame (1-based, as the images)
+                                                           the face's box, score, landmarks;
+                                                           empty fields: no face in that frame
 
 Only single-labelled clips (``label > 0``) appear in the split files; fold f's test set is the
 clips of fold f, its train set the clips of the other folds. ``votes.csv`` holds every clip,
@@ -189,6 +192,17 @@ def write_frames(root: Path, number: int, frames: Iterable[np.ndarray], quality:
         if count == 0:
             raise ValueError(f"clip {number}: no frames")
     return count
+
+
+def write_face_track(root: Path, number: int, track) -> Path:
+    """Writes a clip's face track (``pipeline.face_track_file``) as
+    ``root/faces/<number:05d>.csv``, frames numbered from 1 like its ``data/`` images; a
+    frame whose fields are empty has no face (its image is the nearest frame's crop)."""
+    from pipeline.face_track_file import write_track
+
+    if number < 1:
+        raise ValueError(f"clip {number}: clip numbers start at 1")
+    return write_track(track, Path(root) / "faces" / f"{number:05d}.csv", first_frame=1)
 
 
 def _remove(path: Path) -> None:

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -436,6 +436,8 @@ class ClipMedia:
     height: int
     fps: float
     face_ratio: float | None = None
+    # The clip's `faces.FaceCrops` (per-frame detections, the track), None without faces_path.
+    face_crops: object | None = field(default=None, compare=False, repr=False)
 
 
 def cut_clip(source: str | Path, target: str | Path, info: VideoInfo, spec: ClipSpec) -> Path:
@@ -552,7 +554,7 @@ def extract_clip(
     for target, path in staged.items():
         os.replace(path, target)
     ratio = None if crops is None else crops.found.ratio
-    return ClipMedia(first, n_decoded, width, height, float(rate), ratio)
+    return ClipMedia(first, n_decoded, width, height, float(rate), ratio, crops)
 
 
 def read_frames(path: str | Path) -> np.ndarray:

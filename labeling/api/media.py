@@ -9,10 +9,11 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from annotation_site.errors import NotFound
 from labeling import access
 from labeling.access import user_has_role
 from labeling.api.schema import errors
-from labeling.media import movies
+from labeling.media import extraction, movies
 from labeling.models import Campaign, Clip, Movie, Role
 from pipeline import media
 
@@ -98,6 +99,15 @@ class ClipOut(serializers.Serializer):
     n_frames = serializers.IntegerField(allow_null=True)
     face_ratio = serializers.FloatField(allow_null=True)
     few_faces = serializers.BooleanField()
+    face_flags = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="The screening's face flags: few, lost, second, small.",
+    )
+    face_point = serializers.ListField(
+        child=serializers.FloatField(),
+        allow_null=True,
+        help_text="The extractor's face point, [x, y] as shares (0..1) of the movie frame.",
+    )
     duration_bucket = serializers.CharField()
     error = serializers.CharField(source="media_error")
 
@@ -168,6 +178,17 @@ class SegmentIn(serializers.Serializer):
     suspected_label = serializers.CharField(
         max_length=40, required=False, allow_blank=True, allow_null=True
     )
+    face_point = serializers.ListField(
+        child=serializers.FloatField(),
+        min_length=2,
+        max_length=2,
+        required=False,
+        allow_null=True,
+        help_text=(
+            "Optional: the face to follow, [x, y] as shares (0..1) of the movie frame's "
+            "width and height (where the extractor clicked)."
+        ),
+    )
 
 
 class MovieClipsProposeApi(APIView):
@@ -187,7 +208,12 @@ class MovieClipsProposeApi(APIView):
             user=request.user,
             movie_id=movie_id,
             segments=[
-                movies.Segment(s["start_s"], s["end_s"], s.get("suspected_label") or "")
+                movies.Segment(
+                    s["start_s"],
+                    s["end_s"],
+                    s.get("suspected_label") or "",
+                    tuple(s["face_point"]) if s.get("face_point") is not None else None,
+                )
                 for s in data.validated_data["segments"]
             ],
         )
@@ -210,3 +236,61 @@ class ClipDetailApi(APIView):
     def get(self, request, clip_id: int):
         clip = _get_clip(request, clip_id)
         return Response(ClipOut(clip, context={"request": request}).data)
+
+
+@extend_schema_serializer(component_name="FaceFrame")
+class FaceFrameOut(serializers.Serializer):
+    frame = serializers.IntegerField(help_text="0 = the clip's first frame.")
+    box = serializers.ListField(
+        child=serializers.FloatField(),
+        allow_null=True,
+        help_text="[x, y, w, h] in the clip video's pixels; null: no face in this frame.",
+    )
+    score = serializers.FloatField(allow_null=True)
+    landmarks = serializers.ListField(
+        child=serializers.ListField(child=serializers.FloatField()),
+        allow_null=True,
+        help_text="Five [x, y]: eye on the picture's left, eye on its right, nose, mouth "
+        "left and right corners; null where the detector gives none.",
+    )
+    aligned = serializers.BooleanField()
+
+
+@extend_schema_serializer(component_name="ClipFaces")
+class ClipFacesOut(serializers.Serializer):
+    clip = serializers.IntegerField()
+    number = serializers.IntegerField()
+    face_ratio = serializers.FloatField(allow_null=True)
+    face_flags = serializers.ListField(child=serializers.CharField())
+    no_face_frames = serializers.IntegerField()
+    frames = FaceFrameOut(many=True)
+
+
+class ClipFacesApi(APIView):
+    """The clip's face track: per frame the target face's box, score and landmarks, or no
+    face; who may see it is who may see the clip (``ClipDetailApi``); 404 for a clip without
+    a stored track (extracted before tracks were stored, or not yet)."""
+
+    permission_classes = [permissions.IsAuthenticated, _SeesClips]
+
+    @extend_schema(responses={200: ClipFacesOut, **errors(404)})
+    def get(self, request, clip_id: int):
+        clip = _get_clip(request, clip_id)
+        track = extraction.clip_face_track(clip)
+        if track is None:
+            raise NotFound(f"Clip {clip.number:05d} has no face track.")
+        frames = [
+            {"frame": i, **(face.as_json() if face else _NO_FACE)} for i, face in enumerate(track)
+        ]
+        body = {
+            "clip": clip.pk,
+            "number": clip.number,
+            "face_ratio": clip.face_ratio,
+            "face_flags": clip.face_flags,
+            "no_face_frames": sum(face is None for face in track),
+            "frames": frames,
+        }
+        return Response(ClipFacesOut(body).data)
+
+
+_NO_FACE = {"box": None, "score": None, "landmarks": None, "aligned": False}

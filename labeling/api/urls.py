@@ -66,6 +66,7 @@ urlpatterns = [
         name="movie-clips",
     ),
     path("clips/<int:clip_id>/", media.ClipDetailApi.as_view(), name="clip-detail"),
+    path("clips/<int:clip_id>/faces/", media.ClipFacesApi.as_view(), name="clip-faces"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves Swagger UI's start-up script as a file: no inline script (CSP).
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api:schema"), name="docs"),

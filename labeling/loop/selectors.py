@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.core.cache import cache
-from django.db.models import Count, OuterRef, Subquery, Sum
+from django.core.files.storage import default_storage
+from django.db.models import Count, OuterRef, Q, Subquery, Sum
 from django.db.models.fields.json import KT
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from annotation_site.errors import ApplicationError
 from labeling.loop import sql
 from labeling.models import (
     AgreementReport,
@@ -20,6 +24,8 @@ from labeling.models import (
     JobStatus,
     Label,
 )
+from labeling.models.clips import FACE_FLAGS
+from pipeline.face_sheets import SHEET_COLUMNS
 
 
 def labels_and_submitted_count(*, user, campaign_id: int) -> tuple[list[Label], int]:
@@ -120,13 +126,71 @@ def campaign_overview_list(*, active_within: timedelta = timedelta(hours=24)) ->
     return rows
 
 
-def clip_list_for_screening() -> list[Clip]:
-    """Clips waiting for a reviewer, oldest first, with the annotators' reports on them."""
-    return list(
-        Clip.objects.awaiting_screening()
-        .select_related("campaign", "movie")
+# Clips on one page of the screening: a page is seen, decided and replaced by the next, never
+# an unbounded list (16,372 clips at DFEW's size).
+SCREENING_PAGE = 10
+
+
+@dataclass(frozen=True)
+class ScreeningPage:
+    """One page of the clips waiting for a reviewer, and the counts the page shows."""
+
+    rows: list[dict]  # {"clip", "sheet_url", "columns", "flags": [(name, label)]}
+    page: int
+    pages: int
+    waiting: int  # every clip waiting for screening
+    matching: int  # those the filter keeps
+    flag_counts: list[tuple[str, str, int]]  # (flag, label, clips waiting with it)
+
+
+def screening_flag_q(flag: str) -> Q:
+    """The clips with face flag ``flag`` (`FACE_FLAGS`); ApplicationError for another name."""
+    fields = {name: field for name, field, _ in FACE_FLAGS}
+    if flag not in fields:
+        raise ApplicationError(
+            f"Unknown face flag {flag!r}; one of {', '.join(fields)}.", {"flags": list(fields)}
+        )
+    return Q(**{fields[flag]: True})
+
+
+def screening_page(*, flag: str = "", page: int = 1, per_page: int = SCREENING_PAGE):
+    """Page ``page`` (from 1) of the clips waiting for a reviewer, oldest first, only those
+    with face flag ``flag`` when given, with their reports and the URL of their face sheet;
+    and the counts of what waits, in all and per flag. Three queries whatever the queue's
+    length: the counts (one aggregate), the page, its reports. A page past the end is the
+    last one."""
+    waiting = Clip.objects.awaiting_screening()
+    counts = waiting.aggregate(
+        all=Count("pk"),
+        **{name: Count("pk", filter=Q(**{field: True})) for name, field, _ in FACE_FLAGS},
+    )
+    chosen = waiting.filter(screening_flag_q(flag)) if flag else waiting
+    matching = counts[flag] if flag else counts["all"]
+    pages = max(1, math.ceil(matching / per_page))
+    page = min(max(1, page), pages)
+    start = (page - 1) * per_page
+    clips = list(
+        chosen.select_related("campaign", "movie")
         .prefetch_related("reports")
-        .order_by("updated_at", "pk")
+        .order_by("updated_at", "pk")[start : start + per_page]
+    )
+    labels = {name: label for name, _, label in FACE_FLAGS}
+    rows = [
+        {
+            "clip": clip,
+            "sheet_url": default_storage.url(clip.faces) if clip.faces else "",
+            "columns": min(SHEET_COLUMNS, clip.n_frames or SHEET_COLUMNS),
+            "flags": [(name, labels[name]) for name in clip.face_flags],
+        }
+        for clip in clips
+    ]
+    return ScreeningPage(
+        rows=rows,
+        page=page,
+        pages=pages,
+        waiting=counts["all"],
+        matching=matching,
+        flag_counts=[(name, label, counts[name]) for name, _, label in FACE_FLAGS],
     )
 
 

@@ -2,11 +2,12 @@
 records the task and the process, cut and normalise it with ``pipeline.media``, crop its faces
 with ``pipeline.faces``, record; take over a dead claimant's clip, sweep stale claims and
 partial outputs. Media names are fixed by the clip's id (``clips/<id>.mp4``,
-``posters/<id>.jpg``, ``faces/<id>.jpg``)."""
+``posters/<id>.jpg``, ``faces/<id>.jpg``, and the face track ``faces/<id>.csv``)."""
 
 from __future__ import annotations
 
 import functools
+import io
 import logging
 import os
 import subprocess
@@ -15,6 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
+from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -25,6 +27,8 @@ from labeling.media.storage import media_local_path, media_outputs, movie_local_
 from labeling.models import Clip, MediaStatus
 from labeling.rewards import ledger
 from pipeline import media
+from pipeline.face_flags import face_flags
+from pipeline.face_track_file import Track, from_detections, read_track, write_track
 from pipeline.faces import FaceDetector, make_detector
 
 logger = logging.getLogger(__name__)
@@ -42,9 +46,37 @@ def stale_claim() -> timedelta:
 TRANSIENT_ERRORS = (subprocess.TimeoutExpired, ConnectionError)
 
 
-def clip_media_names(clip: Clip) -> tuple[str, str, str]:
-    """Storage names of a clip's video, poster and face sheet: fixed by its id."""
-    return f"clips/{clip.pk}.mp4", f"posters/{clip.pk}.jpg", f"faces/{clip.pk}.jpg"
+def clip_media_names(clip: Clip) -> tuple[str, str, str, str]:
+    """Storage names of a clip's video, poster, face sheet and face track: fixed by its id."""
+    pk = clip.pk
+    return f"clips/{pk}.mp4", f"posters/{pk}.jpg", f"faces/{pk}.jpg", f"faces/{pk}.csv"
+
+
+def face_target(point: tuple[float, float] | None, width: int, height: int):
+    """The extractor's face point (shares 0..1 of the movie frame) in the pixels of the
+    normalised clip's frames, ``width`` × ``height`` (``media.output_size``: the whole movie
+    frame scaled, no crop and no padding, so a share of the one is the same share of the
+    other); None without a point."""
+    if point is None:
+        return None
+    return (point[0] * width, point[1] * height)
+
+
+# ---- ADAPTER to today's FaceCrops (faces-store, issue 19): the lead replaces it at merge ----
+# At merge FaceCrops exposes `detections` (per frame a Detection or None), `aligned` and
+# `second_face_frames`, and takes `target=(x, y)`; today it has `boxes` only.
+def _observed_faces(crops) -> tuple[Track, int]:
+    """The clip's track (``pipeline.face_track_file``) and its second-face frame count."""
+    from pipeline.faces import Detection
+
+    detections = getattr(crops, "detections", None)
+    if detections is None:
+        detections = [None if b is None else Detection(b) for b in crops.boxes]
+    track = from_detections(detections, getattr(crops, "aligned", None))
+    return track, getattr(crops, "second_face_frames", 0)
+
+
+# ---- end of the adapter ----
 
 
 # A clip whose extraction killed its worker this many times (the OOM killer, again and again)
@@ -54,7 +86,7 @@ LOST_CLAIMS_LIMIT = 3
 
 # Where an extraction writes before moving into place: `pipeline.media._atomic_target` and
 # `pipeline.faces._stage_sheet` name a partial output `.<stem>.<pid>.tmp<suffix>` beside it.
-PARTIAL_FOLDERS = ("clips", "posters", "faces")
+PARTIAL_FOLDERS = ("clips", "posters", "faces")  # faces: the sheet's and the track's
 
 
 def claimant(pid: int | None = None) -> str:
@@ -250,10 +282,13 @@ def clip_extract(clip_id: int, detector=None, *, task_id: str = "") -> bool:
     )
     clip = Clip.objects.select_related("movie", "campaign").get(pk=clip_id)
     campaign, movie = clip.campaign, clip.movie
-    video, poster, faces = clip_media_names(clip)
+    video, poster, faces, track_name = clip_media_names(clip)
+    track: Track | None = None
+    second = 0
     try:
         info = media.VideoInfo(movie.width, movie.height, movie.fps, movie.duration_s, movie.codec)
-        with media_outputs([video, poster, faces]) as (video_path, poster_path, faces_path):
+        names = [video, poster, faces, track_name]
+        with media_outputs(names) as (video_path, poster_path, faces_path, track_path):
             result = media.extract_clip(
                 movie_local_source(movie),
                 info,
@@ -267,8 +302,19 @@ def clip_extract(clip_id: int, detector=None, *, task_id: str = "") -> bool:
                 poster_path=poster_path,
                 faces_path=faces_path,
                 detector=detector or face_detector(settings.FACE_DETECTOR),
+                face_size=campaign.face_crop_size,
                 face_hold_s=settings.FACE_HOLD_SECONDS,
+                # ADAPTER (lead, at merge): the extractor's point, for FaceCrops(target=...):
+                # face_target=face_target(
+                #     clip.face_point,
+                #     *media.output_size(movie.width, movie.height, campaign.clip_max_height),
+                # ),
             )
+            if result.face_crops is not None:
+                track, second = _observed_faces(result.face_crops)
+                # Staged and moved into place like the sheet; a killed run's partial file is
+                # `faces/.<id>.<pid>.tmp.csv`, which the clean-ups remove.
+                write_track(track, track_path)
     except media.MediaError as exc:
         clip_extract_fail(clip_id, str(exc), claimant=me)
         return False
@@ -281,6 +327,16 @@ def clip_extract(clip_id: int, detector=None, *, task_id: str = "") -> bool:
         )
         raise
     few = result.face_ratio is not None and result.face_ratio < campaign.min_face_ratio
+    flags = (
+        face_flags(
+            track,
+            lost_share=campaign.face_lost_share,
+            min_px=campaign.face_min_px,
+            second_face_frames=second,
+        )
+        if track is not None
+        else None
+    )
     opened = Clip.Status.SCREENING if campaign.screen_clips or few else Clip.Status.ANNOTATING
     with transaction.atomic():
         recorded = ours.update(
@@ -293,6 +349,10 @@ def clip_extract(clip_id: int, detector=None, *, task_id: str = "") -> bool:
             n_frames=result.n_frames,
             face_ratio=result.face_ratio,
             few_faces=few,
+            face_track=track_name if track is not None else "",
+            face_lost=bool(flags and flags.lost),
+            face_second=bool(flags and flags.second),
+            face_small=bool(flags and flags.small),
             duration_bucket=Clip.bucket_of(clip.start_s, clip.end_s),
             updated_at=timezone.now(),
         )
@@ -396,3 +456,22 @@ def clips_extract_retry(*, user, clip_ids: Iterable[int]) -> int:
         for clip_id in ids:
             clip_extract_task.delay_on_commit(clip_id)
     return len(ids)
+
+
+def clip_face_track(clip: Clip) -> Track | None:
+    """The clip's stored face track (``Clip.face_track``, read from the media storage), None
+    when it has none. The caller has checked who may see the clip."""
+    return face_track_read(clip.face_track)
+
+
+def face_track_read(name: str) -> Track | None:
+    """The face track stored as ``name`` (``Clip.face_track``), None for "" or a missing
+    file (logged)."""
+    if not name:
+        return None
+    try:
+        with default_storage.open(name, "rb") as stream:
+            return read_track(io.TextIOWrapper(stream, encoding="ascii", newline=""))
+    except FileNotFoundError:
+        logger.warning("the face track %s is missing", name)
+        return None

@@ -28,6 +28,7 @@ from labeling import access
 from labeling.loop import sql
 from labeling.media.storage import movie_local_source
 from labeling.models import Campaign, Clip, Label, MediaStatus, Movie
+from labeling.models.clips import face_point_problem
 from pipeline import media
 
 logger = logging.getLogger(__name__)
@@ -332,6 +333,8 @@ class Segment:
     start_s: float
     end_s: float
     suspected_label: str = ""
+    # The face to follow, as shares (0..1) of the movie frame (`Clip.face_x`, `face_y`).
+    face_point: tuple[float, float] | None = None
 
 
 @dataclass
@@ -369,6 +372,8 @@ def _check_segments(
                 f"{', '.join(labels)} or none.",
                 {"segment": i},
             )
+        if problem := face_point_problem(seg.face_point):
+            raise ApplicationError(f"{where}: {problem}.", {"segment": i})
     spans = [(s.start_s, s.end_s, f"segment {i}") for i, s in enumerate(segments, start=1)]
     existing = movie.clips.exclude(media_status=MediaStatus.FAILED).order_by("start_s")
     spans += [(c.start_s, c.end_s, f"clip {c.number:05d}") for c in existing if c.end_s]
@@ -420,6 +425,8 @@ def clip_propose(*, user, movie_id: int, segments: Sequence[Segment]) -> Propose
                 start_s=seg.start_s,
                 end_s=seg.end_s,
                 suspected_label=labels.get(seg.suspected_label),
+                face_x=seg.face_point[0] if seg.face_point else None,
+                face_y=seg.face_point[1] if seg.face_point else None,
                 proposed_by=user if user is not None and user.is_authenticated else None,
                 status=Clip.Status.PROPOSED,
                 media_status=MediaStatus.PENDING,

@@ -7,7 +7,8 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
-from django.db.models.lookups import GreaterThan
+from django.db.models.functions import Mod
+from django.db.models.lookups import Exact, GreaterThan
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -36,6 +37,25 @@ class Campaign(models.Model):
         _("faces needed"),
         default=0.5,
         help_text=_("Share of a clip's frames with a face found; fewer flags it for review."),
+    )
+    # Face crops and the screening's face flags (`pipeline.face_flags`).
+    face_crop_size = models.PositiveSmallIntegerField(
+        _("face crop size (px)"),
+        default=112,
+        help_text=_("Side of each frame's face crop; a multiple of 8 (DFEW's crops: 112)."),
+    )
+    face_lost_share = models.FloatField(
+        _("frames without the face allowed"),
+        default=0.2,
+        help_text=_("A clip with no face in more than this share of its frames is flagged."),
+    )
+    face_min_px = models.PositiveSmallIntegerField(
+        _("smallest face (px)"),
+        default=48,
+        help_text=_(
+            "A clip whose face is usually smaller than this (its median side, in the clip's "
+            "pixels) is flagged."
+        ),
     )
     screen_clips = models.BooleanField(
         _("reviewers screen new clips"),
@@ -134,6 +154,17 @@ class Campaign(models.Model):
             models.CheckConstraint(
                 condition=Q(min_face_ratio__gte=0) & Q(min_face_ratio__lte=1),
                 name="campaign_min_face_ratio_0_1",
+            ),
+            models.CheckConstraint(
+                condition=Q(face_crop_size__gte=32)
+                & Q(face_crop_size__lte=512)
+                & Exact(Mod("face_crop_size", 8), 0),
+                name="campaign_face_crop_size_valid",
+                violation_error_message=_("The face crop size must be a multiple of 8, 32–512 px."),
+            ),
+            models.CheckConstraint(
+                condition=Q(face_lost_share__gte=0) & Q(face_lost_share__lte=1),
+                name="campaign_face_lost_share_0_1",
             ),
             models.CheckConstraint(
                 condition=Q(min_view_seconds__gte=0), name="campaign_min_view_gte_0"

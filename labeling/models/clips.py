@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
@@ -50,6 +52,34 @@ class Movie(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+# The face flags a reviewer filters the screening by: (name in URLs and the API, the clip's
+# field, what the page calls it).
+FACE_FLAGS = (
+    ("few", "few_faces", _("few faces")),
+    ("lost", "face_lost", _("face lost")),
+    ("second", "face_second", _("second face")),
+    ("small", "face_small", _("small face")),
+)
+
+
+def face_point_problem(point) -> str | None:
+    """What is wrong with an extractor's face point (x, y), shares 0..1 of the movie frame's
+    width and height; None when it is fine or absent. The one check of the API, the import
+    and the proposal service (the DB constraint ``clip_face_point_0_1`` guards the same)."""
+    if point is None:
+        return None
+    try:
+        x, y = (float(v) for v in point)
+    except (TypeError, ValueError):
+        return "the face point must be two numbers, x and y"
+    if not all(math.isfinite(v) and 0 <= v <= 1 for v in (x, y)):
+        return (
+            f"the face point ({x:g}, {y:g}) must lie in the frame: x and y are shares of its "
+            "width and height, from 0 to 1"
+        )
+    return None
 
 
 class ClipQuerySet(models.QuerySet):
@@ -128,6 +158,25 @@ class Clip(models.Model):
     faces = models.CharField(max_length=200, blank=True)
     face_ratio = models.FloatField(null=True, blank=True)
     few_faces = models.BooleanField(default=False, help_text=_("Flagged for the reviewer."))
+    # Where the extractor clicked on the face to follow, as a share (0..1) of the movie
+    # frame's width and height; both or neither (None: the tracker picks the target).
+    face_x = models.FloatField(_("face point x (0..1)"), null=True, blank=True)
+    face_y = models.FloatField(_("face point y (0..1)"), null=True, blank=True)
+    # The target face per frame (faces/<clip id>.csv, `pipeline.face_track_file`), "" when the
+    # clip was extracted before tracks were stored; and the flags the screening filters by,
+    # set by the extraction from it (`pipeline.face_flags.face_flags`, the one rule).
+    face_track = models.CharField(max_length=200, blank=True)
+    face_lost = models.BooleanField(
+        _("face lost"),
+        default=False,
+        help_text=_("No face in more frames than the campaign allows."),
+    )
+    face_second = models.BooleanField(
+        _("second face"), default=False, help_text=_("Another face as large as the target.")
+    )
+    face_small = models.BooleanField(
+        _("small face"), default=False, help_text=_("The face is smaller than the campaign's size.")
+    )
     # DFEW's Table 2 bucket of the clip's length, `Clip.bucket_of(start_s, end_s)` ("" when the
     # end is unknown): a copy for the media API, written by that one function only (at creation,
     # after an extraction, and by `save` whenever start or end is saved). Exports compute it
@@ -156,6 +205,21 @@ class Clip(models.Model):
                 | (Q(face_ratio__gte=0) & Q(face_ratio__lte=1)),
                 name="clip_face_ratio_0_1",
             ),
+            models.CheckConstraint(
+                # NULL >= 0 is NULL, which a CHECK lets pass: "both present" is said outright.
+                condition=Q(face_x__isnull=True, face_y__isnull=True)
+                | (
+                    Q(face_x__isnull=False, face_y__isnull=False)
+                    & Q(face_x__gte=0)
+                    & Q(face_x__lte=1)
+                    & Q(face_y__gte=0)
+                    & Q(face_y__lte=1)
+                ),
+                name="clip_face_point_0_1",
+                violation_error_message=_(
+                    "A face point has both coordinates, each a share of the frame from 0 to 1."
+                ),
+            ),
         ]
         indexes = [
             models.Index(fields=["status", "campaign"], name="clip_status_campaign"),
@@ -170,6 +234,12 @@ class Clip(models.Model):
             models.Index(
                 "campaign", "status", F("slots_held").desc(), "number", name="clip_lease_order"
             ),
+            # The screening queue's order (oldest first), a page at a time.
+            models.Index(
+                fields=["updated_at", "id"],
+                condition=Q(status="screening"),
+                name="clip_screening_order",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -183,6 +253,15 @@ class Clip(models.Model):
             if fields is not None:
                 kwargs["update_fields"] = {*fields, "duration_bucket"}
         super().save(*args, **kwargs)
+
+    @property
+    def face_point(self) -> tuple[float, float] | None:
+        return None if self.face_x is None else (self.face_x, self.face_y)
+
+    @property
+    def face_flags(self) -> list[str]:
+        """The screening's face flags the clip has, by name (`FACE_FLAGS`)."""
+        return [name for name, field, _ in FACE_FLAGS if getattr(self, field)]
 
     @property
     def duration_s(self) -> float | None:

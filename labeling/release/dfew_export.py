@@ -16,6 +16,7 @@ from PIL import Image
 from annotation_site.errors import ApplicationError, Forbidden
 from labeling import jobs
 from labeling.access import user_can_export
+from labeling.media.extraction import face_track_read
 from labeling.media.storage import media_local_copy, media_outputs
 from labeling.models import (
     Campaign,
@@ -28,6 +29,7 @@ from labeling.release.splits import split_create
 from pipeline import dfew
 from pipeline.compact import ClipRecord, CompactWriter
 from pipeline.face_sheets import read_face_frames
+from pipeline.face_track_file import nearest_face
 from pipeline.media import read_frames
 
 logger = logging.getLogger(__name__)
@@ -56,6 +58,25 @@ def _export_frames(row: dict) -> np.ndarray:
     decoded frames, read from the media storage (a local copy where it has no paths)."""
     with media_local_copy(row["faces"] or row["video"]) as path:
         return read_face_frames(path) if row["faces"] else read_frames(path)
+
+
+def _face_track_frames(row: dict, frames: np.ndarray, track_name: str):
+    """(frames, track): the clip's track where it has one matching its crops, and its frames
+    with each no-face frame's crop replaced by the nearest frame's with the face
+    (`nearest_face`: one image per frame, as DFEW's loaders index them); the frames as they
+    are and None without a track."""
+    track = face_track_read(track_name) if row["faces"] else None
+    if track is None:
+        return frames, None
+    if len(track) != len(frames):
+        logger.warning(
+            "clip %s: its face track has %d frames, its crops %d; track not exported",
+            row["number"],
+            len(track),
+            len(frames),
+        )
+        return frames, None
+    return frames[nearest_face(track)], track
 
 
 def _check_split_current(split: Split, members: dict, rows: list[dict], names: dict) -> None:
@@ -89,14 +110,16 @@ def dfew_export_write(
 ) -> dict:
     """Writes the DFEW release layout of ``split`` to ``out`` (staged, moved into place when
     complete): ``label/single_{train,test}set_<k>.csv``, ``label/votes.csv``, and
-    ``data/<clip>/<clip>_<frame>.jpg`` for every frame of each clip that has media; with
+    ``data/<clip>/<clip>_<frame>.jpg`` for every frame of each clip that has media,
+    ``faces/<clip>.csv`` for each clip with a face track (`pipeline.dfew.write_face_track`); with
     ``compact`` also ``compact/`` (``pipeline/compact.py``: every frame of each clip with
     media, their votes and folds). Returns a summary. Label files are byte-identical for the
     same split and results.
 
     A frame is the clip's face crop where the extraction stored them (``Clip.faces``, one per
     frame, as DFEW released face frames and its authors trained on them); a clip without
-    crops (registered with its video only) gives its whole decoded frames.
+    crops (registered with its video only) gives its whole decoded frames. A frame where the
+    clip's face track has no face gets the nearest frame's crop, and its track row says so.
     """
     step = progress or (lambda fraction, stage: None)
     out = Path(out)
@@ -130,8 +153,15 @@ def dfew_export_write(
         "clips_without_media": len(release) - len(with_media),
         "frames": 0,
         "clips_with_face_crops": 0,
+        "clips_with_face_tracks": 0,
+        "no_face_frames": 0,
         "compact_clips": 0,
     }
+    tracks = dict(
+        Clip.objects.filter(campaign=campaign)
+        .exclude(face_track="")
+        .values_list("pk", "face_track")
+    )
     try:
         with dfew.staged_directory(Path(out)) as root:
             step(0.02, "writing the label files")
@@ -146,7 +176,13 @@ def dfew_export_write(
                 writer = CompactWriter(root / "compact", label_names, size, campaign.slug)
             # On an error the staged folder, half-written frames included, is removed.
             for i, (row, clip) in enumerate(with_media, start=1):
-                frames = _export_frames(row)
+                frames, track = _face_track_frames(
+                    row, _export_frames(row), tracks.get(row["pk"], "")
+                )
+                if track is not None:
+                    dfew.write_face_track(root, clip.number, track)
+                    summary["clips_with_face_tracks"] += 1
+                    summary["no_face_frames"] += sum(face is None for face in track)
                 summary["clips_with_face_crops"] += bool(row["faces"])
                 summary["frames"] += dfew.write_frames(root, clip.number, frames)
                 if writer:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.http import JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
@@ -14,6 +18,7 @@ from annotation_site.guards import page_guard
 from labeling import access
 from labeling.loop import selectors, services
 from labeling.models import (
+    Clip,
     ClipReport,
     Role,
 )
@@ -88,35 +93,89 @@ def annotate(request):
     )
 
 
+def _screening_strings() -> dict:
+    return {
+        "held": _("Clip %(clip)s: %(verdict)s. Press Z to undo."),
+        "undone": _("Clip %(clip)s: verdict taken back; choose again."),
+        "saved": _("Clip %(clip)s: %(verdict)s, saved."),
+        "failed": _("Clip %(clip)s was not saved: %(reason)s"),
+        "offline": _("The server cannot be reached; try again."),
+        "no_face": _("no face in this frame"),
+        "no_face_n": _("%(n)s frames without the face (marked)"),
+        "verdicts": {key: str(text) for key, (_f, _e, _r, text, _k) in SCREENING_VERDICTS.items()},
+    }
+
+
 @role_required(Role.REVIEWER)
 @require_GET
 def screening(request):
+    """The reviewer's queue, a page at a time: each clip's video beside its face crops, its
+    face ratio and flags, filterable by flag; verdicts by buttons or keys (`screening.js`)."""
+    flag = request.GET.get("flag", "")
+    status = 200
+    try:
+        page_number = int(request.GET.get("page", "1"))
+        page = selectors.screening_page(flag=flag, page=page_number)
+    except ValueError:
+        messages.error(request, _("The page number must be a whole number."))
+        page, status = selectors.screening_page(), 400
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        page, status, flag = selectors.screening_page(), 400, ""
     return render(
-        request, "labeling/screening.html", {"clips": selectors.clip_list_for_screening()}
+        request,
+        "labeling/screening.html",
+        {
+            "page": page,
+            "flag": flag,
+            "strings": _screening_strings(),
+            "verdicts": [(key, v[3], v[4]) for key, v in SCREENING_VERDICTS.items()],
+        },
+        status=status,
     )
 
 
-# A reviewer's verdict button → (shows a face, shows an emotion, default reason).
+# A reviewer's verdict → (shows a face, shows an emotion, default reason, what the page calls
+# it, its key on the screening page).
 SCREENING_VERDICTS = {
-    "accept": (True, True, ""),
-    "no_face": (False, True, gettext_lazy("no face")),
-    "no_emotion": (True, False, gettext_lazy("none of the emotions")),
-    "broken": (False, False, gettext_lazy("broken video")),
+    "accept": (True, True, "", gettext_lazy("Face and emotion: open for labelling"), "a"),
+    "no_face": (False, True, gettext_lazy("no face"), gettext_lazy("Reject: no face"), "f"),
+    "no_emotion": (
+        True,
+        False,
+        gettext_lazy("none of the emotions"),
+        gettext_lazy("Reject: none of the emotions"),
+        "e",
+    ),
+    "broken": (False, False, gettext_lazy("broken video"), gettext_lazy("Reject: broken"), "b"),
 }
+
+
+def _wants_json(request) -> bool:
+    return request.headers.get("Accept", "").startswith("application/json")
 
 
 @role_required(Role.REVIEWER)
 @require_POST
 def screening_decide(request, clip_id: int):
+    """One verdict through `services.clip_screen`. The form gets a redirect back to the queue
+    (its filter kept); the page's script (``Accept: application/json``) gets the outcome as
+    JSON: the clip's new status and how many clips still wait, or the refusal and its status."""
+    wants_json = _wants_json(request)
     verdict = SCREENING_VERDICTS.get(request.POST.get("verdict", ""))
+    back = reverse("screening")
+    if flag := request.POST.get("flag", ""):
+        back += "?" + urlencode({"flag": flag})
     if verdict is None:
+        if wants_json:
+            return JsonResponse({"detail": _("Choose a verdict.")}, status=400)
         messages.error(request, _("Choose a verdict."))
-        return redirect("screening")
-    shows_face, shows_emotion, default_reason = verdict
+        return redirect(back)
+    shows_face, shows_emotion, default_reason, _label, _key = verdict
     note = request.POST.get("reason", "").strip()
     reason = "; ".join(part for part in (str(default_reason), note) if part)
     try:
-        services.clip_screen(
+        screened = services.clip_screen(
             reviewer=request.user,
             clip_id=clip_id,
             shows_face=shows_face,
@@ -124,5 +183,16 @@ def screening_decide(request, clip_id: int):
             reason=reason,
         )
     except ApplicationError as exc:
+        if wants_json:
+            return JsonResponse({"detail": exc.message}, status=exc.status_code)
         messages.error(request, exc.message)
-    return redirect("screening")
+        return redirect(back)
+    if wants_json:
+        return JsonResponse(
+            {
+                "clip": clip_id,
+                "status": screened.clip.status,
+                "waiting": Clip.objects.awaiting_screening().count(),
+            }
+        )
+    return redirect(back)

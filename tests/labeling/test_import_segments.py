@@ -83,3 +83,37 @@ class ImportSegmentsBadInputTests:
         )
         assert "2 clips proposed" in run(path)
         assert Clip.objects.count() == 2
+
+
+POINTS = "movie,start_s,end_s,face_x,face_y\n"
+
+
+@pytest.mark.django_db
+class ImportSegmentsFacePointTests:
+    def test_the_optional_face_point_columns_are_kept_with_each_clip(self, tmp_path, movie):
+        path = tmp_path / "segments.csv"
+        path.write_text(POINTS + "film,0,1,0.25,0.75\nfilm,1.5,2.5,,\n")
+        assert "2 clips proposed" in run(path)
+        points = list(Clip.objects.order_by("start_s").values_list("face_x", "face_y"))
+        assert points == [(0.25, 0.75), (None, None)]
+
+    @pytest.mark.parametrize(
+        ("row", "message"),
+        [
+            ("film,1.5,2.5,0.5,\n", "line 3: face_x and face_y come together, or neither."),
+            ("film,1.5,2.5,,0.5\n", "line 3: face_x and face_y come together, or neither."),
+            ("film,1.5,2.5,a,0.5\n", "line 3: face_x 'a' and face_y '0.5' must be numbers."),
+            ("film,1.5,2.5,1.2,0.5\n", "line 3: the face point (1.2, 0.5) must lie in the frame"),
+            ("film,1.5,2.5,nan,0.5\n", "line 3: the face point (nan, 0.5) must lie in the frame"),
+        ],
+    )
+    def test_a_bad_face_point_names_the_line_and_proposes_nothing(
+        self, tmp_path, movie, row, message
+    ):
+        path = tmp_path / "segments.csv"
+        path.write_text(POINTS + "film,0,1,0.5,0.5\n" + row)
+        with pytest.raises(CommandError) as raised:
+            run(path)
+        assert str(raised.value).startswith(f"{path}: ")
+        assert message in str(raised.value)
+        assert not Clip.objects.exists()

@@ -28,6 +28,7 @@ from labeling.models import (
     Payout,
     Role,
 )
+from pipeline.face_track_file import write_track
 from tests.conftest import PASSWORD, make_clips, make_user
 
 ROLES = ("anonymous", "annotator", "reviewer", "extractor", "staff")
@@ -77,6 +78,7 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("api:movie-detail", "GET"): (401, 403, 403, 200, 200),
     ("api:movie-clips", "POST"): (401, 403, 403, 400, 400),
     ("api:clip-detail", "GET"): (401, 403, 200, 200, 200),
+    ("api:clip-faces", "GET"): (401, 403, 200, 200, 200),
     ("api:schema", "GET"): (200, 200, 200, 200, 200),
     ("api:docs", "GET"): (200, 200, 200, 200, 200),
 }
@@ -120,6 +122,10 @@ def world(campaign, alice):
     media = django_settings.MEDIA_ROOT / leased.video.name
     media.parent.mkdir(parents=True, exist_ok=True)
     media.write_bytes(b"video")
+    track = django_settings.MEDIA_ROOT / "faces" / f"{clip.pk}.csv"
+    track.parent.mkdir(parents=True, exist_ok=True)
+    write_track([None], track)
+    Clip.objects.filter(pk=clip.pk).update(face_track=f"faces/{clip.pk}.csv")
     export_file = django_settings.MEDIA_ROOT / "exports" / "x.zip"
     export_file.parent.mkdir(parents=True, exist_ok=True)
     export_file.write_bytes(b"zip")

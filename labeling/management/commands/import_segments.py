@@ -11,16 +11,36 @@ from django.db import transaction
 from annotation_site.errors import ApplicationError
 from labeling.media import movies
 from labeling.models import Campaign
+from labeling.models.clips import face_point_problem
 from labeling.results.imports import csv_rows, shown
 
 REQUIRED = ("movie", "start_s", "end_s")
 
 
+def _face_point(row: dict, line: int) -> tuple[float, float] | None:
+    """The row's optional face point (columns face_x, face_y: both or neither)."""
+    x, y = ((row.get(c) or "").strip() for c in ("face_x", "face_y"))
+    if not x and not y:
+        return None
+    if not (x and y):
+        raise ApplicationError(f"line {line}: face_x and face_y come together, or neither.")
+    try:
+        point = (float(x), float(y))
+    except ValueError:
+        raise ApplicationError(
+            f"line {line}: face_x {shown(x)} and face_y {shown(y)} must be numbers."
+        ) from None
+    if problem := face_point_problem(point):
+        raise ApplicationError(f"line {line}: {problem}.")
+    return point
+
+
 class Command(BaseCommand):
     help = (
         "Proposes clips from a CSV (columns movie, start_s, end_s, and optionally "
-        "suspected_label; movie is a movie id or title of the campaign) and queues their "
-        "extraction. All rows or none: errors name the line."
+        "suspected_label and face_x, face_y: the face to follow, as shares 0..1 of the movie "
+        "frame's width and height, both or neither; movie is a movie id or title of the "
+        "campaign) and queues their extraction. All rows or none: errors name the line."
     )
 
     def add_arguments(self, parser):
@@ -65,7 +85,8 @@ class Command(BaseCommand):
                         "the start, from 0 on."
                     )
                 label = (row.get("suspected_label") or "").strip()
-                per_movie[movie.pk].append((line, movies.Segment(start, end, label)))
+                point = _face_point(row, line)
+                per_movie[movie.pk].append((line, movies.Segment(start, end, label, point)))
         return per_movie
 
     def _propose(self, per_movie) -> int:
