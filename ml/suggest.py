@@ -160,6 +160,21 @@ def decode_only(path: str | Path, rate: float) -> int:
     return sum(1 for _ in _decode(Path(path), rate))
 
 
+def face_tiles(
+    path: str | Path, rate: float, detector: FaceDetector | None = None
+) -> Iterator[tuple[np.ndarray, bool]]:
+    """Per decoded frame (`_decode`, at ``rate``): the tracked face's 112-px RGB crop and
+    whether a face was found there (``FaceCrops``, as the extraction crops a clip: the detector
+    on every other frame, a lost face's box held 0.2 s)."""
+    crops = FaceCrops(detector, FACE_SIZE, detect_every=2, hold=round(0.2 * rate))
+    for frame in _decode(Path(path), rate):
+        crops.add(frame)
+        i = len(crops.tiles) - 1
+        tile = crops.tiles[i]
+        crops.tiles[i] = None  # FaceCrops counts frames by its list; the caller keeps the crop
+        yield tile, crops.boxes[i] is not None
+
+
 @dataclass(frozen=True)
 class Window:
     start_s: float
@@ -214,7 +229,6 @@ def score_movie(
     size = network.frames
     rate = size / window_s
     stride = max(1, round(stride_s * rate))
-    crops = FaceCrops(detector, FACE_SIZE, detect_every=2, hold=round(0.2 * rate))
     started = time.perf_counter()
     tiles: list[np.ndarray] = []  # frames first .. first + len - 1
     faces: list[bool] = []
@@ -243,18 +257,15 @@ def score_movie(
         first += drop
         pending.clear()
 
-    frames = _decode(path, rate)
+    frames = face_tiles(path, rate, detector)
     if progress:
         from tqdm import tqdm
 
         total = round(media.probe(path).duration_s * rate)
         frames = tqdm(frames, total=total, desc=path.name, unit="frame", leave=False)
-    for frame in frames:
-        crops.add(frame)
-        i = len(crops.tiles) - 1
-        tiles.append(crops.tiles[i])
-        crops.tiles[i] = None  # FaceCrops counts frames by its list; the crop lives in `tiles`
-        faces.append(crops.boxes[i] is not None)
+    for tile, has_face in frames:
+        tiles.append(tile)
+        faces.append(has_face)
         while next_start + size <= first + len(tiles):
             pending.append(next_start)
             next_start += stride

@@ -229,7 +229,9 @@ class SuggestionCampaignsApi(APIView):
     class FilterSerializer(serializers.Serializer):
         slug = serializers.SlugField(max_length=100, required=False)
 
-    @extend_schema(parameters=[FilterSerializer], responses={200: CampaignOut(many=True)})
+    @extend_schema(
+        parameters=[FilterSerializer], responses={200: CampaignOut(many=True), **errors(400)}
+    )
     def get(self, request):
         query = self.FilterSerializer(data=request.query_params)
         query.is_valid(raise_exception=True)

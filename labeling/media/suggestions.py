@@ -137,6 +137,8 @@ def suggestions_add(
         movie = _movie_of(user, movie_id, lock=True)
         if movie.status != Movie.Status.READY:
             raise Conflict(f"Movie {movie.pk} is {movie.get_status_display().lower()}.")
+        if not movie.source or movie.duration_s is None:
+            raise Conflict(f"Movie {movie.pk} has no file of its own to suggest clips in.")
         campaign = movie.campaign
         labels = {label.name: label for label in campaign.labels.all()}
         rare = [name for name, label in labels.items() if label.is_rare]
