@@ -22,6 +22,8 @@ from pathlib import Path
 from ml.suggest import Network, Segment, SuggestError, merge_windows, score_movie, top_segments
 
 PREFIX = "/api/v1/"
+# `GET /api/v1/campaigns/<id>/movies/` answers the newest this many (labeling/api/media.py).
+MOVIES_LISTED = 200
 
 
 class LabelingApi:
@@ -180,7 +182,12 @@ def suggest_campaign(
             f"({lo:g}–{hi:g} s)"
         )
     outcomes = []
-    for movie in api.movies(campaign["id"], movie_ids):
+    listed = api.movies(campaign["id"], movie_ids)
+    if not movie_ids and len(listed) >= MOVIES_LISTED:
+        log(
+            f"the movies API lists a campaign's newest {MOVIES_LISTED}; --movies reaches the others"
+        )
+    for movie in listed:
         outcome = MovieOutcome(movie["id"], movie["title"])
         outcomes.append(outcome)
         if movie.get("campaign") != campaign["id"]:

@@ -52,7 +52,11 @@ def _check_extractor(user) -> None:
 
 def _movie_of(user, movie_id: int, *, lock: bool = False) -> Movie:
     found = access.movies_visible(user).filter(pk=movie_id)
-    movie = (found.select_for_update() if lock else found).select_related("campaign").first()
+    movie = (
+        (found.select_for_update(of=("self",)) if lock else found)
+        .select_related("campaign")
+        .first()
+    )
     if movie is None:
         raise NotFound(f"Movie {movie_id} not found.")
     return movie
@@ -194,7 +198,7 @@ def suggestions_of_movie(
 def _suggestion_of(user, suggestion_id: int) -> Suggestion:
     """The suggestion, locked, when its movie is one the user sees; NotFound otherwise."""
     found = (
-        Suggestion.objects.select_for_update()
+        Suggestion.objects.select_for_update(of=("self",))
         .filter(pk=suggestion_id, movie__in=access.movies_visible(user))
         .select_related("emotion")
         .first()
