@@ -337,3 +337,40 @@ class SuggestionCampaignsTests:
             "fear",
         ]
         assert client.get("/api/v1/suggestions/campaigns/?slug=other").json() == []
+
+
+@pytest.mark.django_db(transaction=True)
+class SuggestionRaceTests:
+    def test_of_eight_concurrent_decisions_exactly_one_wins(self, live_server, campaign, tmp_path):
+        """Eight threads, each on its own connection, accept or dismiss one suggestion at once
+        (PostgreSQL in CI, the SQLite default elsewhere): one decision stands, seven get 409,
+        and at most one clip is made."""
+        import threading
+
+        from tests.labeling.test_race import call
+
+        eve = make_user("eve", Role.EXTRACTOR)
+        campaign.annotators.add(eve)
+        movie = ready_movie(campaign, tmp_path)
+        token = token_issue(eve).key
+        suggestion_id = _one(token_client(eve), movie)
+        answers: list[int] = []
+        start = threading.Barrier(8)
+
+        def decide(i: int) -> None:
+            start.wait()
+            action = "accept" if i % 2 else "dismiss"
+            status, _ = call(
+                live_server.url, token, "POST", f"/api/v1/suggestions/{suggestion_id}/{action}/"
+            )
+            answers.append(status)
+
+        threads = [threading.Thread(target=decide, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(answers).count(409) == 7 and sum(a in (200, 201) for a in answers) == 1
+        suggestion = Suggestion.objects.get()
+        assert Clip.objects.count() == (1 if suggestion.status == "accepted" else 0)
+        assert suggestion.clip_id == (Clip.objects.get().pk if Clip.objects.exists() else None)
