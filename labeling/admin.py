@@ -269,3 +269,14 @@ class RewardHoldAdmin(_ReadOnly):
 
     list_display = ("campaign", "person", "reason", "created_at", "released_at")
     list_filter = ("campaign",)
+
+
+@admin.register(models.Suggestion)
+class SuggestionAdmin(_ReadOnly):
+    """A model's suggestions are posted by ``manage.py suggest_segments`` over the API and
+    decided on the marking page (labeling/media/suggestions.py): read-only here."""
+
+    list_display = ("pk", "movie", "run", "start_s", "end_s", "emotion", "rare_score", "status")
+    list_filter = ("run", "status")
+    list_select_related = ("movie", "emotion")
+    raw_id_fields = ("movie", "clip", "decided_by", "created_by")

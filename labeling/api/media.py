@@ -93,7 +93,10 @@ class ClipOut(serializers.Serializer):
     end_s = serializers.FloatField()
     status = serializers.CharField()
     media_status = serializers.CharField()
-    suspected_label = serializers.CharField(source="suspected_label.name", default=None)
+    suspected_label = serializers.SerializerMethodField(
+        help_text="The extractor's (or an accepted suggestion's model's) suspected emotion: "
+        "shown to extractors and staff only, never to reviewers, whose verdict stays blind."
+    )
     video_url = serializers.SerializerMethodField()
     poster_url = serializers.SerializerMethodField()
     n_frames = serializers.IntegerField(allow_null=True)
@@ -110,6 +113,11 @@ class ClipOut(serializers.Serializer):
     )
     duration_bucket = serializers.CharField()
     error = serializers.CharField(source="media_error")
+
+    def get_suspected_label(self, clip: Clip) -> str | None:
+        if clip.suspected_label is None or not access.can_extract(self.context["request"].user):
+            return None
+        return clip.suspected_label.name
 
     def get_video_url(self, clip: Clip) -> str | None:
         return _url(self.context["request"], clip.video)

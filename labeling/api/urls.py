@@ -5,6 +5,7 @@ from labeling.api import account as account_api
 from labeling.api import loop as loop_api
 from labeling.api import media, release
 from labeling.api import results as results_api
+from labeling.api import suggestions as suggestions_api
 
 app_name = "api"
 
@@ -67,6 +68,30 @@ urlpatterns = [
     ),
     path("clips/<int:clip_id>/", media.ClipDetailApi.as_view(), name="clip-detail"),
     path("clips/<int:clip_id>/faces/", media.ClipFacesApi.as_view(), name="clip-faces"),
+    # A model's suggestions of rare-emotion segments (labeling/api/suggestions.py).
+    path(
+        "movies/<int:movie_id>/suggestions/",
+        suggestions_api.MovieSuggestionsApi.as_view(),
+        name="movie-suggestions",
+    ),
+    path(
+        "suggestions/<int:suggestion_id>/accept/",
+        suggestions_api.SuggestionAcceptApi.as_view(),
+        name="suggestion-accept",
+    ),
+    path(
+        "suggestions/<int:suggestion_id>/dismiss/",
+        suggestions_api.SuggestionDismissApi.as_view(),
+        name="suggestion-dismiss",
+    ),
+    path(
+        "suggestions/stats/", suggestions_api.SuggestionStatsApi.as_view(), name="suggestion-stats"
+    ),
+    path(
+        "suggestions/campaigns/",
+        suggestions_api.SuggestionCampaignsApi.as_view(),
+        name="suggestion-campaigns",
+    ),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves Swagger UI's start-up script as a file: no inline script (CSP).
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api:schema"), name="docs"),

@@ -47,6 +47,7 @@ from labeling.models.rewards import (
     RewardKind,
     cents_to_decimal,
 )
+from labeling.models.suggestions import Suggestion
 
 __all__ = [
     "HELD_OR_DONE_STATUSES",
@@ -77,4 +78,5 @@ __all__ = [
     "Payout",
     "RewardEntry",
     "RewardHold",
+    "Suggestion",
 ]

@@ -151,3 +151,65 @@ def extractor_yield(campaign_id: int) -> list[ExtractorYield]:
         ),
         key=lambda y: (-y.rare_clips, y.username),
     )
+
+
+@dataclass(frozen=True)
+class SourceYield:
+    """One extractor's clips and rare clips, from a model's suggestion or marked by hand."""
+
+    username: str
+    suggested_clips: int
+    suggested_rare: int
+    hand_clips: int
+    hand_rare: int
+
+    @staticmethod
+    def _share(rare: int, clips: int) -> float | None:
+        return rare / clips if clips else None
+
+    @property
+    def suggested_yield(self) -> float | None:
+        return self._share(self.suggested_rare, self.suggested_clips)
+
+    @property
+    def hand_yield(self) -> float | None:
+        return self._share(self.hand_rare, self.hand_clips)
+
+
+def extractor_yield_by_source(campaign_id: int) -> list[SourceYield]:
+    """`extractor_yield`'s clips and rare clips (the same rule: a live rare-clip bonus) per
+    extractor, split by where the clip came from: an accepted suggestion of a model
+    (``Suggestion.clip``) or marked by hand. Yield is rare clips over clips proposed."""
+    suggested = Q(suggestion__isnull=False)
+    clips = {
+        row["proposed_by__username"]: row
+        for row in Clip.objects.filter(campaign_id=campaign_id, proposed_by__isnull=False)
+        .values("proposed_by__username")
+        .annotate(suggested=Count("pk", filter=suggested), hand=Count("pk", filter=~suggested))
+        .order_by()
+    }
+    from_suggestion = Q(clip__suggestion__isnull=False)
+    rare = {
+        row["person__username"]: row
+        for row in RewardEntry.objects.filter(
+            LIVE, campaign_id=campaign_id, kind=RewardKind.RARE_CLIP
+        )
+        .values("person__username")
+        .annotate(
+            suggested=Count("pk", filter=from_suggestion), hand=Count("pk", filter=~from_suggestion)
+        )
+        .order_by()
+    }
+    return sorted(
+        (
+            SourceYield(
+                username=name,
+                suggested_clips=clips.get(name, {}).get("suggested", 0),
+                suggested_rare=rare.get(name, {}).get("suggested", 0),
+                hand_clips=clips.get(name, {}).get("hand", 0),
+                hand_rare=rare.get(name, {}).get("hand", 0),
+            )
+            for name in clips.keys() | rare.keys()
+        ),
+        key=lambda y: y.username,
+    )

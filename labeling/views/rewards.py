@@ -42,6 +42,7 @@ def campaign_rewards(request, campaign_id: int):
                 Payout.objects.filter(campaign=campaign).select_related("created_by")[:50]
             ),
             "yields": earnings.extractor_yield(campaign.pk),
+            "source_yields": earnings.extractor_yield_by_source(campaign.pk),
             "flagged": [name for name in flagged if name not in held],
             "flagged_set": flagged_set,
             "rare_labels": list(

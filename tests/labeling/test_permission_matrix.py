@@ -27,6 +27,7 @@ from labeling.models import (
     Movie,
     Payout,
     Role,
+    Suggestion,
 )
 from pipeline.face_track_file import write_track
 from tests.conftest import PASSWORD, make_clips, make_user
@@ -79,6 +80,12 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("api:movie-clips", "POST"): (401, 403, 403, 400, 400),
     ("api:clip-detail", "GET"): (401, 403, 200, 200, 200),
     ("api:clip-faces", "GET"): (401, 403, 200, 200, 200),
+    ("api:movie-suggestions", "GET"): (401, 403, 403, 200, 200),
+    ("api:movie-suggestions", "POST"): (401, 403, 403, 400, 400),
+    ("api:suggestion-accept", "POST"): (401, 403, 403, 409, 409),  # the world's is dismissed
+    ("api:suggestion-dismiss", "POST"): (401, 403, 403, 409, 409),
+    ("api:suggestion-stats", "GET"): (401, 403, 403, 200, 200),
+    ("api:suggestion-campaigns", "GET"): (401, 403, 403, 200, 200),
     ("api:schema", "GET"): (200, 200, 200, 200, 200),
     ("api:docs", "GET"): (200, 200, 200, 200, 200),
 }
@@ -146,6 +153,17 @@ def world(campaign, alice):
     payout = Payout.objects.create(
         campaign=campaign, currency="CNY", total_cents=20, people=1, entries=1
     )
+    suggestion = Suggestion.objects.create(
+        movie_id=leased.movie_id,
+        run="r",
+        start_s=0,
+        end_s=1,
+        probabilities={"fear": 1.0},
+        emotion=campaign.labels.get(name="fear"),
+        rare_score=1.0,
+        status=Suggestion.Status.DISMISSED,
+        decided_at=timezone.now(),
+    )
     kwargs = {
         "campaign_id": campaign.pk,
         "report_id": report.pk,
@@ -155,6 +173,7 @@ def world(campaign, alice):
         "assignment_id": assignment.pk,
         "movie_id": clip.movie_id,
         "path": leased.video.name,
+        "suggestion_id": suggestion.pk,
     }
     return users, kwargs
 
