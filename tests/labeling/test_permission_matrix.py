@@ -54,6 +54,8 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("campaign-reward-hold", "POST"): (302, 403, 403, 403, 302),
     ("payout-download", "GET"): (302, 403, 403, 403, 200),
     ("benchmark-list", "GET"): (302, 403, 403, 403, 200),
+    ("campaign-codebook", "GET"): (302, 403, 403, 403, 200),
+    ("campaign-codebook", "POST"): (302, 403, 403, 403, 400),
     ("login", "GET"): (200, 200, 200, 200, 200),
     ("logout", "POST"): (302, 302, 302, 302, 302),
     ("set_language", "POST"): (302, 302, 302, 302, 302),
@@ -77,6 +79,7 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("api:movie-detail", "GET"): (401, 403, 403, 200, 200),
     ("api:movie-clips", "POST"): (401, 403, 403, 400, 400),
     ("api:clip-detail", "GET"): (401, 403, 200, 200, 200),
+    ("api:clip-withdraw", "POST"): (401, 403, 403, 403, 409),
     ("api:schema", "GET"): (200, 200, 200, 200, 200),
     ("api:docs", "GET"): (200, 200, 200, 200, 200),
 }
