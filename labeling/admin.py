@@ -269,3 +269,15 @@ class RewardHoldAdmin(_ReadOnly):
 
     list_display = ("campaign", "person", "reason", "created_at", "released_at")
     list_filter = ("campaign",)
+
+
+# The codebook is edited on its staff page (labeling/views/codebook.py), which checks that an
+# example clip is the campaign's; here it is only read.
+@admin.register(models.CampaignGuide)
+class CampaignGuideAdmin(_ReadOnly):
+    list_display = ("campaign", "updated_at")
+
+
+@admin.register(models.LabelGuide)
+class LabelGuideAdmin(_ReadOnly):
+    list_display = ("label", "example_clip", "updated_at")
