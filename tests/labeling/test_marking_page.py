@@ -5,6 +5,7 @@ laptop and on a phone (390×844)."""
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -262,6 +263,8 @@ class MarkingPageBrowserTests:
         time.sleep(PACE)
         browser.find_element(By.ID, "send").click()
         wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#timeline .range.sent")) == 2)
+        if os.environ.get("SCREENSHOTS"):
+            browser.save_screenshot(os.path.join(os.environ["SCREENSHOTS"], "mark-desk.png"))
         assert [c.suspected_label.name for c in Clip.objects.order_by("start_s")] == ["sad", "fear"]
 
     def test_a_segment_preview_plays_from_in_to_out_and_stops(
@@ -373,6 +376,8 @@ class MarkingPageBrowserTests:
         notice = browser.find_element(By.ID, "notice")
         assert "holiday.mp4 is not a video file" in notice.text
         assert in_view(browser, notice)  # without scrolling
+        if os.environ.get("SCREENSHOTS"):
+            browser.save_screenshot(os.path.join(os.environ["SCREENSHOTS"], "mark-phone.png"))
         assert not Movie.objects.exists()
 
     def test_the_movie_list_follows_the_movie_and_a_failure_shows_no_path(
