@@ -421,3 +421,53 @@ class MarkingPageBrowserTests:
         assert test_browser._text(browser, "earnings") == (
             "Earned today 1.00 · pending 1.00 · held 0.00 · paid 0.00 · total 1.00 CNY"
         )
+
+
+@pytest.mark.django_db(transaction=True)
+class ClipWithdrawRaceTests:
+    def test_a_withdrawal_and_a_workers_claim_at_once_let_exactly_one_through(
+        self, campaign, eve, movie
+    ):
+        """Each round: a thread withdraws while another claims the same pending clip, both on
+        their own database connection, released together. Either the clip is gone and the
+        claim found nothing, or the claim holds and the withdrawal was a 409."""
+        import threading
+
+        from django.db import connection
+
+        from annotation_site.errors import Conflict
+
+        outcomes = set()
+        for round_ in range(6):
+            (clip,) = _propose(eve, movie, (round_ * 0.4, round_ * 0.4 + 0.6))
+            barrier = threading.Barrier(2)
+            result: dict = {}
+
+            def withdraw(clip_id=clip.pk, barrier=barrier, result=result):
+                barrier.wait()
+                try:
+                    movies.clip_withdraw(user=eve, clip_id=clip_id)
+                    result["withdrawn"] = True
+                except Conflict:
+                    result["withdrawn"] = False
+                finally:
+                    connection.close()
+
+            def claim(clip_id=clip.pk, barrier=barrier, result=result):
+                barrier.wait()
+                try:
+                    result["claimed"] = extraction.clip_claim(clip_id, f"task-{clip_id}")
+                finally:
+                    connection.close()
+
+            threads = [threading.Thread(target=withdraw), threading.Thread(target=claim)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            exists = Clip.objects.filter(pk=clip.pk).exists()
+            assert result["withdrawn"] != result["claimed"], result
+            assert exists == result["claimed"]
+            outcomes.add("withdrawn" if result["withdrawn"] else "claimed")
+        # (which one wins each round is the scheduler's choice; only "exactly one" is the rule)
+        assert outcomes <= {"withdrawn", "claimed"}
