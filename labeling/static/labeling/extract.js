@@ -108,7 +108,7 @@
   function render() {
     $("movie-state").textContent = movie
       ? `${movie.status}${movie.error ? ": " + movie.error : ""}` +
-        (movie.duration_s ? ` · ${movie.duration_s.toFixed(2)} s · ${movie.fps} fps · ${movie.width}×${movie.height}` : "")
+        (movie.status === "ready" && movie.duration_s ? ` · ${movie.duration_s.toFixed(2)} s · ${movie.fps} fps · ${movie.width}×${movie.height}` : "")
       : "";
     $("mark-in").textContent = fmt(marks.in);
     $("mark-out").textContent = fmt(marks.out);
