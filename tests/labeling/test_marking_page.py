@@ -293,6 +293,26 @@ class MarkingPageBrowserTests:
         assert min(seen) < 0.3  # from the in point
         assert abs(stopped - float(_out(end))) < 0.1  # to the out point, then paused
 
+    def test_space_and_i_work_once_the_player_itself_has_the_focus(
+        self, browser, live_server, campaign, eve, movie
+    ):
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.common.keys import Keys
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        wait = WebDriverWait(browser, 30)
+        _open(browser, live_server, wait)
+        playing = "!document.getElementById('movie-video').paused"
+        # as after a click on the player's own controls: the video element has the focus
+        browser.execute_script("arguments[0].focus()", browser.find_element(By.ID, "movie-video"))
+        _key(browser, Keys.SPACE)
+        wait.until(lambda d: _js(d, playing))
+        _key(browser, Keys.SPACE)
+        wait.until(lambda d: not _js(d, playing))
+        shown = _js(browser, "document.getElementById('movie-video').currentTime")
+        _key(browser, "i")
+        wait.until(lambda d: test_browser._text(d, "mark-in") == _in(shown))
+
     def test_a_face_point_is_drawn_and_sent_with_its_segment(
         self, browser, live_server, campaign, eve, movie
     ):

@@ -346,7 +346,8 @@
     else if (key === "p") preview(marks.in, marks.out);
     else if (key === "arrowleft") step(event.shiftKey ? -1 : -1 / fps());
     else if (key === "arrowright") step(event.shiftKey ? 1 : 1 / fps());
-    else if (key === " ") { if (event.target.closest("button")) return; if (video.paused) video.play(); else video.pause(); }
+    // Space on a focused button presses it, on the focused player the player toggles itself.
+    else if (key === " ") { if (event.target.closest("button, video")) return; if (video.paused) video.play(); else video.pause(); }
     else if (key === "enter") { if (event.target.closest("button")) return; addSegment(); }
     else if (/^[1-9]$/.test(key)) {
       const label = campaign().labels.find((l) => String(l.code) === key);
