@@ -6,7 +6,8 @@
 - A movie's source file is seen by whoever sees the movie in the API (``movies_visible``).
 - A clip (its video, poster and face sheet) is seen by staff, reviewers (they screen every
   campaign's clips), an extractor of its campaign, and an annotator who holds or held an
-  assignment on it (``clip_visible_q``).
+  assignment on it (``clip_visible_q``), or for whom it is an example clip of their
+  campaign's codebook.
 - Any other stored file (exports, stray files) is for staff only.
 - Roles are Django groups (``annotation_site.roles.user_has_role``, imported here for the
   app's callers; staff hold every role); exports are for staff and those given the
@@ -20,7 +21,7 @@ from __future__ import annotations
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from annotation_site.roles import Role, user_has_role
-from labeling.models import Assignment, Campaign, Clip, Movie
+from labeling.models import Assignment, Campaign, Clip, LabelGuide, Movie
 
 MOVIE_FOLDER = "movies/"
 # Stored clip media under names fixed by the clip's id (labeling.media.extraction.clip_media_names).
@@ -70,6 +71,11 @@ def clip_visible_q(user) -> Q | None:
         visible |= Q(campaign__in=campaigns_for_extractor(user))
     if user_has_role(user, Role.ANNOTATOR):
         visible |= Q(Exists(Assignment.objects.filter(clip=OuterRef("pk"), annotator=user)))
+        # The codebook's example clips, for their campaign's annotators (labeling/codebook.py).
+        examples = LabelGuide.objects.filter(
+            example_clip=OuterRef("pk"), label__campaign__annotators=user
+        )
+        visible |= Q(Exists(examples))
     return visible
 
 

@@ -280,3 +280,15 @@ class SuggestionAdmin(_ReadOnly):
     list_filter = ("run", "status")
     list_select_related = ("movie", "emotion")
     raw_id_fields = ("movie", "clip", "decided_by", "created_by")
+
+
+# The codebook is edited on its staff page (labeling/views/codebook.py), which checks that an
+# example clip is the campaign's; here it is only read.
+@admin.register(models.CampaignGuide)
+class CampaignGuideAdmin(_ReadOnly):
+    list_display = ("campaign", "updated_at")
+
+
+@admin.register(models.LabelGuide)
+class LabelGuideAdmin(_ReadOnly):
+    list_display = ("label", "example_clip", "updated_at")

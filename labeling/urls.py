@@ -1,5 +1,6 @@
 from django.urls import path
 
+from labeling.views import codebook as codebook_views
 from labeling.views import loop as loop_views
 from labeling.views import media as media_views
 from labeling.views import release as release_views
@@ -65,6 +66,11 @@ urlpatterns = [
         "staff/exports/<int:export_id>/download/",
         release_views.export_download,
         name="export-download",
+    ),
+    path(
+        "staff/campaigns/<int:campaign_id>/codebook/",
+        codebook_views.campaign_codebook,
+        name="campaign-codebook",
     ),
     path(
         "staff/campaigns/<int:campaign_id>/annotators/invalidate/",

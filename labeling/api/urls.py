@@ -5,6 +5,7 @@ from labeling.api import account as account_api
 from labeling.api import loop as loop_api
 from labeling.api import media, release
 from labeling.api import results as results_api
+from labeling.api import segments as segments_api
 from labeling.api import suggestions as suggestions_api
 
 app_name = "api"
@@ -91,6 +92,11 @@ urlpatterns = [
         "suggestions/campaigns/",
         suggestions_api.SuggestionCampaignsApi.as_view(),
         name="suggestion-campaigns",
+    ),
+    path(
+        "clips/<int:clip_id>/withdraw/",
+        segments_api.ClipWithdrawApi.as_view(),
+        name="clip-withdraw",
     ),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves Swagger UI's start-up script as a file: no inline script (CSP).

@@ -100,6 +100,27 @@ def _upload_on_disk(file: File) -> Iterator[Path]:
         yield path
 
 
+# A path as ffmpeg or Python prints it: two or more slash-led segments, not inside a word
+# (so "30000/1001" stays).
+_PATH = re.compile(r"(?<![\w.])(?:/[^\s/:'\"“”]+){2,}/?")
+
+
+def failure_reason(exc: Exception, path: Path | str, shown: str) -> str:
+    """What a person reads about a movie that failed: the reason in ``pipeline.media``'s words
+    (what comes before ``. ffmpeg said:``) with the file called ``shown`` (its upload name or
+    title) and no path of the server's; ffmpeg's raw output (several lines, or one too long
+    to be a sentence) becomes "cannot be read as a video". The one rule for every failure
+    recorded here: an upload's refusal, a failed probe."""
+    text = str(exc).split(". ffmpeg said:")[0].strip()
+    text = _PATH.sub(shown, text)
+    if path:
+        text = text.replace(str(path), shown).replace(Path(path).name, shown)
+    text = text.rstrip(".")
+    if not text or "\n" in text or len(text) > 200:
+        return f"{shown} cannot be read as a video"
+    return text
+
+
 def _probe_upload(path: Path, upload: str) -> tuple[media.VideoInfo, media.Container]:
     """What the file at ``path`` is, read from its content: a video in a container we accept
     that plays from start to end; ApplicationError with the reason otherwise, in the words
@@ -107,7 +128,7 @@ def _probe_upload(path: Path, upload: str) -> tuple[media.VideoInfo, media.Conta
     try:
         info = media.probe_movie(path)
     except media.MediaError as exc:
-        reason = str(exc).split(". ffmpeg said:")[0].replace(path.name, upload)
+        reason = failure_reason(exc, path, upload)
         raise ApplicationError(f"Not accepted: {reason}.", {"file": upload}) from None
     container = media.video_container(info)
     if container is None:
@@ -216,7 +237,8 @@ def movie_probe(movie_id: int) -> Movie | None:
             raise media.MediaError("the movie has no file")
         info = media.probe_movie(movie_local_source(movie))
     except media.MediaError as exc:
-        Movie.objects.filter(pk=movie.pk).update(status=Movie.Status.FAILED, error=str(exc))
+        reason = failure_reason(exc, movie.source.name, movie.title or "the movie")
+        Movie.objects.filter(pk=movie.pk).update(status=Movie.Status.FAILED, error=reason)
     else:
         Movie.objects.filter(pk=movie.pk).update(**_probed(info))
     movie.refresh_from_db()
@@ -441,3 +463,35 @@ def clip_propose(*, user, movie_id: int, segments: Sequence[Segment]) -> Propose
         for clip in clips:
             clip_extract_task.delay_on_commit(clip.pk)
     return Proposed(clips, warnings)
+
+
+def clip_withdraw(*, user, clip_id: int) -> int:
+    """Withdraws a proposed clip whose extraction has not started: its row is deleted, so its
+    span and its place among the movie's ``clips_per_movie`` are free again. Returns the
+    clip's number.
+
+    Who may: staff, and the extractor who proposed it (403 for another extractor who sees it;
+    404 for anyone who does not, as for an unknown id). Once a worker has claimed the clip
+    (``media_status`` past pending) it is too late: Conflict (409). One transaction; the
+    DELETE is conditional on the clip still pending, and the worker's claim is a conditional
+    UPDATE on the same condition, so the database lets exactly one of them through. The
+    queued extraction then finds no row and does nothing."""
+    _check_extractor(user)
+    with transaction.atomic():
+        clip = access.clips_visible(user).select_for_update().filter(pk=clip_id).first()
+        if clip is None:
+            raise NotFound(f"Clip {clip_id} not found.")
+        if not user.is_staff and clip.proposed_by_id != user.pk:
+            raise Forbidden(f"Clip {clip.number:05d} was proposed by someone else.")
+        if clip.status != Clip.Status.PROPOSED or clip.media_status != MediaStatus.PENDING:
+            raise Conflict(
+                f"Clip {clip.number:05d} can no longer be withdrawn: its extraction has "
+                f"started ({clip.get_media_status_display().lower()}).",
+                {"media_status": clip.media_status},
+            )
+        deleted, _ = Clip.objects.filter(
+            pk=clip.pk, status=Clip.Status.PROPOSED, media_status=MediaStatus.PENDING
+        ).delete()
+        if not deleted:  # pragma: no cover - the row lock above keeps this from happening
+            raise Conflict(f"Clip {clip.number:05d} can no longer be withdrawn.")
+    return clip.number

@@ -8,7 +8,9 @@ clip, slots numbered from 1; one live reward entry per person, kind and clip.
 from labeling.models.campaigns import (
     AnnotatorProfile,
     Campaign,
+    CampaignGuide,
     Label,
+    LabelGuide,
 )
 from labeling.models.choices import (
     JobStatus,
@@ -58,6 +60,8 @@ __all__ = [
     "Campaign",
     "Label",
     "AnnotatorProfile",
+    "CampaignGuide",
+    "LabelGuide",
     "Movie",
     "ClipQuerySet",
     "Clip",

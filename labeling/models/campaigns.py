@@ -223,3 +223,36 @@ class AnnotatorProfile(models.Model):
 
     def __str__(self) -> str:
         return f"profile of {self.user}"
+
+
+# The codebook (labeling/codebook.py): what annotators read before and while labelling. Kept
+# beside the campaign and its labels rather than on them, so one migration adds it alone.
+class CampaignGuide(models.Model):
+    """A campaign's instructions to its annotators, shown in the labelling page's panel."""
+
+    campaign = models.OneToOneField(Campaign, on_delete=models.CASCADE, related_name="guide")
+    instructions = models.TextField(_("instructions"), blank=True, max_length=5000)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"instructions of {self.campaign}"
+
+
+class LabelGuide(models.Model):
+    """One label's codebook entry: what it means in this campaign and, optionally, a clip of
+    the campaign that shows it (checked to be the label's campaign by the service)."""
+
+    label = models.OneToOneField(Label, on_delete=models.CASCADE, related_name="guide")
+    description = models.TextField(_("description"), blank=True, max_length=1000)
+    example_clip = models.ForeignKey(
+        "labeling.Clip",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("example clip"),
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"codebook entry of {self.label}"

@@ -6,6 +6,7 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.files.storage import default_storage
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -15,7 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from annotation_site.errors import ApplicationError
 from annotation_site.guards import page_guard
-from labeling import access
+from labeling import access, codebook
 from labeling.loop import selectors, services
 from labeling.models import (
     Clip,
@@ -76,19 +77,42 @@ def annotate(request):
         "error": _("Something went wrong; your last label was not saved."),
         "reported": _("Thanks, the clip goes back to a reviewer."),
         "report_failed": _("The report could not be sent; try again."),
+        "undo_none": _("Nothing to take back."),
         "earned": _(
             "Earned today %(today)s · pending %(pending)s · held %(held)s · paid %(paid)s · "
             "total %(total)s %(currency)s"
         ),
     }
+    chosen = request.GET.get("campaign", "")
+    guides = codebook.guides_for_annotator(
+        request.user, int(chosen) if chosen.isdigit() and len(chosen) < 10 else None
+    )
     return render(
         request,
         "labeling/annotate.html",
         {
             "earned": strings["earned"] % earnings.earnings_of(request.user).as_json(),
             "strings": strings,
-            "campaign_id": request.GET.get("campaign", ""),
+            "campaign_id": chosen if chosen.isdigit() else "",
             "problem_kinds": ClipReport.Kind.choices,
+            # Each campaign's name, instructions and codebook; the script shows the one of
+            # the clip on screen (all of them open when the annotator has one campaign).
+            "guides": [
+                {
+                    "guide": guide,
+                    "entries": [
+                        {
+                            "entry": entry,
+                            "display": EMOTION_DISPLAY.get(entry.name, entry.display_name),
+                            "example_url": default_storage.url(entry.example_video)
+                            if entry.example_video
+                            else "",
+                        }
+                        for entry in guide.book.entries
+                    ],
+                }
+                for guide in guides
+            ],
         },
     )
 

@@ -8,6 +8,7 @@ from django.views.decorators.http import require_GET
 
 from annotation_site.guards import page_guard
 from labeling import access
+from labeling.rewards import earnings
 
 
 @page_guard(access.can_extract, "This page is for extractors and staff.")
@@ -43,6 +44,25 @@ def extract(request):
         "sent": _("%(n)s clips sent for extraction."),
         "uploaded": _("Uploaded; the movie is being checked."),
         "error": _("Something went wrong."),
+        "withdraw": _("Withdraw"),
+        "withdrawn": _("Clip %(number)s withdrawn."),
+        "preview": _("Play this segment"),
+        "remove": _("Remove this segment"),
+        "face_set": _("face marked"),
+        "extraction_failed": _("extraction failed"),
+        "earned": _(
+            "Earned today %(today)s · pending %(pending)s · held %(held)s · paid %(paid)s · "
+            "total %(total)s %(currency)s"
+        ),
     }
     # The template shows the campaigns' names and hands the same list to the script.
-    return render(request, "labeling/extract.html", {"campaigns": campaigns, "strings": strings})
+    return render(
+        request,
+        "labeling/extract.html",
+        {
+            "campaigns": campaigns,
+            "strings": strings,
+            # The extractor's own earnings, from the rewards ledger (the same call as /me/).
+            "earned": strings["earned"] % earnings.earnings_of(request.user).as_json(),
+        },
+    )

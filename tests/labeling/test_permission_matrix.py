@@ -56,6 +56,8 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("campaign-reward-hold", "POST"): (302, 403, 403, 403, 302),
     ("payout-download", "GET"): (302, 403, 403, 403, 200),
     ("benchmark-list", "GET"): (302, 403, 403, 403, 200),
+    ("campaign-codebook", "GET"): (302, 403, 403, 403, 200),
+    ("campaign-codebook", "POST"): (302, 403, 403, 403, 400),
     ("login", "GET"): (200, 200, 200, 200, 200),
     ("logout", "POST"): (302, 302, 302, 302, 302),
     ("set_language", "POST"): (302, 302, 302, 302, 302),
@@ -86,6 +88,7 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("api:suggestion-dismiss", "POST"): (401, 403, 403, 409, 409),
     ("api:suggestion-stats", "GET"): (401, 403, 403, 200, 200),
     ("api:suggestion-campaigns", "GET"): (401, 403, 403, 200, 200),
+    ("api:clip-withdraw", "POST"): (401, 403, 403, 403, 409),
     ("api:schema", "GET"): (200, 200, 200, 200, 200),
     ("api:docs", "GET"): (200, 200, 200, 200, 200),
 }

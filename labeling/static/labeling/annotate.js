@@ -23,6 +23,10 @@
   const countdownEl = document.getElementById("countdown");
   const clipNumberEl = document.getElementById("clip-number");
   const earningsEl = document.getElementById("earnings");
+  const undoButton = document.getElementById("undo");
+  const keysSheet = document.getElementById("keys-sheet");
+  const campaignNameEl = document.getElementById("campaign-name");
+  const guides = Array.from(document.querySelectorAll("details.guide"));
   const campaign = root.dataset.campaign;
 
   let current = null;     // the assignment on screen
@@ -117,7 +121,21 @@
 
   // --- what is on screen ----------------------------------------------------------------
 
-  function renderLabels(labels) {
+  function guideFor(campaignId) {
+    // The campaign's name and its codebook panel; the others' panels are hidden.
+    const guide = guides.find((g) => g.dataset.campaign === String(campaignId));
+    if (guides.length > 1) guides.forEach((g) => { g.hidden = g !== guide; });
+    if (guide) campaignNameEl.textContent = guide.dataset.name;
+    return guide;
+  }
+
+  function describe(guide, name) {
+    // A label's description from the codebook, as its button's tooltip.
+    const entry = guide && guide.querySelector(`dd[data-label="${CSS.escape(name)}"] .description`);
+    return entry ? entry.textContent : "";
+  }
+
+  function renderLabels(labels, guide) {
     labelsBox.replaceChildren(...labels.map((label, i) => {
       const b = document.createElement("button");
       b.type = "button";
@@ -129,6 +147,8 @@
         b.append(key, " ");
       }
       b.append(strings.labels[label.name] || label.display_name);
+      const description = describe(guide, label.name);
+      if (description) b.title = description;
       b.addEventListener("click", () => label_(label.name));
       return b;
     }));
@@ -190,7 +210,7 @@
     }).catch(() => {});
     clipNumberEl.textContent = String(assignment.clip.number).padStart(5, "0");
     showProgress(assignment.progress);
-    renderLabels(assignment.labels);
+    renderLabels(assignment.labels, guideFor(assignment.campaign));
     video.poster = assignment.clip.poster_url || "";
     video.src = assignment.clip.video_url;
     video.playbackRate = document.getElementById("slow").getAttribute("aria-pressed") === "true" ? 0.5 : 1;
@@ -226,6 +246,7 @@
     if (held) sendHeld();
     const assignment = current;
     held = { assignment, label: name, timer: setTimeout(sendHeld, UNDO_MS) };
+    renderUndo();
     say(format(strings.held, { label: strings.labels[name] || name }), "ok");
     showProgress();
     // Until the next clip is on screen no key labels anything (the next one may still be
@@ -235,8 +256,12 @@
     advance().catch((e) => empty(e.message, "warn"));
   }
 
+  function renderUndo() {
+    undoButton.disabled = !held;
+  }
+
   function undo() {
-    if (!held) return;
+    if (!held) { say(strings.undo_none, "warn"); return; }
     clearTimeout(held.timer);
     const back = held.assignment;
     held = null;
@@ -248,6 +273,7 @@
     }
     show(back);
     say(strings.undone, "ok");
+    renderUndo();
   }
 
   function sendHeld() {
@@ -255,6 +281,7 @@
     clearTimeout(held.timer);
     outbox.push({ assignment: held.assignment, label: held.label, attempts: 0 });
     held = null;
+    renderUndo();
     pump();
   }
 
@@ -348,6 +375,9 @@
     e.currentTarget.setAttribute("aria-pressed", String(slow));
     video.playbackRate = slow ? 0.5 : 1;
   });
+  undoButton.addEventListener("click", undo);
+  const openKeys = () => { if (!keysSheet.open) keysSheet.showModal(); };
+  document.getElementById("keys-open").addEventListener("click", openKeys);
   document.getElementById("loop").addEventListener("change", (e) => { video.loop = e.currentTarget.checked; });
   document.querySelectorAll("button.report").forEach((b) => b.addEventListener("click", () => report(b.dataset.kind)));
   retryButton.addEventListener("click", () => {
@@ -362,6 +392,9 @@
     if (e.target.matches("textarea, select, input:not([type=checkbox])") || e.ctrlKey || e.metaKey || e.altKey) return;
     // A key held down repeats: only its first press counts, or one held "1" labels a run of clips.
     if (e.repeat) return;
+    // The keys sheet is open: its own keys (Esc, Tab, Enter) only.
+    if (keysSheet.open) return;
+    if (e.key === "?") { e.preventDefault(); openKeys(); return; }
     if (/^[1-9]$/.test(e.key)) {
       const button = labelsBox.querySelectorAll("button.label")[Number(e.key) - 1];
       if (button) { e.preventDefault(); button.click(); }

@@ -1,6 +1,8 @@
-// The extractor page: play a movie, mark in and out points with keys (frame steps too),
-// keep an editable list of segments with an optional suspected emotion, send them to
-// POST /api/v1/movies/<id>/clips/, and follow the clips' extraction without reloading.
+// The extractor page: play a movie, mark in and out points with keys or buttons (frame steps
+// too), click the face to mark it, see the marked ranges and the sent clips on a timeline,
+// preview a segment, keep an editable list of segments with an optional suspected emotion,
+// send them to POST /api/v1/movies/<id>/clips/, follow the clips' extraction without
+// reloading, and withdraw a sent clip until its extraction starts.
 // No inline script or handler: everything is wired here (the app's CSP forbids inline code).
 (() => {
   "use strict";
@@ -12,12 +14,15 @@
   const movieSelect = $("movie");
   const segmentsBody = $("segments");
   const notice = $("notice");
+  const timeline = $("timeline");
   const csrf = document.querySelector("[name=csrfmiddlewaretoken]").value;
 
   let movie = null;     // the movie on screen (API object)
-  let marks = { in: null, out: null };
-  let segments = [];    // [{start_s, end_s, suspected_label}]
+  let marks = { in: null, out: null, face: null };
+  let segments = [];    // [{start_s, end_s, suspected_label, face_point?}]
   let poll = null;
+  let listPoll = null;
+  let previewEnd = null; // while a preview plays: where it stops
 
   const campaign = () => campaigns.find((c) => String(c.id) === campaignSelect.value);
   // The exact rate ("30000/1001"): frame k starts at k / rate seconds, as on the server.
@@ -28,6 +33,8 @@
   const fmt = (s) => (s === null ? "–" : s.toFixed(3));
   const ms = (t) => Math.round(t * 1000) / 1000;  // the server snaps ms-rounded frame times
   const frameAt = (t) => Math.floor(t * fps() + 1e-4);
+  const format = (template, values) => template.replace(/%\((\w+)\)s/g, (_, key) => String(values[key]));
+  const pad = (n) => String(n).padStart(5, "0");
 
   async function api(path, options = {}) {
     const response = await fetch(path, {
@@ -41,8 +48,10 @@
   }
 
   function say(text, kind = "") {
+    // The notice sticks to the top of the window, so it is read wherever the page is scrolled.
     notice.textContent = text;
-    notice.className = "notice " + kind;
+    notice.className = "notice marking-notice " + kind;
+    if (text) notice.scrollIntoView({ block: "nearest" });
   }
 
   function fillLabels() {
@@ -50,17 +59,29 @@
     select.replaceChildren(new Option("–", ""));
     for (const label of campaign().labels) select.add(new Option(`${label.code} ${label.display_name}`, label.name));
     const c = campaign();
-    $("limits").textContent = strings.limits
-      .replace("%(min)s", c.clip_min_seconds).replace("%(max)s", c.clip_max_seconds)
-      .replace("%(per_movie)s", c.clips_per_movie);
+    $("limits").textContent = format(strings.limits, { min: c.clip_min_seconds, max: c.clip_max_seconds, per_movie: c.clips_per_movie });
+  }
+
+  // --- the movie list and the movie on screen -------------------------------------------
+
+  const movieLabel = (m) => `${m.title} (${m.status})`;
+
+  function markOption(m) {
+    // The list says what the movie is now, not what it was when the list was loaded.
+    const option = Array.from(movieSelect.options).find((o) => o.value === String(m.id));
+    if (option) option.textContent = movieLabel(m);
   }
 
   async function loadMovies(selectId) {
+    clearTimeout(listPoll);
     const { status, body } = await api(`/api/v1/campaigns/${campaignSelect.value}/movies/`);
-    movieSelect.replaceChildren();
     if (status !== 200) return say(body ? body.detail : strings.error, "error");
-    for (const m of body) movieSelect.add(new Option(`${m.title} (${m.status})`, m.id));
-    if (selectId) movieSelect.value = String(selectId);
+    const keep = selectId || movieSelect.value;
+    movieSelect.replaceChildren();
+    for (const m of body) movieSelect.add(new Option(movieLabel(m), m.id));
+    if (keep && body.some((m) => String(m.id) === String(keep))) movieSelect.value = String(keep);
+    // A movie still being probed: look at the list again until none is.
+    if (body.some((m) => m.status === "pending")) listPoll = setTimeout(() => loadMovies(), 2000);
     await loadMovie();
   }
 
@@ -71,9 +92,10 @@
     if (status !== 200) return say(body ? body.detail : strings.error, "error");
     const changed = !movie || movie.id !== body.id;
     movie = body;
+    markOption(movie);
     if (changed) {
       segments = [];
-      marks = { in: null, out: null };
+      marks = { in: null, out: null, face: null };
       if (movie.video_url) video.src = movie.video_url;
     }
     render();
@@ -81,29 +103,103 @@
     if (busy) poll = setTimeout(loadMovie, 2000);
   }
 
+  // --- drawing ----------------------------------------------------------------------------
+
   function render() {
     $("movie-state").textContent = movie
       ? `${movie.status}${movie.error ? ": " + movie.error : ""}` +
-        (movie.duration_s ? ` · ${movie.duration_s.toFixed(2)} s · ${movie.fps} fps · ${movie.width}×${movie.height}` : "")
+        (movie.status === "ready" && movie.duration_s ? ` · ${movie.duration_s.toFixed(2)} s · ${movie.fps} fps · ${movie.width}×${movie.height}` : "")
       : "";
     $("mark-in").textContent = fmt(marks.in);
     $("mark-out").textContent = fmt(marks.out);
+    $("face-point").textContent = marks.face ? marks.face.map((v) => v.toFixed(2)).join(", ") : "–";
     renderSegments();
+    renderClips();
+    renderTimeline();
+    renderFace();
+  }
+
+  function renderClips() {
     const clipsBody = $("clips");
     clipsBody.replaceChildren();
     if (!movie) return;
     const p = movie.progress;
-    $("progress").textContent = strings.progress
-      .replace("%(pending)s", p.pending).replace("%(extracting)s", p.extracting)
-      .replace("%(ready)s", p.ready).replace("%(failed)s", p.failed);
+    $("progress").textContent = format(strings.progress, p);
     for (const clip of movie.clips) {
       const row = clipsBody.insertRow();
-      row.insertCell().textContent = String(clip.number).padStart(5, "0");
+      row.dataset.clip = clip.id;
+      row.insertCell().textContent = pad(clip.number);
       row.insertCell().textContent = `${clip.start_s.toFixed(3)}–${clip.end_s.toFixed(3)}`;
-      row.insertCell().textContent = clip.media_status + (clip.error ? ": " + clip.error.slice(-200) : "");
+      // An extraction's own error is for staff (it quotes ffmpeg); the page says it failed.
+      row.insertCell().textContent = clip.media_status === "failed" ? `${clip.media_status}: ${strings.extraction_failed}` : clip.media_status;
       row.insertCell().textContent = clip.face_ratio === null ? "–" : `${Math.round(clip.face_ratio * 100)} %${clip.few_faces ? " ⚠" : ""}`;
       row.insertCell().textContent = clip.status;
+      const actions = row.insertCell();
+      const play = document.createElement("button");
+      Object.assign(play, { type: "button", textContent: "▶", title: strings.preview, className: "preview" });
+      play.addEventListener("click", () => preview(clip.start_s, clip.end_s));
+      actions.append(play);
+      if (clip.media_status === "pending") {
+        const withdraw = document.createElement("button");
+        Object.assign(withdraw, { type: "button", textContent: strings.withdraw, className: "withdraw" });
+        withdraw.addEventListener("click", () => withdrawClip(clip, withdraw));
+        actions.append(" ", withdraw);
+      }
     }
+  }
+
+  function bar(start, end, kind, title) {
+    const duration = (movie && movie.duration_s) || video.duration || 0;
+    if (!duration || end === null || start === null) return null;
+    const span = document.createElement("span");
+    span.className = `range ${kind}`;
+    span.style.left = `${(100 * Math.max(0, start)) / duration}%`;
+    span.style.width = `${Math.max(0.3, (100 * (end - start)) / duration)}%`;
+    span.title = `${start.toFixed(3)}–${end.toFixed(3)} s${title ? " · " + title : ""}`;
+    return span;
+  }
+
+  function renderTimeline() {
+    const playhead = $("playhead");
+    const spans = [];
+    if (movie) {
+      for (const clip of movie.clips) spans.push(bar(clip.start_s, clip.end_s, `sent ${clip.media_status}`, pad(clip.number)));
+      segments.forEach((seg, i) => spans.push(bar(seg.start_s, seg.end_s, "marked", `#${i + 1}`)));
+      if (marks.in !== null) {
+        const end = marks.out !== null && marks.out > marks.in ? marks.out : marks.in + 1 / fps();
+        spans.push(bar(marks.in, end, "current", ""));
+      }
+    }
+    timeline.replaceChildren(...spans.filter(Boolean), playhead);
+    movePlayhead();
+  }
+
+  function movePlayhead() {
+    const duration = (movie && movie.duration_s) || video.duration || 0;
+    $("playhead").style.left = duration ? `${(100 * video.currentTime) / duration}%` : "0";
+    timeline.setAttribute("aria-valuenow", video.currentTime.toFixed(3));
+    if (duration) timeline.setAttribute("aria-valuemax", duration.toFixed(3));
+  }
+
+  function frameBox() {
+    // Where the picture is inside the video element (the element letterboxes it).
+    const r = video.getBoundingClientRect();
+    const vw = video.videoWidth || (movie && movie.width) || r.width;
+    const vh = video.videoHeight || (movie && movie.height) || r.height;
+    const scale = Math.min(r.width / vw, r.height / vh);
+    const w = vw * scale;
+    const h = vh * scale;
+    return { left: r.left + (r.width - w) / 2, top: r.top + (r.height - h) / 2, width: w, height: h };
+  }
+
+  function renderFace() {
+    const marker = $("face-marker");
+    if (!marks.face) { marker.hidden = true; return; }
+    const box = frameBox();
+    const stage = $("stage").getBoundingClientRect();
+    marker.hidden = false;
+    marker.style.left = `${box.left - stage.left + marks.face[0] * box.width}px`;
+    marker.style.top = `${box.top - stage.top + marks.face[1] * box.height}px`;
   }
 
   function overlaps(i) {
@@ -120,36 +216,66 @@
       for (const key of ["start_s", "end_s"]) {
         const input = document.createElement("input");
         Object.assign(input, { type: "number", step: "0.001", min: "0", value: seg[key].toFixed(3) });
-        input.addEventListener("change", () => { seg[key] = Number(input.value); renderSegments(); });
+        input.addEventListener("change", () => { seg[key] = Number(input.value); input.blur(); render(); });
         row.insertCell().append(input);
       }
       const length = seg.end_s - seg.start_s;
       const c = campaign();
       const bad = !(length >= c.clip_min_seconds && length <= c.clip_max_seconds);
-      row.insertCell().textContent = `${length.toFixed(2)} s${bad ? " ⚠ " + strings.length : ""}${overlaps(i) ? " ⚠ " + strings.overlap : ""}`;
+      row.insertCell().textContent = `${length.toFixed(2)} s${bad ? " ⚠ " + strings.length : ""}${overlaps(i) ? " ⚠ " + strings.overlap : ""}${seg.face_point ? " · " + strings.face_set : ""}`;
       const select = $("suspected").cloneNode(true);
       select.removeAttribute("id");
       select.value = seg.suspected_label;
-      select.addEventListener("change", () => { seg.suspected_label = select.value; });
+      select.addEventListener("change", () => { seg.suspected_label = select.value; select.blur(); });
       row.insertCell().append(select);
+      const actions = row.insertCell();
+      const play = document.createElement("button");
+      Object.assign(play, { type: "button", textContent: "▶", title: strings.preview, className: "preview" });
+      play.addEventListener("click", () => preview(seg.start_s, seg.end_s));
       const remove = document.createElement("button");
-      remove.type = "button";
-      remove.textContent = "✕";
-      remove.addEventListener("click", () => { segments.splice(i, 1); renderSegments(); });
-      row.insertCell().append(remove);
+      Object.assign(remove, { type: "button", textContent: "✕", title: strings.remove });
+      remove.addEventListener("click", () => { segments.splice(i, 1); render(); });
+      actions.append(play, " ", remove);
     });
     const room = campaign().clips_per_movie - (movie ? movie.clips.filter((c) => c.media_status !== "failed").length : 0);
     $("send").disabled = !movie || movie.status !== "ready" || segments.length === 0 || segments.length > room;
   }
 
+  // --- marking ----------------------------------------------------------------------------
+
+  // In: the frame on screen is the clip's first; out: the frame on screen is its last.
+  function markIn() { marks.in = ms(frameAt(video.currentTime) / fps()); render(); }
+  function markOut() { marks.out = ms((frameAt(video.currentTime) + 1) / fps()); render(); }
+
   function addSegment() {
     if (marks.in === null || marks.out === null || marks.out <= marks.in) return say(strings.mark_first, "error");
-    segments.push({ start_s: marks.in, end_s: marks.out, suspected_label: $("suspected").value });
+    const seg = { start_s: marks.in, end_s: marks.out, suspected_label: $("suspected").value };
+    if (marks.face) seg.face_point = marks.face;
+    segments.push(seg);
     segments.sort((a, b) => a.start_s - b.start_s);
-    marks = { in: null, out: null };
+    marks = { in: null, out: null, face: null };
     $("suspected").value = "";
     render();
   }
+
+  function preview(start, end) {
+    // Plays [start, end) once, then stops on the last frame of the span.
+    if (start === null || end === null || !(end > start)) return say(strings.mark_first, "error");
+    previewEnd = end;
+    video.currentTime = start;
+    video.play().catch(() => {});
+  }
+
+  function facePoint(event) {
+    const box = frameBox();
+    const x = (event.clientX - box.left) / box.width;
+    const y = (event.clientY - box.top) / box.height;
+    if (x < 0 || x > 1 || y < 0 || y > 1) return;  // on the letterbox, not the picture
+    marks.face = [Math.round(x * 1000) / 1000, Math.round(y * 1000) / 1000];
+    render();
+  }
+
+  // --- sending, withdrawing, uploading -----------------------------------------------------
 
   async function send() {
     $("send").disabled = true;
@@ -159,12 +285,20 @@
     });
     if (status === 201) {
       segments = [];
-      say(strings.sent.replace("%(n)s", body.clips.length) + (body.warnings.length ? " " + body.warnings.join(" ") : ""), body.warnings.length ? "warning" : "ok");
+      say(format(strings.sent, { n: body.clips.length }) + (body.warnings.length ? " " + body.warnings.join(" ") : ""), body.warnings.length ? "warn" : "ok");
       await loadMovie();
     } else {
       say(body ? body.detail : strings.error, "error");
       renderSegments();
     }
+  }
+
+  async function withdrawClip(clip, button) {
+    button.disabled = true;
+    const { status, body } = await api(`/api/v1/clips/${clip.id}/withdraw/`, { method: "POST" });
+    if (status === 200) say(format(strings.withdrawn, { number: pad(clip.number) }), "ok");
+    else say(body ? body.detail : strings.error, "error");
+    await loadMovie();
   }
 
   function upload(event) {
@@ -199,16 +333,22 @@
     video.currentTime = Math.max(0, Math.min(video.duration || Infinity, (target + 0.5) / fps()));
   }
 
+  // --- wiring -------------------------------------------------------------------------------
+
   document.addEventListener("keydown", (event) => {
-    if (event.target.closest("input, select, textarea") || event.ctrlKey || event.metaKey || event.altKey) return;
+    // Keys mark unless the focus is where text is typed. A drop-down gives the focus back
+    // once chosen (below), so I and O work again after any control.
+    if (event.target.closest("input:not([type=checkbox]):not([type=file]), textarea") || event.ctrlKey || event.metaKey || event.altKey) return;
+    if (event.target.closest("select") && !/^(i|o|p)$/i.test(event.key)) return;
     const key = event.key.toLowerCase();
-    // In: the frame on screen is the clip's first; out: the frame on screen is its last.
-    if (key === "i") marks.in = ms(frameAt(video.currentTime) / fps());
-    else if (key === "o") marks.out = ms((frameAt(video.currentTime) + 1) / fps());
+    if (key === "i") markIn();
+    else if (key === "o") markOut();
+    else if (key === "p") preview(marks.in, marks.out);
     else if (key === "arrowleft") step(event.shiftKey ? -1 : -1 / fps());
     else if (key === "arrowright") step(event.shiftKey ? 1 : 1 / fps());
-    else if (key === " ") { if (video.paused) video.play(); else video.pause(); }
-    else if (key === "enter") addSegment();
+    // Space on a focused button presses it, on the focused player the player toggles itself.
+    else if (key === " ") { if (event.target.closest("button, video")) return; if (video.paused) video.play(); else video.pause(); }
+    else if (key === "enter") { if (event.target.closest("button")) return; addSegment(); }
     else if (/^[1-9]$/.test(key)) {
       const label = campaign().labels.find((l) => String(l.code) === key);
       if (label) $("suspected").value = label.name;
@@ -216,10 +356,39 @@
     event.preventDefault();
     render();
   });
-  video.addEventListener("timeupdate", () => { $("now").textContent = video.currentTime.toFixed(3); });
-  video.addEventListener("seeked", () => { $("now").textContent = video.currentTime.toFixed(3); });
+  // A button clicked with the mouse hands the keys back to the page, so Enter adds the
+  // segment rather than pressing that button again (a keyboard user's focus stays put).
+  $("extractor").addEventListener("click", (event) => {
+    const button = event.target.closest("button");
+    if (button && event.detail > 0) button.blur();
+  });
+  // A chosen option hands the keys back to the page (a focused drop-down eats letters).
+  for (const select of [campaignSelect, movieSelect, $("suspected")]) {
+    select.addEventListener("change", () => select.blur());
+  }
+  video.addEventListener("timeupdate", () => {
+    $("now").textContent = video.currentTime.toFixed(3);
+    if (previewEnd !== null && video.currentTime >= previewEnd - 0.5 / fps()) {
+      video.pause();
+      previewEnd = null;
+    }
+    movePlayhead();
+  });
+  video.addEventListener("seeked", () => { $("now").textContent = video.currentTime.toFixed(3); movePlayhead(); });
+  video.addEventListener("loadedmetadata", () => render());
+  video.addEventListener("pause", () => { previewEnd = null; });
+  window.addEventListener("resize", renderFace);
+  $("face-layer").addEventListener("click", facePoint);
+  timeline.addEventListener("click", (event) => {
+    const r = timeline.getBoundingClientRect();
+    const duration = (movie && movie.duration_s) || video.duration;
+    if (duration) video.currentTime = Math.max(0, Math.min(duration, ((event.clientX - r.left) / r.width) * duration));
+  });
   campaignSelect.addEventListener("change", () => { fillLabels(); loadMovies(); });
   movieSelect.addEventListener("change", loadMovie);
+  $("in-button").addEventListener("click", markIn);
+  $("out-button").addEventListener("click", markOut);
+  $("preview").addEventListener("click", () => preview(marks.in, marks.out));
   $("add").addEventListener("click", addSegment);
   $("send").addEventListener("click", send);
   $("upload").addEventListener("submit", upload);
