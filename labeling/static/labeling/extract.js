@@ -2,7 +2,10 @@
 // too), click the face to mark it, see the marked ranges and the sent clips on a timeline,
 // preview a segment, keep an editable list of segments with an optional suspected emotion,
 // send them to POST /api/v1/movies/<id>/clips/, follow the clips' extraction without
-// reloading, and withdraw a sent clip until its extraction starts.
+// reloading, and withdraw a sent clip until its extraction starts. A trained model's
+// suggestions of rare-emotion segments (manage.py suggest_segments) are marks on the timeline,
+// ranked by their rare-class score: N jumps to the next, A accepts it (it becomes a proposed
+// segment with the model's emotion as the suspected label), D dismisses it.
 // No inline script or handler: everything is wired here (the app's CSP forbids inline code).
 (() => {
   "use strict";
@@ -23,6 +26,8 @@
   let poll = null;
   let listPoll = null;
   let previewEnd = null; // while a preview plays: where it stops
+  let suggestions = [];  // the movie's open suggestions, highest rare-class score first
+  let current = null;    // the suggestion N last jumped to (its id)
 
   const campaign = () => campaigns.find((c) => String(c.id) === campaignSelect.value);
   // The exact rate ("30000/1001"): frame k starts at k / rate seconds, as on the server.
@@ -97,6 +102,7 @@
       segments = [];
       marks = { in: null, out: null, face: null };
       if (movie.video_url) video.src = movie.video_url;
+      await loadSuggestions();
     }
     render();
     const busy = movie.status === "pending" || movie.progress.pending + movie.progress.extracting > 0;
@@ -117,6 +123,7 @@
     renderClips();
     renderTimeline();
     renderFace();
+    renderSuggestions();
   }
 
   function renderClips() {
@@ -165,6 +172,11 @@
     if (movie) {
       for (const clip of movie.clips) spans.push(bar(clip.start_s, clip.end_s, `sent ${clip.media_status}`, pad(clip.number)));
       segments.forEach((seg, i) => spans.push(bar(seg.start_s, seg.end_s, "marked", `#${i + 1}`)));
+      suggestions.forEach((s, i) => {
+        const span = bar(s.start_s, s.end_s, `suggested${s.id === current ? " now" : ""}`, suggestionTitle(s, i));
+        if (span) span.dataset.suggestion = s.id;
+        spans.push(span);
+      });
       if (marks.in !== null) {
         const end = marks.out !== null && marks.out > marks.in ? marks.out : marks.in + 1 / fps();
         spans.push(bar(marks.in, end, "current", ""));
@@ -275,6 +287,70 @@
     render();
   }
 
+  // --- a model's suggestions ---------------------------------------------------------------
+
+  const labelName = (name) => {
+    const label = campaign().labels.find((l) => l.name === name);
+    return label ? label.display_name : name;
+  };
+  const suggestionTitle = (s, i) =>
+    format(strings.suggestion, { rank: i + 1, emotion: labelName(s.emotion), score: `${Math.round(s.rare_score * 100)} %` });
+
+  async function loadSuggestions() {
+    suggestions = [];
+    current = null;
+    if (!movie) return;
+    const { status, body } = await api(`/api/v1/movies/${movie.id}/suggestions/?status=open`);
+    if (status === 200) suggestions = body;  // ranked by the server: highest rare-class score first
+  }
+
+  function renderSuggestions() {
+    const list = $("suggestions");
+    list.replaceChildren();
+    $("suggestions-box").hidden = suggestions.length === 0;
+    suggestions.forEach((s, i) => {
+      const row = list.insertRow();
+      row.dataset.suggestion = s.id;
+      if (s.id === current) row.className = "now";
+      row.insertCell().textContent = i + 1;
+      row.insertCell().textContent = `${s.start_s.toFixed(3)}–${s.end_s.toFixed(3)}`;
+      row.insertCell().textContent = labelName(s.emotion);
+      row.insertCell().textContent = `${Math.round(s.rare_score * 100)} %`;
+      const actions = row.insertCell();
+      for (const [text, kind, act] of [["▶", "go", () => jumpTo(s)], [strings.accept, "accept", () => decide(s, "accept")], [strings.dismiss, "dismiss", () => decide(s, "dismiss")]]) {
+        const button = document.createElement("button");
+        Object.assign(button, { type: "button", textContent: text, className: kind });
+        button.addEventListener("click", act);
+        actions.append(button, " ");
+      }
+    });
+  }
+
+  function jumpTo(s) {
+    // The suggestion's span becomes the in and out marks, and plays once.
+    current = s.id;
+    marks = { in: s.start_s, out: s.end_s, face: marks.face };
+    preview(s.start_s, s.end_s);
+    say(suggestionTitle(s, suggestions.indexOf(s)));
+  }
+
+  function nextSuggestion() {
+    if (!suggestions.length) return say(strings.no_suggestion, "warn");
+    const at = suggestions.findIndex((s) => s.id === current);
+    jumpTo(suggestions[(at + 1) % suggestions.length]);
+  }
+
+  async function decide(s, action) {
+    if (!s) return say(strings.no_suggestion, "warn");
+    const { status, body } = await api(`/api/v1/suggestions/${s.id}/${action}/`, { method: "POST" });
+    if (status === 201) say(format(strings.accepted, { number: pad(body.clip.number), emotion: labelName(s.emotion) }), "ok");
+    else if (status === 200) say(strings.dismissed, "ok");
+    else say(body ? body.detail : strings.error, "error");
+    if (s.id === current) { current = null; marks = { in: null, out: null, face: null }; }
+    await loadSuggestions();
+    await loadMovie();
+  }
+
   // --- sending, withdrawing, uploading -----------------------------------------------------
 
   async function send() {
@@ -344,6 +420,9 @@
     if (key === "i") markIn();
     else if (key === "o") markOut();
     else if (key === "p") preview(marks.in, marks.out);
+    else if (key === "n") nextSuggestion();
+    else if (key === "a") decide(suggestions.find((s) => s.id === current), "accept");
+    else if (key === "d") decide(suggestions.find((s) => s.id === current), "dismiss");
     else if (key === "arrowleft") step(event.shiftKey ? -1 : -1 / fps());
     else if (key === "arrowright") step(event.shiftKey ? 1 : 1 / fps());
     // Space on a focused button presses it, on the focused player the player toggles itself.
