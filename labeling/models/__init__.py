@@ -8,7 +8,9 @@ clip, slots numbered from 1; one live reward entry per person, kind and clip.
 from labeling.models.campaigns import (
     AnnotatorProfile,
     Campaign,
+    Invitation,
     Label,
+    Membership,
 )
 from labeling.models.choices import (
     JobStatus,
@@ -57,6 +59,8 @@ __all__ = [
     "Campaign",
     "Label",
     "AnnotatorProfile",
+    "Membership",
+    "Invitation",
     "Movie",
     "ClipQuerySet",
     "Clip",

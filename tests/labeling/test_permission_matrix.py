@@ -18,6 +18,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
+from labeling import campaigns
 from labeling.models import (
     AgreementReport,
     Assignment,
@@ -54,6 +55,19 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("campaign-reward-hold", "POST"): (302, 403, 403, 403, 302),
     ("payout-download", "GET"): (302, 403, 403, 403, 200),
     ("benchmark-list", "GET"): (302, 403, 403, 403, 200),
+    ("staff-campaign-new", "GET"): (302, 403, 403, 403, 200),
+    ("staff-campaign-edit", "GET"): (302, 403, 403, 403, 200),
+    ("staff-team", "GET"): (302, 403, 403, 403, 200),
+    ("staff-member-add", "POST"): (302, 403, 403, 403, 400),
+    ("staff-member-remove", "POST"): (302, 403, 403, 403, 400),
+    ("staff-invite-create", "POST"): (302, 403, 403, 403, 400),
+    ("staff-members-import", "POST"): (302, 403, 403, 403, 400),
+    ("staff-clips", "GET"): (302, 403, 403, 403, 200),
+    ("staff-clip", "GET"): (302, 403, 403, 403, 200),
+    # An invitation link is public (its signed token is the key): a stranger may open it; a
+    # POST with no password makes no account (400), one from someone logged in joins them.
+    ("invite-accept", "GET"): (200, 200, 200, 200, 200),
+    ("invite-accept", "POST"): (400, 302, 302, 302, 302),
     ("login", "GET"): (200, 200, 200, 200, 200),
     ("logout", "POST"): (302, 302, 302, 302, 302),
     ("set_language", "POST"): (302, 302, 302, 302, 302),
@@ -140,6 +154,9 @@ def world(campaign, alice):
     payout = Payout.objects.create(
         campaign=campaign, currency="CNY", total_cents=20, people=1, entries=1
     )
+    invitation = campaigns.invitation_create(
+        campaign=campaign, role=Role.ANNOTATOR, created_by=users["staff"]
+    )
     kwargs = {
         "campaign_id": campaign.pk,
         "report_id": report.pk,
@@ -149,6 +166,7 @@ def world(campaign, alice):
         "assignment_id": assignment.pk,
         "movie_id": clip.movie_id,
         "path": leased.video.name,
+        "token": campaigns.invitation_token(invitation),
     }
     return users, kwargs
 
