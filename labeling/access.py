@@ -49,9 +49,7 @@ def member_q(user, role: Role, campaign: str = "pk") -> Q:
     """Rows whose campaign (the field ``campaign`` names) has ``user`` as a member in
     ``role``, as a filter."""
     return Q(
-        Exists(
-            Membership.objects.filter(campaign=OuterRef(campaign), user=user, role=role.value)
-        )
+        Exists(Membership.objects.filter(campaign=OuterRef(campaign), user=user, role=role.value))
     )
 
 
