@@ -93,6 +93,8 @@ class ClipBrowserTests:
             "&label=happy": [1],
             "&label=sad": [],
             f"&movie={other_movie}": [10, 11],
+            "&movie_title=ovi": [1, 2, 3, 10, 11],
+            "&movie_title=nothing+like+it": [],
             "&extractor=ed": [3],
             "&flag=few_faces": [3],
             "&flag=reported": [2],

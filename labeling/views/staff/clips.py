@@ -20,6 +20,9 @@ FLAG_NAMES = {
 }
 
 
+MOVIES_LISTED = 100
+
+
 def _int(value: str | None) -> int | None:
     return int(value) if value and value.isdigit() else None
 
@@ -42,11 +45,23 @@ def clip_browser(request):
         if q.get("agreement") in selectors.AGREEMENT_CHOICES
         else "",
         movie=_int(q.get("movie")),
+        movie_title=q.get("movie_title", "").strip()[:100],
         extractor=q.get("extractor", "").strip()[:150],
         flag=q.get("flag", "") if q.get("flag") in selectors.FLAG_CHOICES else "",
         after=_int(q.get("after")),
     )
     clips, next_after = selectors.clip_browse(filters)
+    # A list of movies to choose from while it is short; past that, part of a title (DFEW's
+    # 1,500 movies are no drop-down, and would weigh on every page).
+    movies = []
+    if campaign_id:
+        movies = list(
+            Movie.objects.filter(campaign_id=campaign_id)
+            .order_by("title", "pk")
+            .values_list("pk", "title")[: MOVIES_LISTED + 1]
+        )
+        if len(movies) > MOVIES_LISTED:
+            movies = []
     kept = {k: v for k, v in q.items() if k != "after" and v}
     if campaign_id is not None:
         kept["campaign"] = str(campaign_id)
@@ -63,13 +78,7 @@ def clip_browser(request):
             )
             if campaign_id
             else [],
-            "movies": list(
-                Movie.objects.filter(campaign_id=campaign_id)
-                .order_by("title", "pk")
-                .values_list("pk", "title")[:2000]
-            )
-            if campaign_id
-            else [],
+            "movies": movies,
             "agreements": [
                 ("single", _("a single label")),
                 ("split", _("no single label")),

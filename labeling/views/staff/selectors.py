@@ -24,8 +24,11 @@ from labeling.models import (
     Screening,
 )
 
-# How far back a person's speed is measured (their recent pace, not their first day's).
+# A person's speed is their recent pace, not their first day's: measured over the campaign's
+# latest labels within this window, at most this many (a bounded read at DFEW's size, where a
+# campaign holds 163,720 labels).
 SPEED_WINDOW = timedelta(days=7)
+SPEED_SAMPLE = 3000
 PAGE_SIZE = 50
 
 
@@ -112,15 +115,21 @@ def campaign_team(campaign: Campaign) -> Team:
 
 def _annotator_speed(campaign: Campaign, by_key: dict[tuple[str, int], Member]) -> None:
     """Each annotator's median seconds from seeing a clip (or leasing it) to labelling it,
-    and labels per active hour (the hours in which they labelled), over the recent week."""
+    and labels per active hour (the clock hours in which they labelled), over the campaign's
+    latest ``SPEED_SAMPLE`` labels of the last ``SPEED_WINDOW``."""
     since = timezone.now() - SPEED_WINDOW
     took: dict[int, list[float]] = {}
     hours: dict[int, set] = {}
-    for annotator_id, leased, shown, finished in Assignment.objects.filter(
-        clip__campaign=campaign,
-        status=Assignment.Status.SUBMITTED,
-        finished_at__gte=since,
-    ).values_list("annotator_id", "leased_at", "shown_at", "finished_at"):
+    recent = (
+        Assignment.objects.filter(
+            clip__campaign=campaign,
+            status=Assignment.Status.SUBMITTED,
+            finished_at__gte=since,
+        )
+        .order_by("-finished_at")
+        .values_list("annotator_id", "leased_at", "shown_at", "finished_at")[:SPEED_SAMPLE]
+    )
+    for annotator_id, leased, shown, finished in recent:
         seconds = (finished - (shown or leased)).total_seconds()
         if seconds > 0:
             took.setdefault(annotator_id, []).append(seconds)
@@ -145,6 +154,7 @@ class ClipFilters:
     label: str = ""  # a label name: the clip's single label
     agreement: str = ""  # single (a single label), split (distribution only), pending
     movie: int | None = None
+    movie_title: str = ""  # part of a title, where a campaign has too many movies to list
     extractor: str = ""  # a username
     flag: str = ""
     after: int | None = None  # the keyset cursor: the last clip id of the page before
@@ -183,6 +193,8 @@ def clip_browse_queryset(filters: ClipFilters) -> QuerySet[Clip]:
         clips = clips.filter(status=filters.status)
     if filters.movie is not None:
         clips = clips.filter(movie_id=filters.movie)
+    if filters.movie_title:
+        clips = clips.filter(movie__title__icontains=filters.movie_title)
     if filters.extractor:
         clips = clips.filter(proposed_by__username=filters.extractor)
     if filters.label:
