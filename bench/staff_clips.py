@@ -113,9 +113,11 @@ def main() -> int:
 
         def offset_page():
             return list(
-                selectors.clip_browse_queryset(
-                    selectors.ClipFilters(campaign=campaign.pk)
-                ).order_by("pk")[len(ids) - 120 : len(ids) - 69]
+                selectors.clip_browse_queryset(selectors.ClipFilters(campaign=campaign.pk))
+                .select_related(
+                    "campaign", "movie", "proposed_by", "result", "result__single_label"
+                )
+                .order_by("pk")[len(ids) - 120 : len(ids) - 69]
             )
 
         def keyset_page():

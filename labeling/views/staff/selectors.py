@@ -177,16 +177,23 @@ def clip_browse(filters: ClipFilters, page_size: int = PAGE_SIZE) -> tuple[list[
     clips = clip_browse_queryset(filters)
     if filters.after is not None:
         clips = clips.filter(pk__gt=filters.after)
-    page = list(clips.order_by("pk")[: page_size + 1])
-    more = len(page) > page_size
-    page = page[:page_size]
-    return page, (page[-1].pk if more else None)
+    # Two steps: the page's ids alone (joins only where a filter needs them), then its rows
+    # with what the page shows. In one, PostgreSQL sorted every matching wide joined row
+    # (all 16,372 for status=complete: 250 ms) before the LIMIT.
+    ids = list(clips.order_by("pk").values_list("pk", flat=True)[: page_size + 1])
+    more = len(ids) > page_size
+    ids = ids[:page_size]
+    page = list(
+        Clip.objects.filter(pk__in=ids)
+        .select_related("campaign", "movie", "proposed_by", "result", "result__single_label")
+        .order_by("pk")
+    )
+    return page, (ids[-1] if more else None)
 
 
 def clip_browse_queryset(filters: ClipFilters) -> QuerySet[Clip]:
-    clips = Clip.objects.select_related(
-        "campaign", "movie", "proposed_by", "result", "result__single_label"
-    )
+    """The clips matching ``filters``, unordered and without their related rows."""
+    clips = Clip.objects.all()
     if filters.campaign is not None:
         clips = clips.filter(campaign_id=filters.campaign)
     if filters.status:
