@@ -63,11 +63,6 @@ def campaigns_for(user, role: Role) -> QuerySet[Campaign]:
     return Campaign.objects.filter(member_q(user, role))
 
 
-def is_member(user, campaign_id: int, role: Role) -> bool:
-    """Whether ``user`` works on the campaign in ``role`` (staff always do)."""
-    return campaigns_for(user, role).filter(pk=campaign_id).exists()
-
-
 def campaigns_for_extractor(user) -> QuerySet[Campaign]:
     """The campaigns whose movies and clips ``user`` sees and marks: every one for staff; for
     an extractor, those where they are an extractor member and those they brought a movie
