@@ -129,6 +129,22 @@ class InvitationTests:
         again = client.get(f"/invite/{link}/")
         assert again.status_code == 400 and "already been used" in again.content.decode()
 
+    def test_a_link_for_a_named_account_refuses_someone_else(self, client, campaign, admin_user):
+        invitation = campaigns.invitation_create(
+            campaign=campaign, role="annotator", created_by=admin_user, username="zoe"
+        )
+        make_user("dana")
+        client.login(username="dana", password=PASSWORD)
+        url = f"/invite/{campaigns.invitation_token(invitation)}/"
+        assert (
+            "This invitation is for zoe; log out to accept it." in client.get(url).content.decode()
+        )
+        refused = client.post(url)
+        assert refused.status_code == 400
+        assert not Membership.objects.exists()
+        invitation.refresh_from_db()
+        assert invitation.accepted_at is None
+
     def test_someone_logged_in_joins_with_their_own_account(self, client, campaign, admin_user):
         invitation = campaigns.invitation_create(
             campaign=campaign, role="reviewer", created_by=admin_user
