@@ -49,7 +49,6 @@ class CampaignAdmin(admin.ModelAdmin):
     form = CampaignAdminForm
     list_display = ("name", "slug", "annotations_per_clip", "single_label_min_votes", "is_active")
     prepopulated_fields = {"slug": ("name",)}
-    filter_horizontal = ("annotators",)
     inlines = [LabelInline]
 
     def save_model(self, request, obj, form, change):
@@ -57,6 +56,40 @@ class CampaignAdmin(admin.ModelAdmin):
             campaigns.campaign_update(campaign=obj)
         else:
             super().save_model(request, obj, form, change)
+
+
+@admin.register(models.Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    """Campaign teams, one row per person and role; the staff team page
+    (``labeling.views.staff``) is the usual door. Adding here goes through the same service
+    (``campaigns.membership_add``: the role's group comes with it)."""
+
+    list_display = ("campaign", "user", "role", "created_at")
+    list_filter = ("campaign", "role")
+    search_fields = ("user__username",)
+    raw_id_fields = ("user",)
+    exclude = ("added_by",)
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
+        else:
+            campaigns.membership_add(
+                campaign=obj.campaign, user=obj.user, role=obj.role, added_by=request.user
+            )
+
+
+@admin.register(models.Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    """Invitations are made on the team page (their links are shown there); here they can
+    be looked at and withdrawn (deleted)."""
+
+    list_display = ("campaign", "role", "username", "created_at", "expires_at", "accepted_at")
+    list_filter = ("campaign", "role")
+    readonly_fields = [f.name for f in models.Invitation._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
 
 
 @admin.register(models.Label)

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from django.db import transaction
 
 from annotation_site.errors import ApplicationError
+from labeling import access
+from labeling.access import Role
 from labeling.models import Campaign, CampaignGuide, Clip, LabelGuide, MediaStatus
 
 INSTRUCTIONS_MAX = 5000
@@ -121,8 +123,11 @@ class Guide:
 
 def guides_for_annotator(user, campaign_id: int | None = None) -> list[Guide]:
     """The codebooks of the open campaigns ``user`` annotates (only ``campaign_id``'s when
-    given), by name; the same membership rule as leasing (``Campaign.annotators``)."""
-    campaigns = Campaign.objects.filter(is_active=True, annotators=user).order_by("name", "pk")
+    given), by name; the same membership rule as leasing (annotator memberships,
+    ``access.member_q``)."""
+    campaigns = Campaign.objects.filter(
+        access.member_q(user, Role.ANNOTATOR), is_active=True
+    ).order_by("name", "pk")
     if campaign_id is not None:
         campaigns = campaigns.filter(pk=campaign_id)
     return [Guide(c.pk, c.name, codebook_of(c)) for c in campaigns[:20]]

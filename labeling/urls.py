@@ -6,6 +6,8 @@ from labeling.views import media as media_views
 from labeling.views import release as release_views
 from labeling.views import results as results_views
 from labeling.views import rewards as rewards_views
+from labeling.views.staff import campaigns as staff_campaigns
+from labeling.views.staff import clips as staff_clips
 
 urlpatterns = [
     path("", loop_views.home, name="home"),
@@ -77,4 +79,34 @@ urlpatterns = [
         results_views.annotator_invalidate,
         name="annotator-invalidate",
     ),
+    path("staff/campaigns/new/", staff_campaigns.campaign_new, name="staff-campaign-new"),
+    path(
+        "staff/campaigns/<int:campaign_id>/settings/",
+        staff_campaigns.campaign_edit,
+        name="staff-campaign-edit",
+    ),
+    path("staff/campaigns/<int:campaign_id>/team/", staff_campaigns.team, name="staff-team"),
+    path(
+        "staff/campaigns/<int:campaign_id>/team/add/",
+        staff_campaigns.member_add,
+        name="staff-member-add",
+    ),
+    path(
+        "staff/campaigns/<int:campaign_id>/team/remove/",
+        staff_campaigns.member_remove,
+        name="staff-member-remove",
+    ),
+    path(
+        "staff/campaigns/<int:campaign_id>/team/invite/",
+        staff_campaigns.invite_create,
+        name="staff-invite-create",
+    ),
+    path(
+        "staff/campaigns/<int:campaign_id>/team/import/",
+        staff_campaigns.members_import,
+        name="staff-members-import",
+    ),
+    path("invite/<str:token>/", staff_campaigns.invite_accept, name="invite-accept"),
+    path("staff/clips/", staff_clips.clip_browser, name="staff-clips"),
+    path("staff/clips/<int:clip_id>/", staff_clips.clip_page, name="staff-clip"),
 ]

@@ -18,6 +18,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from annotation_site.errors import ApplicationError, Conflict, Forbidden, NotFound, TooManyOpen
+from labeling import access
 from labeling.access import user_has_role
 from labeling.loop import slots, sql
 from labeling.loop.sql import LockedClip
@@ -45,7 +46,8 @@ _NEXT_ATTEMPTS = 5
 
 def _check_campaign_open_to(user, campaign_id: int) -> None:
     """404 unless the campaign is open and the user annotates it (others look like missing)."""
-    if not Campaign.objects.filter(pk=campaign_id, is_active=True, annotators=user).exists():
+    member = access.member_q(user, Role.ANNOTATOR)
+    if not Campaign.objects.filter(member, pk=campaign_id, is_active=True).exists():
         raise NotFound(f"No open campaign {campaign_id} for you.")
 
 

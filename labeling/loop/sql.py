@@ -34,6 +34,7 @@ from labeling.models import (
     Label,
     RewardEntry,
     RewardKind,
+    Role,
 )
 from labeling.rewards.rules import RATE_TO_CENTS_SQL
 
@@ -43,6 +44,8 @@ ASSIGNMENT = Assignment._meta.db_table
 ANNOTATION = Annotation._meta.db_table
 LABEL = Label._meta.db_table
 MEMBERS = Campaign.annotators.through._meta.db_table
+# Only annotator memberships let a person lease (labeling.access: one row per role).
+ANNOTATOR_ROLE = Role.ANNOTATOR.value
 TALLY = AnnotatorTally._meta.db_table
 REWARD = RewardEntry._meta.db_table
 USER = get_user_model()._meta.db_table
@@ -209,7 +212,8 @@ def candidate_clip(
             FROM {rows} JOIN {CAMPAIGN} k ON k.id = c.campaign_id
             WHERE c.campaign_id = %(campaign)s AND c.status = %(annotating)s AND k.is_active
               AND EXISTS (SELECT 1 FROM {MEMBERS} m
-                          WHERE m.campaign_id = c.campaign_id AND m.user_id = %(user)s)
+                          WHERE m.campaign_id = c.campaign_id AND m.user_id = %(user)s
+                            AND m.role = '{ANNOTATOR_ROLE}')
               AND c.slots_held < k.annotations_per_clip {not_tried} {scope}
               AND NOT EXISTS (SELECT 1 FROM {ASSIGNMENT} a WHERE a.clip_id = c.id
                               AND a.annotator_id = %(user)s AND a.status IN ({held}))
@@ -239,7 +243,8 @@ def member_campaign_ids(user_id: int) -> list[int]:
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT k.id FROM {CAMPAIGN} k JOIN {MEMBERS} m ON m.campaign_id = k.id "
-            "WHERE m.user_id = %(user)s AND k.is_active ORDER BY k.created_at, k.id",
+            f"WHERE m.user_id = %(user)s AND m.role = '{ANNOTATOR_ROLE}' AND k.is_active "
+            "ORDER BY k.created_at, k.id",
             {"user": user_id},
         )
         return [row[0] for row in cursor.fetchall()]

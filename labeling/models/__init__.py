@@ -9,8 +9,10 @@ from labeling.models.campaigns import (
     AnnotatorProfile,
     Campaign,
     CampaignGuide,
+    Invitation,
     Label,
     LabelGuide,
+    Membership,
 )
 from labeling.models.choices import (
     JobStatus,
@@ -62,6 +64,8 @@ __all__ = [
     "AnnotatorProfile",
     "CampaignGuide",
     "LabelGuide",
+    "Membership",
+    "Invitation",
     "Movie",
     "ClipQuerySet",
     "Clip",

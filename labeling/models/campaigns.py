@@ -12,6 +12,8 @@ from django.db.models.lookups import Exact, GreaterThan
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from labeling.models.choices import Role
+
 
 class Campaign(models.Model):
     name = models.CharField(_("name"), max_length=200)
@@ -107,8 +109,16 @@ class Campaign(models.Model):
         ),
     )
     is_active = models.BooleanField(_("open for labelling"), default=True)
+    # Everyone on the campaign's team, whatever their role (one ``Membership`` row each per
+    # role). ``campaign.annotators.add(user)`` makes annotators (the role's default); other
+    # roles go through ``labeling.campaigns.membership_add``. Read a role's members with
+    # ``Membership.objects.filter(role=...)``, never this relation alone.
     annotators = models.ManyToManyField(
-        settings.AUTH_USER_MODEL, related_name="annotation_campaigns", blank=True
+        settings.AUTH_USER_MODEL,
+        through="Membership",
+        through_fields=("campaign", "user"),
+        related_name="annotation_campaigns",
+        blank=True,
     )
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -256,3 +266,80 @@ class LabelGuide(models.Model):
 
     def __str__(self) -> str:
         return f"codebook entry of {self.label}"
+
+
+# --- Memberships and invitations (issue 20): who works on which campaign, in which role. ---
+
+
+class Membership(models.Model):
+    """One person in one role on one campaign: the rows every access rule reads
+    (``labeling.access``). Site-wide roles stay Django groups (which pages a person sees); a
+    membership says where they may work. A person may hold several roles on one campaign,
+    one row each."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(_("role"), max_length=16, choices=Role.choices, default=Role.ANNOTATOR)
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["campaign", "role", "user"]
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "user", "role"], name="membership_unique"),
+            models.CheckConstraint(
+                condition=Q(role__in=[r.value for r in Role]), name="membership_role_valid"
+            ),
+        ]
+        indexes = [models.Index(fields=["user", "role"], name="membership_user_role")]
+
+    def __str__(self) -> str:
+        return f"{self.user} as {self.role} on {self.campaign}"
+
+
+class Invitation(models.Model):
+    """A one-time invitation to join a campaign in a role, sent as a signed link
+    (``labeling.campaigns.invitation_token``). ``username`` empty: whoever opens the link
+    chooses a name (or joins with the account they are logged in with); set: the link makes
+    that account (a line of an imported CSV). Used once: ``accepted_at`` is claimed by a
+    conditional UPDATE."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="invitations")
+    role = models.CharField(_("role"), max_length=16, choices=Role.choices)
+    username = models.CharField(_("username"), max_length=150, blank=True)
+    nonce = models.CharField(max_length=64)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(role__in=[r.value for r in Role]), name="invitation_role_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(expires_at__gt=F("created_at")), name="invitation_expires_later"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"invitation to {self.campaign} as {self.role}"

@@ -14,15 +14,27 @@ from labeling.models import (
     AgreementReport,
     Campaign,
     JobStatus,
+    Role,
 )
 from labeling.results import aggregation, agreement
+from labeling.views.staff import selectors as staff_selectors
 from pipeline.aggregation import BUCKETS
 
 
 @staff_required
 @require_GET
 def campaign_overview(request):
-    return render(request, "labeling/overview.html", {"rows": selectors.campaign_overview_list()})
+    """Every campaign with its progress, its team by role (annotators counted as annotators:
+    extractors and reviewers have memberships of their own) and the next step when there is
+    nothing yet to show."""
+    rows = selectors.campaign_overview_list()
+    members = staff_selectors.membership_counts()
+    for row in rows:
+        counts = members.get(row["campaign"].pk, {})
+        row["annotators_enrolled"] = counts.get(Role.ANNOTATOR, 0)
+        row["extractors"] = counts.get(Role.EXTRACTOR, 0)
+        row["reviewers"] = counts.get(Role.REVIEWER, 0)
+    return render(request, "labeling/overview.html", {"rows": rows})
 
 
 @staff_required

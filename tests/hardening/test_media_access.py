@@ -68,8 +68,10 @@ class MediaAccessTests:
         # ed brought its movie in, eve is on the campaign's list, fay on another campaign's
         ed, eve, fay = (make_user(name, Role.EXTRACTOR) for name in ("ed", "eve", "fay"))
         Movie.objects.filter(pk=clip.movie_id).update(created_by=ed)
-        campaign.annotators.add(eve)
-        campaigns.campaign_create(name="Other", slug="other").annotators.add(fay)
+        campaign.annotators.add(eve, through_defaults={"role": Role.EXTRACTOR})
+        campaigns.campaign_create(name="Other", slug="other").annotators.add(
+            fay, through_defaults={"role": Role.EXTRACTOR}
+        )
         for user, status in ((ed, 200), (eve, 200), (fay, 404)):
             assert login(client, user).get("/media/clips/00001.mp4").status_code == status
             assert client.get(f"/api/v1/clips/{clip.pk}/").status_code == status

@@ -63,7 +63,7 @@ def gif_bytes(tmp_path) -> bytes:
 @pytest.fixture
 def eve(campaign):
     user = make_user("eve", Role.EXTRACTOR)
-    campaign.annotators.add(user)
+    campaign.annotators.add(user, through_defaults={"role": Role.EXTRACTOR})
     return user
 
 
@@ -242,7 +242,9 @@ class MovieScopeTests:
         assert upload(eve, campaign, "film.mp4", video_bytes(tmp_path)).status_code == 201
         movie = Movie.objects.get()
         fay = make_user("fay", Role.EXTRACTOR)
-        campaigns.campaign_create(name="Other", slug="other").annotators.add(fay)
+        campaigns.campaign_create(name="Other", slug="other").annotators.add(
+            fay, through_defaults={"role": Role.EXTRACTOR}
+        )
         answers = {}
         for user in (eve, fay, alice, rita, admin_user):
             assert client.login(username=user.username, password=PASSWORD)

@@ -23,7 +23,9 @@ class ExtractPageTests:
     def test_an_extractor_gets_the_page_with_the_campaigns_limits_and_labels(
         self, client, campaign
     ):
-        campaign.annotators.add(make_user("eve", Role.EXTRACTOR))
+        campaign.annotators.add(
+            make_user("eve", Role.EXTRACTOR), through_defaults={"role": Role.EXTRACTOR}
+        )
         campaigns.campaign_create(name="Other lab's", slug="other")  # eve is not on it
         client.login(username="eve", password=PASSWORD)
         response = client.get("/extract/")
@@ -74,7 +76,7 @@ class ExtractPageBrowserTests:
         from tests.labeling.test_movies import movie_file
 
         eve = make_user("eve", Role.EXTRACTOR)
-        campaign.annotators.add(eve)  # an extractor of the campaign
+        campaign.annotators.add(eve, through_defaults={"role": Role.EXTRACTOR})
         movie = movies.movie_register_path(campaign=campaign, path=movie_file(tmp_path), user=eve)
         movies.movie_probe(movie.pk)
         wait = WebDriverWait(browser, 30)

@@ -31,7 +31,7 @@ from tests.labeling.test_tasks import filesystem_app
 def eve(campaign):
     """An extractor on the campaign (its member list)."""
     user = make_user("eve", Role.EXTRACTOR)
-    campaign.annotators.add(user)
+    campaign.annotators.add(user, through_defaults={"role": Role.EXTRACTOR})
     return user
 
 

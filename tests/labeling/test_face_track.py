@@ -25,7 +25,7 @@ from tests.labeling.test_movies import ready_movie
 @pytest.fixture
 def eve(campaign):
     user = make_user("eve", Role.EXTRACTOR)
-    campaign.annotators.add(user)
+    campaign.annotators.add(user, through_defaults={"role": Role.EXTRACTOR})
     return user
 
 

@@ -29,7 +29,7 @@ PACE = 0.6  # seconds a person takes between two actions
 def eve(campaign):
     """An extractor on the campaign."""
     user = make_user("eve", Role.EXTRACTOR)
-    campaign.annotators.add(user)
+    campaign.annotators.add(user, through_defaults={"role": Role.EXTRACTOR})
     return user
 
 
@@ -81,7 +81,8 @@ class ClipWithdrawTests:
     def test_others_may_not_and_nothing_changes(self, campaign, eve, movie, alice, rita):
         (clip,) = _propose(eve, movie, (0.0, 1.0))
         fred = make_user("fred", Role.EXTRACTOR)
-        campaign.annotators.add(fred)  # another extractor of the same campaign
+        # another extractor of the same campaign
+        campaign.annotators.add(fred, through_defaults={"role": Role.EXTRACTOR})
         stranger = make_user("sam", Role.EXTRACTOR)  # an extractor of no campaign of it
         response = _withdraw(fred, clip.pk)
         assert response.status_code == 403

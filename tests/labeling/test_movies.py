@@ -34,7 +34,7 @@ def ready_movie(campaign, folder, name="film.mp4", **kwargs) -> Movie:
 def eve(campaign):
     """An extractor on the campaign (its member list)."""
     user = make_user("eve", Role.EXTRACTOR)
-    campaign.annotators.add(user)
+    campaign.annotators.add(user, through_defaults={"role": Role.EXTRACTOR})
     return user
 
 
@@ -240,7 +240,7 @@ class MovieApiTests:
         ).clips
         other = campaigns.campaign_create(name="Other", slug="other")
         ed = make_user("ed", Role.EXTRACTOR)
-        other.annotators.add(ed)
+        other.annotators.add(ed, through_defaults={"role": Role.EXTRACTOR})
         segments = {"segments": [{"start_s": 1, "end_s": 2}]}
         upload = SimpleUploadedFile("x.mp4", movie_file(tmp_path, "x.mp4", first=9).read_bytes())
 

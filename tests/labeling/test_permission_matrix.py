@@ -18,6 +18,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
+from labeling import campaigns
 from labeling.models import (
     AgreementReport,
     Assignment,
@@ -58,6 +59,19 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("benchmark-list", "GET"): (302, 403, 403, 403, 200),
     ("campaign-codebook", "GET"): (302, 403, 403, 403, 200),
     ("campaign-codebook", "POST"): (302, 403, 403, 403, 400),
+    ("staff-campaign-new", "GET"): (302, 403, 403, 403, 200),
+    ("staff-campaign-edit", "GET"): (302, 403, 403, 403, 200),
+    ("staff-team", "GET"): (302, 403, 403, 403, 200),
+    ("staff-member-add", "POST"): (302, 403, 403, 403, 400),
+    ("staff-member-remove", "POST"): (302, 403, 403, 403, 400),
+    ("staff-invite-create", "POST"): (302, 403, 403, 403, 400),
+    ("staff-members-import", "POST"): (302, 403, 403, 403, 400),
+    ("staff-clips", "GET"): (302, 403, 403, 403, 200),
+    ("staff-clip", "GET"): (302, 403, 403, 403, 200),
+    # An invitation link is public (its signed token is the key): a stranger may open it; a
+    # POST with no password makes no account (400), one from someone logged in joins them.
+    ("invite-accept", "GET"): (200, 200, 200, 200, 200),
+    ("invite-accept", "POST"): (400, 302, 302, 302, 302),
     ("login", "GET"): (200, 200, 200, 200, 200),
     ("logout", "POST"): (302, 302, 302, 302, 302),
     ("set_language", "POST"): (302, 302, 302, 302, 302),
@@ -167,6 +181,9 @@ def world(campaign, alice):
         status=Suggestion.Status.DISMISSED,
         decided_at=timezone.now(),
     )
+    invitation = campaigns.invitation_create(
+        campaign=campaign, role=Role.ANNOTATOR, created_by=users["staff"]
+    )
     kwargs = {
         "campaign_id": campaign.pk,
         "report_id": report.pk,
@@ -177,6 +194,7 @@ def world(campaign, alice):
         "movie_id": clip.movie_id,
         "path": leased.video.name,
         "suggestion_id": suggestion.pk,
+        "token": campaigns.invitation_token(invitation),
     }
     return users, kwargs
 

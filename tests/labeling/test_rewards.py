@@ -644,7 +644,7 @@ class ExtractionRewardTests:
         campaign.screen_clips = False
         campaign.save()
         eve = make_user("eve", Role.EXTRACTOR)
-        campaign.annotators.add(eve)
+        campaign.annotators.add(eve, through_defaults={"role": Role.EXTRACTOR})
         frames = drawn_face_movie(["fear"], 1.0, 12, 96, np.random.default_rng(5))
         path = write_video(frames, tmp_path / "face.mp4", fps=12)
         movie = movies.movie_probe(

@@ -36,7 +36,7 @@ def token_client(user) -> APIClient:
 def eve(campaign):
     """An extractor on the campaign."""
     user = make_user("eve", Role.EXTRACTOR)
-    campaign.annotators.add(user)
+    campaign.annotators.add(user, through_defaults={"role": Role.EXTRACTOR})
     return user
 
 
@@ -320,7 +320,7 @@ class SuggestionStatsTests:
         post(token_client(eve), movie, SEGMENTS)
         other = campaigns.campaign_create(name="Other", slug="other")
         ed = make_user("ed", Role.EXTRACTOR)
-        other.annotators.add(ed)
+        other.annotators.add(ed, through_defaults={"role": Role.EXTRACTOR})
         assert token_client(ed).get("/api/v1/suggestions/stats/").json() == []
         assert token_client(rita).get("/api/v1/suggestions/stats/").status_code == 403
 
@@ -350,7 +350,7 @@ class SuggestionRaceTests:
         from tests.labeling.test_race import call
 
         eve = make_user("eve", Role.EXTRACTOR)
-        campaign.annotators.add(eve)
+        campaign.annotators.add(eve, through_defaults={"role": Role.EXTRACTOR})
         movie = ready_movie(campaign, tmp_path)
         token = token_issue(eve).key
         suggestion_id = _one(token_client(eve), movie)

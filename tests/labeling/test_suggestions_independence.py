@@ -57,7 +57,9 @@ class SuggestionIndependenceTests:
         self, client, campaign, alice, rita, tmp_path
     ):
         # given: a clip that came from a suggestion of disgust, extracted for real
-        campaign.annotators.add(eve := make_user("eve", Role.EXTRACTOR))
+        campaign.annotators.add(
+            eve := make_user("eve", Role.EXTRACTOR), through_defaults={"role": Role.EXTRACTOR}
+        )
         movie = ready_movie(campaign, tmp_path)
         client.login(username="alice", password=PASSWORD)
         label_page_before = _without_csrf(client.get("/label/").content.decode())

@@ -22,7 +22,7 @@ class YieldBySourceTests:
     ):
         # given: eve accepts two suggestions and marks two clips by hand; ed marks one
         eve, ed = make_user("eve", Role.EXTRACTOR), make_user("ed", Role.EXTRACTOR)
-        campaign.annotators.add(eve, ed)
+        campaign.annotators.add(eve, ed, through_defaults={"role": Role.EXTRACTOR})
         movie = ready_movie(campaign, tmp_path)
         api = token_client(eve)
         posted = api.post(

@@ -140,7 +140,7 @@ class SuggestSegmentsCommandTests:
     @pytest.fixture
     def stage(self, campaign, tiny_run, movie_path, tmp_path):
         eve = make_user("eve", Role.EXTRACTOR)
-        campaign.annotators.add(eve)
+        campaign.annotators.add(eve, through_defaults={"role": Role.EXTRACTOR})
         movie = movies.movie_register_path(campaign=campaign, path=movie_path, user=eve)
         run = BenchmarkRun.objects.create(
             model="tiny", loss="ce", data="", out_dir=str(tiny_run), folds="1", epochs=1
