@@ -222,6 +222,21 @@ class FaceCrops:
             return frame.rgb() if self.wants_rgb else frame.y
         return frame
 
+    def _whole(self, frame) -> list[Detection]:
+        """Every face of the whole frame. A yuv420p frame larger than the detector looks at
+        (``detect_height``) is scaled plane by plane and only then converted to RGB."""
+        limit = getattr(self.detector, "detect_height", None)
+        if not (isinstance(frame, I420Frame) and self.wants_rgb and limit and frame.height > limit):
+            return self.detector.detect_all(self._look(frame))
+        height = max(4, limit - limit % 4)
+        width = max(4, round(frame.width * height / frame.height / 4) * 4)
+        y = shrink(frame.y, (width, height))
+        u = shrink(frame.u, (width // 2, height // 2))
+        v = shrink(frame.v, (width // 2, height // 2))
+        small = cv2.cvtColor(i420(y, u, v), cv2.COLOR_YUV2RGB_I420)
+        sx, sy = frame.width / width, frame.height / height
+        return [face_track.scaled(d, sx, sy) for d in self.detector.detect_all(small)]
+
     def _examine(self, frame, i: int, alive: bool) -> Detection | None:
         """The whole frame examined: the target among its faces (chosen, followed or taken
         back), else, while followed, looked for around where it is expected."""
@@ -229,7 +244,7 @@ class FaceCrops:
         if not self.tracked:  # a detector with ``detect`` only: its main face is the target
             box = self.detector.detect(self._look(frame), near=self.last)
             return None if box is None else Detection(box)
-        faces = self.detector.detect_all(self._look(frame))
+        faces = self._whole(frame)
         if self._track is None:
             width, height = _frame_size(frame)
             found = face_track.choose_target(faces, width, height, self.target)
