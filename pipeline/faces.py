@@ -200,12 +200,12 @@ class FaceCrops:
 
     def add(self, frame: np.ndarray | I420Frame) -> None:
         i = len(self._detections) + len(self._pending)
-        found, looked = None, False
+        found, looked, whole = None, False, False
         alive = self._track is not None and not self._lost
         if i % self.detect_every == 0:
             self.n_examined += 1
             if i >= self._next_detection:
-                looked = True
+                looked = whole = True
                 found = self._examine(frame, i, alive)
                 box = None if found is None else found.box
                 steady = self._seen is not _NOT_YET and _same_place(box, self._seen)
@@ -219,10 +219,17 @@ class FaceCrops:
             return
         self._pending.append((frame, looked))
         self._missed = self._missed or looked
-        if alive and self._missed and self.hold is not None and i - self._track.frame > self.hold:
-            # Not found within the hold: the frames it was missed on have no face.
-            self._settle_unbridged()
-            self._lost = True
+        if alive and self._missed:
+            # Not found within the hold (without one: by the whole frame's examination), the
+            # frames it was missed on have no face.
+            if whole if self.hold is None else i - self._track.frame > self.hold:
+                self._settle_unbridged()
+                self._lost = True
+        elif not alive and whole:
+            # No target here: the frames waiting since the examination before have none
+            # either (only a target found would follow it back over them). So FaceCrops never
+            # keeps more than ``steady_every`` frames.
+            self._settle_none()
 
     def _look(self, frame) -> np.ndarray:
         if isinstance(frame, I420Frame):
@@ -390,9 +397,9 @@ class FaceCrops:
             if self._track is not None and not self._lost:
                 self._settle_unbridged()
             else:
-                self._follow_back_none()
+                self._settle_none()
 
-    def _follow_back_none(self) -> None:
+    def _settle_none(self) -> None:
         for f, _ in self._pending:
             self._decide(f, None)
         self._pending.clear()

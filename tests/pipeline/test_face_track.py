@@ -155,6 +155,18 @@ class FollowTests:
         crops = track(frames, hold=3)
         assert crops.no_face == list(range(10, 40))
 
+    def test_no_more_frames_wait_than_between_two_examinations(self):
+        # Frames wait (are kept) only until the target is decided: through a long empty
+        # stretch, before any face and after a loss, never more than ``steady_every``.
+        frames = [frame_of()] * 30 + [frame_of((100, 60, 40))] * 10 + [frame_of()] * 100
+        crops = FaceCrops(Squares(), size=32, hold=3)
+        most = 0
+        for frame in frames:
+            crops.add(frame)
+            most = max(most, len(crops._pending))
+        assert most <= crops.steady_every
+        assert crops.no_face == list(range(30)) + list(range(40, 140))
+
     def test_yuv420p_frames_are_followed_as_rgb_ones_are(self):
         rgb = [frame_of((20 + 3 * k, 60, 40)) for k in range(20)]
         yuv = [I420Frame(cv2.cvtColor(f, cv2.COLOR_RGB2YUV_I420), W, H) for f in rgb]
