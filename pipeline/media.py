@@ -494,12 +494,15 @@ def extract_clip(
     detect_every: int = 5,
     steady_every: int | None = None,
     face_hold_s: float | None = 0.2,
+    face_target: tuple[float, float] | None = None,
 ) -> ClipMedia:
     """Cuts the clip (``clip_command``) and, from the same ffmpeg run, takes its poster (the
     middle frame) and, with ``faces_path``, every frame's face crop, stored as one contact
     sheet (``faces.FaceCrops``: the detector on every ``detect_every``-th frame, every
     ``steady_every``-th while the picture is steady; a face's box held at most
-    ``face_hold_s`` seconds after the last look that found it). The frames reach Python as ffmpeg's
+    ``face_hold_s`` seconds after the last look that found it; the face followed is the one at
+    ``face_target``, a point in the output frames' pixels, else the largest near the centre).
+    The frames reach Python as ffmpeg's
     yuv420p planes, so no frame is converted whole except the poster.
 
     Each output is staged and moved into place only when ffmpeg succeeded with every frame
@@ -518,7 +521,9 @@ def extract_clip(
         from pipeline import faces
 
         hold = None if face_hold_s is None else round(face_hold_s * float(rate))
-        crops = faces.FaceCrops(detector, face_size, detect_every, steady_every, hold)
+        crops = faces.FaceCrops(
+            detector, face_size, detect_every, steady_every, hold, target=face_target
+        )
     poster: I420Frame | None = None
     staged: dict[Path, Path] = {}  # target: its staged file
 

@@ -125,12 +125,20 @@ class RealFaceMovie:
             yield _draw(self.seed, i, *plan)
 
 
-def real_face_movie(seed: int = 0) -> RealFaceMovie:
+# Two faces of about one size side by side, for the target rule (a click picks either) and
+# the second-face count; not part of the test set's figures.
+PAIR = (
+    Stretch("pair", 40, (110, 110), (200, 190), (215, 185), second=(100, 450, 170)),
+    Stretch("pair_cut", 10, face=False, background=2),
+)
+
+
+def real_face_movie(seed: int = 0, stretches: tuple[Stretch, ...] = STRETCHES) -> RealFaceMovie:
     """The test set's movie for ``seed`` (the seed moves faces by a few pixels and draws the
-    backgrounds and the sensor noise)."""
+    backgrounds and the sensor noise), made of ``stretches``."""
     rng = np.random.default_rng(seed)
     truth, others, names, plan = [], [], [], []
-    for stretch in STRETCHES:
+    for stretch in stretches:
         jitter = rng.uniform(-8, 8, size=2)
         for k in range(stretch.n):
             t = k / max(1, stretch.n - 1)

@@ -62,21 +62,10 @@ def face_target(point: tuple[float, float] | None, width: int, height: int):
     return (point[0] * width, point[1] * height)
 
 
-# ---- ADAPTER to today's FaceCrops (faces-store, issue 19): the lead replaces it at merge ----
-# At merge FaceCrops exposes `detections` (per frame a Detection or None), `aligned` and
-# `second_face_frames`, and takes `target=(x, y)`; today it has `boxes` only.
 def _observed_faces(crops) -> tuple[Track, int]:
-    """The clip's track (``pipeline.face_track_file``) and its second-face frame count."""
-    from pipeline.faces import Detection
-
-    detections = getattr(crops, "detections", None)
-    if detections is None:
-        detections = [None if b is None else Detection(b) for b in crops.boxes]
-    track = from_detections(detections, getattr(crops, "aligned", None))
-    return track, getattr(crops, "second_face_frames", 0)
-
-
-# ---- end of the adapter ----
+    """The clip's track (``pipeline.face_track_file``) and its second-face frame count, from
+    the extraction's ``FaceCrops``."""
+    return from_detections(crops.detections, crops.aligned), crops.second_face_frames
 
 
 # A clip whose extraction killed its worker this many times (the OOM killer, again and again)
@@ -85,7 +74,7 @@ LOST_CLAIMS_LIMIT = 3
 
 
 # Where an extraction writes before moving into place: `pipeline.media._atomic_target` and
-# `pipeline.faces._stage_sheet` name a partial output `.<stem>.<pid>.tmp<suffix>` beside it.
+# `pipeline.face_sheets.stage_sheet` name a partial output `.<stem>.<pid>.tmp<suffix>` beside it.
 PARTIAL_FOLDERS = ("clips", "posters", "faces")  # faces: the sheet's and the track's
 
 
@@ -304,11 +293,10 @@ def clip_extract(clip_id: int, detector=None, *, task_id: str = "") -> bool:
                 detector=detector or face_detector(settings.FACE_DETECTOR),
                 face_size=campaign.face_crop_size,
                 face_hold_s=settings.FACE_HOLD_SECONDS,
-                # ADAPTER (lead, at merge): the extractor's point, for FaceCrops(target=...):
-                # face_target=face_target(
-                #     clip.face_point,
-                #     *media.output_size(movie.width, movie.height, campaign.clip_max_height),
-                # ),
+                face_target=face_target(
+                    clip.face_point,
+                    *media.output_size(info.width, info.height, campaign.clip_max_height),
+                ),
             )
             if result.face_crops is not None:
                 track, second = _observed_faces(result.face_crops)

@@ -264,3 +264,50 @@ class CampaignFaceSettingsTests:
             setattr(campaign, name, value)
         with pytest.raises(ValidationError, match=message):
             campaign.full_clean()
+
+
+@pytest.mark.django_db
+class ClickedFaceTests:
+    """The extractor's click picks the face the extraction follows (issue 19 item 3), through
+    the whole path: the point stored with the segment, scaled to the normalised clip, the
+    tracker's target, the stored track. Real photographs (``pipeline.real_faces.PAIR``: two
+    faces of about one size side by side), real H.264, the default CNN detector."""
+
+    @pytest.mark.parametrize("which", ["left", "right"])
+    def test_the_track_follows_the_face_the_extractor_clicked(
+        self, campaign, eve, tmp_path, settings, which
+    ):
+        from labeling.media import movies
+        from pipeline import media, real_faces
+        from pipeline.faces import make_detector
+
+        # given: a 640 × 360 movie of two faces, the target on the left, the other on the right
+        scene = real_faces.real_face_movie(0, real_faces.PAIR)
+        path = media.write_video(np.stack(list(scene.frames())), tmp_path / "pair.mp4", crf=18)
+        movie = movies.movie_probe(
+            movies.movie_register_path(campaign=campaign, path=path, user=eve).pk
+        )
+        faces = scene.truth if which == "left" else scene.others
+        box = faces[0]
+        point = ((box.x + box.w / 2) / 640, (box.y + box.h / 2) / 360)
+        (clip,) = movies.clip_propose(
+            user=eve,
+            movie_id=movie.pk,
+            segments=[movies.Segment(0.0, 1.6, face_point=point)],
+        ).clips
+        # when: extracted with the default detector (the clip is scaled to the campaign's height)
+        assert extraction.clip_extract(clip.pk, make_detector("yuface")) is True
+        # then: every frame's box is on the clicked face, none on the other
+        clip.refresh_from_db()
+        track = read_track(Path(settings.MEDIA_ROOT) / clip.face_track)
+        clip_height = media.output_size(640, 360, campaign.clip_max_height)[1]
+        scale = clip_height / 360
+        other = scene.others if which == "left" else scene.truth
+        on = 0
+        for i, face in enumerate(track):
+            assert face is not None, f"frame {i} lost the clicked face"
+            x, y, w, h = (v / scale for v in face.box)
+            seen = Box(round(x), round(y), round(w), round(h))
+            on += real_faces.localised(seen, faces[i])
+            assert not real_faces.localised(seen, other[i]), f"frame {i} is on the other face"
+        assert on >= 0.95 * len(track)

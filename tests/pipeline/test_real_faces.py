@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pipeline import face_sheets, faces
-from pipeline.real_faces import HEIGHT, STRETCHES, WIDTH, localised, real_face_movie
+from pipeline.real_faces import HEIGHT, PAIR, STRETCHES, WIDTH, localised, real_face_movie
 
 pytest.importorskip("skimage")
 
@@ -111,23 +111,65 @@ def test_yuface_crops_a_clip(frames, tmp_path):
     assert face_sheets.read_face_frames(tmp_path / "sheet.jpg").shape == (50, 112, 112, 3)
 
 
+def as_yuv420p(frames):
+    """The frames as the extraction hands them to FaceCrops: ffmpeg's yuv420p planes."""
+    import cv2
+
+    from pipeline.media import I420Frame
+
+    return [I420Frame(cv2.cvtColor(f, cv2.COLOR_RGB2YUV_I420), WIDTH, HEIGHT) for f in frames]
+
+
 @pytest.mark.parametrize("skip", [0, 3])
-def test_the_extractions_crops_say_no_face_where_there_is_none(movie, frames, skip):
-    # FaceCrops as the extraction runs it (yuface on every 5th frame, every 10th while
-    # steady, the box held at most 5 frames: 0.2 s at 25 fps). ``skip`` 3: the cuts then
-    # fall between two examined frames instead of on one.
+def test_the_tracked_target_meets_issue_19s_targets(movie, frames, skip):
+    # FaceCrops as the extraction runs it (yuface, the whole frame every 5th frame, every
+    # 10th while steady, the target followed in a window around it in between; misses
+    # bridged within 5 frames: 0.2 s at 25 fps), on yuv420p planes. ``skip`` 3: the cuts then
+    # fall between two whole-frame examinations instead of on one. Issue 19's targets: the
+    # box on the target in >= 95 % of face frames (seed 0: 0.993; yuface alone, per frame,
+    # 0.968), never on the other face, >= 90 % of the frames without a face said so (1.00).
     pytest.importorskip("yuface")
     crops = faces.FaceCrops(faces.make_detector("yuface"), hold=5)
-    for frame in frames[skip:]:
+    for frame in as_yuv420p(frames[skip:]):
         crops.add(frame)
-    truth = movie.truth[skip:]
+    truth, others = movie.truth[skip:], movie.others[skip:]
+    found = crops.detections
     face = [i for i, t in enumerate(truth) if t is not None]
     empty = [i for i, t in enumerate(truth) if t is None]
-    assert sum(crops.boxes[i] is None for i in empty) / len(empty) >= 0.9
-    # and the face's frames keep a box: a look that misses costs the frames after the hold
-    # only (seed 0: 9 of 280 frames). Whether the held box is on a moving face is the
-    # tracker's part (0.75 localised here, carried 5 frames; per frame 0.97).
-    assert sum(crops.boxes[i] is None for i in face) / len(face) <= 0.06
+    hits = [localised(found[i] and found[i].box, truth[i]) for i in face]
+    assert sum(hits) / len(face) >= 0.95
+    for stretch in {s.name for s in STRETCHES if s.face}:  # dark, blurred, small: each
+        mine = [h for h, i in zip(hits, face, strict=True) if movie.stretch[i + skip] == stretch]
+        assert sum(mine) / len(mine) >= 0.85, stretch
+    assert not any(o and found[i] and localised(found[i].box, o) for i, o in enumerate(others))
+    assert sum(found[i] is None for i in empty) / len(empty) >= 0.9
+    # aligned on the landmarks wherever the target is; the second face is about half its
+    # size, so not counted as a second face
+    assert all(crops.aligned[i] for i in range(len(found)) if found[i] is not None)
+    assert crops.second_face_frames == 0
+    assert len(crops.tiles) == len(found) == len(truth)
+
+
+def test_a_click_on_the_second_face_follows_it_and_the_first_counts_as_a_second_face():
+    pytest.importorskip("yuface")
+    pair = real_face_movie(0, PAIR)
+    x, y, w, h = (lambda b: (b.x, b.y, b.w, b.h))(pair.others[0])
+    crops = faces.FaceCrops(faces.make_detector("yuface"), target=(x + w / 2, y + h / 2))
+    for frame in as_yuv420p(pair.frames()):
+        crops.add(frame)
+    found = crops.detections
+    for i, (other, truth) in enumerate(zip(pair.others, pair.truth, strict=True)):
+        if other is None:
+            assert found[i] is None  # the empty shot at the end
+        else:
+            assert localised(found[i].box, other) and not localised(found[i].box, truth)
+    # the whole frame examined on 0, 5, then every 10th (steady): each saw the other face,
+    # larger than the target
+    assert crops.second_face_frames >= 4
+    unclicked = faces.FaceCrops(faces.make_detector("yuface"))
+    for frame in pair.frames():
+        unclicked.add(frame)
+    assert localised(unclicked.detections[0].box, pair.truth[0])  # the larger, nearer the centre
 
 
 def test_yuface_runs_openmp_at_one_thread_and_leaves_the_environment_alone():
