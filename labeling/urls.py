@@ -71,4 +71,19 @@ urlpatterns = [
         results_views.annotator_invalidate,
         name="annotator-invalidate",
     ),
+    path(
+        "staff/campaigns/<int:campaign_id>/annotators/exclude/",
+        results_views.annotator_exclude,
+        name="annotator-exclude",
+    ),
+    path(
+        "staff/campaigns/<int:campaign_id>/exclusions/<int:exclusion_id>/revoke/",
+        results_views.exclusion_revoke,
+        name="exclusion-revoke",
+    ),
+    path(
+        "staff/campaigns/<int:campaign_id>/overlap/",
+        results_views.campaign_overlap,
+        name="campaign-overlap",
+    ),
 ]

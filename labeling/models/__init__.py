@@ -38,7 +38,9 @@ from labeling.models.release import (
 )
 from labeling.models.results import (
     AgreementReport,
+    AnnotatorExclusion,
     ClipLabel,
+    QualityModel,
 )
 from labeling.models.rewards import (
     Payout,
@@ -55,6 +57,8 @@ __all__ = [
     "JobStatus",
     "MediaStatus",
     "Campaign",
+    "AnnotatorExclusion",
+    "QualityModel",
     "Label",
     "AnnotatorProfile",
     "Movie",
