@@ -269,3 +269,11 @@ class RewardHoldAdmin(_ReadOnly):
 
     list_display = ("campaign", "person", "reason", "created_at", "released_at")
     list_filter = ("campaign",)
+
+
+@admin.register(models.AnnotatorExclusion)
+class AnnotatorExclusionAdmin(_ReadOnly):
+    """Exclusions are made and revoked on the agreement page (``labeling.results.exclusion``)."""
+
+    list_display = ("annotator", "campaign", "excluded_by", "created_at", "revoked_at", "restored")
+    list_filter = ("campaign",)
