@@ -124,7 +124,7 @@ class CampaignExportApiTests:
             # issue 22: how many votes, and every quality-aware method's label and confidence
             "n_votes",
             "closed_early",
-            *[f"{m}_{c}" for m in ("dawid_skene", "one_coin", "mace") for c in ("label", "confidence")],
+            *[f"{m}_{c}" for m in ("dawid_skene", "one_coin", "mace") for c in ("label", "confidence")],  # noqa: E501
         ]
         assert rows[0]["votes_happy"] == "8" and rows[0]["single_label"] == "happy"
         assert rows[-1]["single_label"] == "" and rows[-1]["fold"] == ""
