@@ -131,9 +131,16 @@ def clip_csv_copy(campaign: Campaign, split: Split | None, names: list[str]) -> 
         label_cell=sql.SQL(sql_neutralise("l.name")),
         buckets=buckets,
         votes=sql.SQL(", ").join(votes),
+        # Each method's label (a text cell: neutralised as the single label is) and confidence;
+        # the method names are our own constants.
         quality=sql.SQL(", ").join(
-            sql.SQL("r.quality -> {m} ->> {c} AS {name}").format(
-                m=sql.Literal(m), c=sql.Literal(c), name=sql.Identifier(f"{m}_{c}")
+            sql.SQL("{cell} AS {name}").format(
+                cell=sql.SQL(
+                    sql_neutralise(f"(r.quality -> '{m}' ->> 'label')")
+                    if c == "label"
+                    else f"(r.quality -> '{m}' ->> 'confidence')"
+                ),
+                name=sql.Identifier(f"{m}_{c}"),
             )
             for m in QUALITY_METHODS
             for c in ("label", "confidence")
