@@ -206,3 +206,53 @@ class OverlapPageTests:
         assert "<svg" in text and text.count("K=") >= 8
         bad = client.get(f"/staff/campaigns/{campaign.pk}/overlap/?confidence=7")
         assert bad.status_code == 400 and "between 0.5 and 1" in bad.content.decode()
+
+
+@pytest.mark.django_db
+class OneRuleTests:
+    def test_the_loop_closes_each_clip_where_the_simulator_stops_it(self, campaign, annotators):
+        # One stop rule: the same votes, given one by one through the loop's submit, close
+        # each clip after exactly as many votes as the simulator's replay says.
+        from pipeline.aggregation import StopRule
+        from pipeline.overlap import replay
+
+        adaptive(campaign, adaptive_min_votes=5)
+        c = simulate_campaign(12, annotators=10, careless=1, seed=11)
+        expected = replay(c.item, c.rater, c.label, 12, 7, StopRule(10, 7, True, 5)).used
+        closed_after = []
+        for clip_index in range(12):
+            (clip,) = make_clips(campaign, 1, start_number=clip_index + 1)
+            votes = c.label[c.item == clip_index]
+            given = 0
+            for user, label in zip(annotators, votes, strict=True):
+                clip.refresh_from_db()
+                if clip.status == Clip.Status.COMPLETE:
+                    break
+                vote(user, EMOTION_NAMES[label])
+                given += 1
+            clip.refresh_from_db()
+            assert clip.status == Clip.Status.COMPLETE
+            closed_after.append(given)
+        assert closed_after == expected.tolist()
+        assert min(closed_after) < 10  # some closed early
+
+
+@pytest.mark.django_db
+class SettingsTests:
+    @pytest.mark.parametrize(
+        "fields, message",
+        [
+            ({"adaptive_min_votes": 11}, "between 1 and the annotations per clip"),
+            ({"adaptive_confidence": 0.3}, "between 0.5 and 1"),
+        ],
+    )
+    def test_bad_settings_are_refused_with_their_reason(self, campaign, fields, message):
+        from django.core.exceptions import ValidationError
+
+        for name, value in fields.items():
+            setattr(campaign, name, value)
+        with pytest.raises(ValidationError, match=message):
+            campaign.full_clean()
+
+    def test_adaptive_overlap_is_off_by_default(self, campaign):
+        assert campaign.adaptive_overlap is False and campaign.aggregation_method == "majority"
