@@ -277,3 +277,11 @@ class AnnotatorExclusionAdmin(_ReadOnly):
 
     list_display = ("annotator", "campaign", "excluded_by", "created_at", "revoked_at", "restored")
     list_filter = ("campaign",)
+
+
+@admin.register(models.QualityModel)
+class QualityModelAdmin(_ReadOnly):
+    """Fitted by the aggregation and the agreement report (``labeling.results.quality``)."""
+
+    list_display = ("campaign", "method", "n_votes", "fitted_at")
+    list_filter = ("campaign", "method")
