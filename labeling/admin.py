@@ -325,3 +325,19 @@ class CampaignGuideAdmin(_ReadOnly):
 @admin.register(models.LabelGuide)
 class LabelGuideAdmin(_ReadOnly):
     list_display = ("label", "example_clip", "updated_at")
+
+
+@admin.register(models.AnnotatorExclusion)
+class AnnotatorExclusionAdmin(_ReadOnly):
+    """Exclusions are made and revoked on the agreement page (``labeling.results.exclusion``)."""
+
+    list_display = ("annotator", "campaign", "excluded_by", "created_at", "revoked_at", "restored")
+    list_filter = ("campaign",)
+
+
+@admin.register(models.QualityModel)
+class QualityModelAdmin(_ReadOnly):
+    """Fitted by the aggregation and the agreement report (``labeling.results.quality``)."""
+
+    list_display = ("campaign", "method", "n_votes", "fitted_at")
+    list_filter = ("campaign", "method")

@@ -109,4 +109,19 @@ urlpatterns = [
     path("invite/<str:token>/", staff_campaigns.invite_accept, name="invite-accept"),
     path("staff/clips/", staff_clips.clip_browser, name="staff-clips"),
     path("staff/clips/<int:clip_id>/", staff_clips.clip_page, name="staff-clip"),
+    path(
+        "staff/campaigns/<int:campaign_id>/annotators/exclude/",
+        results_views.annotator_exclude,
+        name="annotator-exclude",
+    ),
+    path(
+        "staff/campaigns/<int:campaign_id>/exclusions/<int:exclusion_id>/revoke/",
+        results_views.exclusion_revoke,
+        name="exclusion-revoke",
+    ),
+    path(
+        "staff/campaigns/<int:campaign_id>/overlap/",
+        results_views.campaign_overlap,
+        name="campaign-overlap",
+    ),
 ]

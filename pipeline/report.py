@@ -71,9 +71,14 @@ def agreement_report(
 
     step(0.05, "counting votes")
     counts = agreement.vote_counts(votes.item, votes.label, n_items, n_labels)
-    fleiss = agreement.fleiss(counts)
+    totals = counts.sum(axis=1)
+    # Fleiss' kappa needs the same number of raters on every clip: with adaptive overlap, some
+    # clips close with fewer votes, and kappa (and the share histogram) is over the clips with
+    # the most (Krippendorff's alpha takes them all).
+    even = counts[totals == totals.max()] if n_items else counts
+    fleiss = agreement.fleiss(even)
     step(0.15, "bootstrapping the kappa interval")
-    ci = agreement.bootstrap_kappa_ci(counts, n_resamples=n_resamples, seed=seed)
+    ci = agreement.bootstrap_kappa_ci(even, n_resamples=n_resamples, seed=seed)
     step(0.35, "Krippendorff's alpha")
     alpha = agreement.krippendorff_alpha(counts) if n_items else None
 
@@ -84,7 +89,7 @@ def agreement_report(
     else:
         single, shares, entropy = (np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0))
     single_per_label = np.bincount(single[single >= 0], minlength=n_labels)
-    hist_counts, hist_edges = agreement.share_histogram(counts) if n_items else ([], [])
+    hist_counts, hist_edges = agreement.share_histogram(even) if n_items else ([], [])
     lowest = np.lexsort((votes.clip_numbers, -entropy, shares))[:LOWEST_CLIPS]
 
     step(0.55, "annotators (leave-one-out majority, Dawid–Skene)")
@@ -119,7 +124,9 @@ def agreement_report(
     return {
         "n_clips": n_items,
         "n_annotations": int(len(votes.item)),
-        "annotations_per_clip": int(counts.sum(axis=1)[0]) if n_items else None,
+        "annotations_per_clip": int(totals.max()) if n_items else None,
+        "n_clips_for_kappa": int(len(even)),
+        "votes_per_clip": {str(n): int(c) for n, c in enumerate(np.bincount(totals)) if c},
         "labels": names,
         "fleiss_kappa": kappa,
         "fleiss_kappa_reason": fleiss.reason,

@@ -27,6 +27,7 @@ from labeling.release import rows as release_rows
 from labeling.release import splits
 from pipeline import csv_safe
 from pipeline.aggregation import BUCKETS, duration_bucket
+from pipeline.crowd import METHODS, QUALITY_METHODS
 
 CHUNK = 2000
 FORMATS = ("csv", "jsonl")
@@ -53,10 +54,13 @@ def _duration_text(seconds: float) -> float | int:
     return int(value) if value.is_integer() else value
 
 
-def _clip_record(row: dict, names: list[str]) -> dict:
-    """One clip as every export shapes it."""
+def _clip_record(row: dict, names: list[str], method: str | None = None) -> dict:
+    """One clip as every export shapes it. ``method`` (one of ``pipeline.crowd.METHODS``)
+    gives ``single_label`` by that method, with its ``confidence``; without it the single
+    label is DFEW's rule (``majority``)."""
     raw = None if row["end_s"] is None else row["end_s"] - row["start_s"]
-    return {
+    scored = row["quality"] or {}
+    record = {
         "clip": row["number"],
         "movie": row["movie_title"],
         "duration_s": None if raw is None else _duration_text(raw),
@@ -65,26 +69,81 @@ def _clip_record(row: dict, names: list[str]) -> dict:
         "distribution": {name: row["distribution"].get(name, 0.0) for name in names},
         "single_label": row["single_label"],
         "fold": row["fold"],
+        "n_votes": row["n_votes"],
+        "closed_early": row["closed_early"],
+        "methods": {
+            m: {"label": scored[m].get("label"), "confidence": scored[m].get("confidence")}
+            for m in QUALITY_METHODS
+            if m in scored
+        },
     }
+    if method is not None:
+        chosen = scored.get(method, {})
+        if method != "majority":
+            record["single_label"] = chosen.get("label")
+        record["method"] = method
+        record["confidence"] = chosen.get("confidence")
+    return record
 
 
-def _clip_records(campaign: Campaign, split, names: list[str]) -> Iterator[dict]:
+def _clip_records(campaign: Campaign, split, names: list[str], method=None) -> Iterator[dict]:
     for row in release_rows.clip_rows(campaign, split).iterator(chunk_size=CHUNK):
-        yield _clip_record(row, names)
+        yield _clip_record(row, names, method)
 
 
-def clip_csv_lines(campaign: Campaign, split, names: list[str]) -> Iterator[str]:
+def _method_cells(record: dict) -> list:
+    return [record["n_votes"], int(record["closed_early"])] + [
+        cell
+        for m in QUALITY_METHODS
+        for cell in (
+            record["methods"].get(m, {}).get("label") or "",
+            "" if record["methods"].get(m, {}).get("confidence") is None
+            else record["methods"][m]["confidence"],
+        )
+    ]  # fmt: skip
+
+
+def clip_csv_lines(campaign: Campaign, split, names: list[str], method=None) -> Iterator[str]:
     """The per-clip CSV written in Python (any database); ``release_rows.clip_csv_copy`` writes the
-    same bytes on PostgreSQL."""
+    same bytes on PostgreSQL. With ``method``, two more columns: ``method`` and
+    ``confidence``, and ``single_label`` by that method."""
+    extra = ["method", "confidence"] if method is not None else []
     return _csv_lines(
-        release_rows.clip_csv_header(names),
+        release_rows.clip_csv_header(names) + extra,
         (
             [r["clip"], r["movie"], r["duration_s"], r["bucket"]]
             + [r["votes"][name] for name in names]
             + [r["single_label"] or "", "" if r["fold"] is None else r["fold"]]
-            for r in _clip_records(campaign, split, names)
+            + _method_cells(r)
+            + ([method, "" if r["confidence"] is None else r["confidence"]] if extra else [])
+            for r in _clip_records(campaign, split, names, method)
         ),
     )
+
+
+class _MethodField(serializers.ChoiceField):
+    """``?method=``: an aggregation method; an unknown one is a 400 naming the valid ones."""
+
+    def __init__(self, **kwargs):
+        super().__init__(
+            choices=METHODS,
+            required=False,
+            help_text="single_label by this aggregation method, with its confidence "
+            "(default: the campaign's method)",
+            error_messages={
+                "invalid_choice": f"Unknown method {{input!r}}. Valid: {', '.join(METHODS)}."
+            },
+            **kwargs,
+        )
+
+
+def _method(campaign: Campaign, data: dict) -> str | None:
+    """The method asked for, else the campaign's when it is not DFEW's rule; None: DFEW's
+    rule with the export's plain columns."""
+    method = data.get("method")
+    if method is None and campaign.aggregation_method != "majority":
+        method = campaign.aggregation_method
+    return method
 
 
 def _csv_lines(header: list[str], rows: Iterable[list]) -> Iterator[str]:
@@ -129,6 +188,7 @@ class CampaignClipsApi(APIView):
         fold = serializers.IntegerField(required=False, min_value=1, help_text="needs split")
         bucket = serializers.ChoiceField(choices=[b for b, _, _ in BUCKETS], required=False)
         movie = serializers.IntegerField(required=False, min_value=1, help_text="movie id")
+        method = _MethodField()
 
         def validate(self, data):
             if "fold" in data and "split" not in data:
@@ -145,6 +205,11 @@ class CampaignClipsApi(APIView):
         distribution = serializers.DictField(child=serializers.FloatField())
         single_label = serializers.CharField(allow_null=True)
         fold = serializers.IntegerField(allow_null=True)
+        n_votes = serializers.IntegerField()
+        closed_early = serializers.BooleanField()
+        methods = serializers.DictField(child=serializers.DictField())
+        method = serializers.CharField(required=False)
+        confidence = serializers.FloatField(required=False, allow_null=True)
 
     # What the answer is: the cursor paginator's envelope around a page of rows.
     PageSerializer = inline_serializer(
@@ -186,20 +251,27 @@ class CampaignClipsApi(APIView):
         paginator = self.Pagination()
         page = paginator.paginate_queryset(rows, request, view=self)
         names = list(campaign.labels.order_by("code").values_list("name", flat=True))
-        data = self.OutputSerializer([_clip_record(row, names) for row in page], many=True).data
+        method = _method(campaign, f)
+        data = self.OutputSerializer(
+            [_clip_record(row, names, method) for row in page], many=True
+        ).data
         return paginator.get_paginated_response(data)
 
 
 class CampaignExportApi(APIView):
     """The whole campaign, one row per aggregated clip, streamed as CSV or JSON Lines. CSV
     columns: clip, movie, duration_s, bucket, votes_<label> for each label, single_label (empty
-    when none), fold (of ``split``; empty outside it or without one)."""
+    when none), fold (of ``split``; empty outside it or without one), n_votes, closed_early
+    (1: adaptive overlap closed it before all its votes), <method>_label and
+    <method>_confidence per quality-aware method; with ``?method=`` (or a campaign whose method
+    is not DFEW's rule) single_label by that method, then method and confidence."""
 
     permission_classes = [permissions.IsAuthenticated, CanExport]
 
     @extend_schema_serializer(component_name="ExportQuery")
     class FilterSerializer(_FormatSerializer):
         split = serializers.IntegerField(required=False, min_value=1)
+        method = _MethodField()
 
     @extend_schema(
         parameters=[FilterSerializer],
@@ -212,17 +284,18 @@ class CampaignExportApi(APIView):
         fmt = filters.validated_data["format"]
         split = splits.split_for(campaign, filters.validated_data.get("split"))
         names = list(campaign.labels.order_by("code").values_list("name", flat=True))
-        if fmt == "csv" and connection.vendor == "postgresql":
+        method = _method(campaign, filters.validated_data)
+        if fmt == "csv" and connection.vendor == "postgresql" and method is None:
             return _stream(
                 release_rows.clip_csv_copy(campaign, split, names), fmt, f"{campaign.slug}-clips"
             )
         if fmt == "jsonl":
             lines = (
                 json.dumps(r, ensure_ascii=False) + "\n"
-                for r in _clip_records(campaign, split, names)
+                for r in _clip_records(campaign, split, names, method)
             )
         else:
-            lines = clip_csv_lines(campaign, split, names)
+            lines = clip_csv_lines(campaign, split, names, method)
         return _stream(lines, fmt, f"{campaign.slug}-clips")
 
 

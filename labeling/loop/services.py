@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
@@ -33,6 +34,7 @@ from labeling.models import (
     Role,
     Screening,
 )
+from labeling.results import quality
 from labeling.rewards import ledger
 
 logger = logging.getLogger(__name__)
@@ -257,9 +259,13 @@ def annotation_submit(*, user, assignment_id: int, label_name: str) -> SubmitRes
         )
         sql.tally_add(clip.campaign_id, user.pk, now)
         sql.reward_earn_label(clip.campaign_id, user.pk, clip.pk, annotation.pk, now)
-        if clip.status == Clip.Status.ANNOTATING and _is_full(clip.pk, locked.target):
-            # Counted under the clip lock, so exactly one submit sees the n-th label.
+        if clip.status == Clip.Status.ANNOTATING and _is_done(locked, clip.pk, clip.campaign_id):
+            # Counted under the clip lock, so exactly one submit sees the clip done.
             _complete(clip.pk, now)
+        elif clip.status == Clip.Status.COMPLETE:
+            # The adaptive rule closed the clip while this lease was out: the label counts
+            # (it is within the clip's slots) and the result is computed again with it.
+            _reaggregate(clip.pk)
     return SubmitResult(annotation, created=True)
 
 
@@ -329,10 +335,50 @@ def assignment_show(*, user, assignment_id: int) -> Assignment:
     return assignment
 
 
-def _is_full(clip_id: int, target: int) -> bool:
-    """Whether the clip has all its valid labels (`slots.clip_is_full`, counted under the clip
-    lock the caller holds)."""
-    return slots.clip_is_full(sql.annotation_count(clip_id), target)
+def _is_done(settings, clip_id: int, campaign_id: int) -> bool:
+    """Whether the clip needs no more labels, counted under the clip lock the caller holds:
+    all its slots (`slots.clip_is_full`: one count), or, in a campaign with adaptive overlap,
+    the stop rule on its votes (`slots.clip_is_done`, with the campaign's stored quality model
+    when the rule has a confidence; without a stored model only the exact rule applies).
+    ``settings``: the campaign, or the `LockedClip` that carries its settings."""
+    rule = slots.stop_rule_of(settings)
+    if not rule.adaptive:
+        return slots.clip_is_full(sql.annotation_count(clip_id), rule.max_votes)
+    votes = sql.clip_votes(clip_id)
+    codes = sql.label_codes(campaign_id)
+    index = np.searchsorted(codes, [code for _, code in votes]).astype(np.int64)
+    counts = np.bincount(index, minlength=len(codes))
+    probs = None
+    if rule.confidence is not None and votes:
+        model = quality.stored_model(campaign_id, quality.confidence_method(settings))
+        if model is not None:
+            annotators = [annotator for annotator, _ in votes]
+            post = model.posteriors(np.zeros(len(votes), dtype=np.int64), annotators, index, 1)
+            probs = model.vote_probs(post)[0]
+    return slots.clip_is_done(counts, rule, probs)
+
+
+def clips_complete_if_done(clip_ids, campaign: Campaign) -> list[int]:
+    """Completes each of the campaign's clips being labelled that needs no more labels (after
+    votes are restored, ``labeling.results.exclusion``); returns those. Caller holds the clips'
+    locks."""
+    now = timezone.now()
+    done = [
+        pk
+        for pk in Clip.objects.filter(pk__in=list(clip_ids), status=Clip.Status.ANNOTATING)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+        if _is_done(campaign, pk, campaign.pk)
+    ]
+    for pk in done:
+        _complete(pk, now)
+    return done
+
+
+def _reaggregate(clip_id: int) -> None:
+    from labeling.tasks import clip_aggregate_task  # the tasks module imports this one
+
+    clip_aggregate_task.delay_on_commit(clip_id)
 
 
 def _complete(clip_id: int, now: datetime) -> None:
@@ -444,7 +490,7 @@ def clip_screen(
         )
         if accept:
             # A clip reported mid-way keeps its labels; one that already has all of them is done.
-            if _is_full(clip.pk, clip.campaign.annotations_per_clip):
+            if _is_done(clip.campaign, clip.pk, clip.campaign_id):
                 _complete(clip.pk, timezone.now())
                 clip.status = Clip.Status.COMPLETE
             else:

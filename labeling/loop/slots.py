@@ -16,7 +16,10 @@ bulk-inserts submitted rows and then rebuilds the campaign's counts,
 `sql.campaign_counts_rebuild`.) Every function here expects the caller to hold the clips' row
 locks, taken first, as every writer takes them.
 
-`clip_is_full` is the rule of a clip with all its labels, for the loop and for the import.
+`clip_is_full` is the rule of a clip with all its slots (never more labels than the campaign's
+annotations per clip), and `clip_is_done` the rule of a clip that needs no more labels (all its
+slots, or the adaptive-overlap rule, ``pipeline.aggregation.stop_asking``): the loop's submit
+and screening, the import and the aggregation all ask these two and nothing else.
 """
 
 from __future__ import annotations
@@ -24,10 +27,12 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import datetime
 
+import numpy as np
 from django.db import models
 
 from labeling.loop import sql
 from labeling.models import LIVE_ASSIGNMENT_STATUSES, Assignment, AssignmentQuerySet, Clip
+from pipeline.aggregation import StopRule, stop_asking
 
 
 def clip_is_full(valid_labels: int, target: int) -> bool:
@@ -35,6 +40,27 @@ def clip_is_full(valid_labels: int, target: int) -> bool:
     ``target`` (its campaign's ``annotations_per_clip``) it needs: it is then complete, and no
     further label may be asked for or imported."""
     return valid_labels >= target
+
+
+def stop_rule_of(settings) -> StopRule:
+    """The stop rule of a campaign (or of a `sql.LockedClip`, which carries the same
+    settings under the campaign's field names)."""
+    return StopRule(
+        max_votes=settings.annotations_per_clip,
+        min_votes=settings.single_label_min_votes,
+        adaptive=settings.adaptive_overlap,
+        min_before_stop=settings.adaptive_min_votes,
+        confidence=settings.adaptive_confidence,
+    )
+
+
+def clip_is_done(counts, rule: StopRule, vote_probs=None) -> bool:
+    """Whether a clip with ``counts`` valid votes per label (code order) needs no more: it is
+    then complete, and no further label is asked for. ``vote_probs``: its predicted next vote
+    under the campaign's quality model (only the confidence part of the rule needs it)."""
+    counts = np.asarray(counts, dtype=np.int64)[None, :]
+    probs = None if vote_probs is None else np.asarray(vote_probs, dtype=float)[None, :]
+    return bool(stop_asking(counts, rule, probs)[0])
 
 
 def _holds(status: str) -> bool:

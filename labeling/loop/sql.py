@@ -82,16 +82,28 @@ class LockedClip:
     target: int  # the campaign's annotations_per_clip: the clip's slots are 1..target
     lease_minutes: int
     min_view_seconds: float
+    # The stop rule's settings (`slots.stop_rule_of` reads them by the campaign's names).
+    single_label_min_votes: int = 7
+    adaptive_overlap: bool = False
+    adaptive_min_votes: int = 5
+    adaptive_confidence: float | None = None
+    aggregation_method: str = "majority"
 
     @property
     def pk(self) -> int:
         return self.clip.pk
 
+    @property
+    def annotations_per_clip(self) -> int:
+        return self.target
+
 
 # The campaign's settings that a `LockedClip` carries, as the statements below select them.
 _LOOP_SETTINGS = (
     "k.annotations_per_clip AS target, k.lease_minutes AS lease_minutes, "
-    "k.min_view_seconds AS min_view_seconds"
+    "k.min_view_seconds AS min_view_seconds, k.single_label_min_votes AS k_min_votes, "
+    "k.adaptive_overlap AS k_adaptive, k.adaptive_min_votes AS k_adaptive_min, "
+    "k.adaptive_confidence AS k_confidence, k.aggregation_method AS k_method"
 )
 
 
@@ -107,6 +119,12 @@ def _locked_clip(raw_queryset) -> LockedClip | None:
         target=extra.pop("target"),
         lease_minutes=extra.pop("lease_minutes"),
         min_view_seconds=extra.pop("min_view_seconds"),
+        single_label_min_votes=extra.pop("k_min_votes"),
+        # SQLite hands back 0/1 for a boolean selected by a raw query.
+        adaptive_overlap=bool(extra.pop("k_adaptive")),
+        adaptive_min_votes=extra.pop("k_adaptive_min"),
+        adaptive_confidence=extra.pop("k_confidence"),
+        aggregation_method=extra.pop("k_method"),
     )
 
 
@@ -372,6 +390,27 @@ def annotation_count(clip_id: int) -> int:
             {"clip": clip_id},
         )
         return cursor.fetchone()[0]
+
+
+def clip_votes(clip_id: int) -> list[tuple[int, int]]:
+    """(annotator id, label code) of the clip's valid annotations: what the adaptive stop rule
+    reads in place of `annotation_count` (only in campaigns with adaptive overlap)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT n.annotator_id, l.code FROM {ANNOTATION} n JOIN {LABEL} l "
+            "ON l.id = n.label_id WHERE n.clip_id = %(clip)s AND n.invalidated_at IS NULL",
+            {"clip": clip_id},
+        )
+        return cursor.fetchall()
+
+
+def label_codes(campaign_id: int) -> list[int]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT code FROM {LABEL} WHERE campaign_id = %(campaign)s ORDER BY code",
+            {"campaign": campaign_id},
+        )
+        return [row[0] for row in cursor.fetchall()]
 
 
 def labels_and_submitted(campaign_id: int, user_id: int) -> tuple[list[Label], int]:

@@ -42,7 +42,9 @@ from labeling.models.release import (
 )
 from labeling.models.results import (
     AgreementReport,
+    AnnotatorExclusion,
     ClipLabel,
+    QualityModel,
 )
 from labeling.models.rewards import (
     Payout,
@@ -60,6 +62,8 @@ __all__ = [
     "JobStatus",
     "MediaStatus",
     "Campaign",
+    "AnnotatorExclusion",
+    "QualityModel",
     "Label",
     "AnnotatorProfile",
     "CampaignGuide",

@@ -121,6 +121,44 @@ class Campaign(models.Model):
         blank=True,
     )
     created_at = models.DateTimeField(default=timezone.now)
+    # Quality-aware aggregation and adaptive overlap (labeling/results/quality.py,
+    # pipeline/crowd.py; the stop rule: pipeline.aggregation.stop_asking). The stored single
+    # label stays DFEW's rule, which the DFEW-format export and the folds use.
+    aggregation_method = models.CharField(
+        _("aggregation method"),
+        max_length=16,
+        choices=[
+            ("majority", _("DFEW's rule (vote shares)")),
+            ("dawid_skene", _("Dawid–Skene")),
+            ("one_coin", _("one accuracy per annotator (one-coin Dawid–Skene)")),
+            ("mace", _("MACE")),
+        ],
+        default="majority",
+        help_text=_(
+            "The label the per-clip export gives by default and the report leads with; every "
+            "method's label and confidence are stored and exported."
+        ),
+    )
+    adaptive_overlap = models.BooleanField(
+        _("adaptive overlap"),
+        default=False,
+        help_text=_(
+            "A clip stops asking for labels once the remaining ones cannot change its single "
+            "label (never more than the annotations per clip)."
+        ),
+    )
+    adaptive_min_votes = models.PositiveSmallIntegerField(
+        _("labels before a clip may stop"), default=5
+    )
+    adaptive_confidence = models.FloatField(
+        _("confidence to stop early"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "Also stop once one outcome is at least this probable under the quality model "
+            "(e.g. 0.985); empty: only when the outcome can no longer change."
+        ),
+    )
 
     class Meta:
         ordering = ["-created_at", "pk"]
@@ -190,6 +228,24 @@ class Campaign(models.Model):
             models.CheckConstraint(
                 condition=Q(rare_label_rule__in=["single", "top"]),
                 name="campaign_rare_label_rule_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(aggregation_method__in=["majority", "dawid_skene", "one_coin", "mace"]),
+                name="campaign_aggregation_method_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(adaptive_min_votes__gte=1)
+                & Q(adaptive_min_votes__lte=F("annotations_per_clip")),
+                name="campaign_adaptive_min_votes_range",
+                violation_error_message=_(
+                    "Labels before a clip may stop must be between 1 and the annotations per clip."
+                ),
+            ),
+            models.CheckConstraint(
+                condition=Q(adaptive_confidence__isnull=True)
+                | (Q(adaptive_confidence__gte=0.5) & Q(adaptive_confidence__lte=1)),
+                name="campaign_adaptive_confidence_range",
+                violation_error_message=_("The confidence to stop early lies between 0.5 and 1."),
             ),
         ]
 

@@ -32,6 +32,12 @@ class ClipLabel(models.Model):
     top_share = models.FloatField()
     entropy = models.FloatField(help_text=_("Shannon entropy of the distribution, in bits."))
     computed_at = models.DateTimeField(default=timezone.now)
+    # Per aggregation method (pipeline.crowd.METHODS): {"label": name or None, "confidence":
+    # the label's posterior, "posterior": {label name: probability}}.
+    quality = models.JSONField(default=dict, blank=True)
+    # Closed by the adaptive-overlap rule before the campaign's annotations per clip: the
+    # distribution comes from n_annotations votes.
+    closed_early = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["clip"]
@@ -44,6 +50,68 @@ class ClipLabel(models.Model):
 
     def __str__(self) -> str:
         return f"result of clip {self.clip_id}"
+
+
+class QualityModel(models.Model):
+    """A campaign's annotators as one aggregation method last fitted them (pipeline/crowd.py):
+    what scores a clip from its votes alone, in the loop and in the per-clip aggregation.
+    Refitted from all valid votes of complete clips; one row per campaign and method."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
+    method = models.CharField(max_length=16)
+    labels = models.JSONField(help_text=_("Label names in code order."))
+    priors = models.JSONField()
+    # {annotator id: K×K confusion[true][given]}; "crowd": the confusion of an unknown one.
+    confusion = models.JSONField()
+    n_votes = models.PositiveIntegerField()
+    fitted_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "method"], name="quality_model_one"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.method} model of {self.campaign_id}"
+
+
+class AnnotatorExclusion(models.Model):
+    """Staff's decision to leave an annotator's votes out of a campaign's aggregation. Their
+    votes are invalidated (kept and marked, as any invalidation) and their clips re-open for
+    replacement votes; revoking restores the votes whose slots are still free. Kept."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    reason = models.TextField()
+    excluded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    annotation_ids = models.JSONField(default=list, help_text=_("The votes it invalidated."))
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    restored = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "annotator"],
+                condition=Q(revoked_at__isnull=True),
+                name="exclusion_one_standing",
+            ),
+            models.CheckConstraint(
+                condition=Q(revoked_at__isnull=True) | Q(revoked_by__isnull=False),
+                name="exclusion_revoked_by_someone",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"exclusion of {self.annotator_id} from {self.campaign_id}"
 
 
 class AgreementReport(models.Model):

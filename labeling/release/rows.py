@@ -26,6 +26,7 @@ from labeling.models import (
     SplitClip,
 )
 from pipeline.aggregation import BUCKETS
+from pipeline.crowd import QUALITY_METHODS
 from pipeline.csv_safe import sql_neutralise
 
 
@@ -53,6 +54,9 @@ def clip_rows(campaign: Campaign, split: Split | None = None) -> QuerySet:
         votes=F("result__votes"),
         distribution=F("result__distribution"),
         single_label=F("result__single_label__name"),
+        n_votes=F("result__n_annotations"),
+        closed_early=F("result__closed_early"),
+        quality=F("result__quality"),
         fold=fold,
     )
 
@@ -80,6 +84,11 @@ def clip_csv_header(names: list[str]) -> list[str]:
         *[f"votes_{n}" for n in names],
         "single_label",
         "fold",
+        # How many votes the clip had (adaptive overlap closes some early), and every
+        # aggregation method's label and confidence (pipeline.crowd.METHODS).
+        "n_votes",
+        "closed_early",
+        *[f"{m}_{c}" for m in QUALITY_METHODS for c in ("label", "confidence")],
     ]
 
 
@@ -110,7 +119,8 @@ def clip_csv_copy(campaign: Campaign, split: Split | None, names: list[str]) -> 
         "round((c.end_s - c.start_s)::numeric, 3)::float8 AS duration_s, "
         "CASE {buckets} END AS bucket, {votes}, "
         # NULL, not an empty string: COPY writes NULL as an empty unquoted field, as csv does.
-        "{label_cell} AS single_label, s.fold AS fold "
+        "{label_cell} AS single_label, s.fold AS fold, r.n_annotations AS n_votes, "
+        "r.closed_early::int AS closed_early, {quality} "
         "FROM {clip} c JOIN {result} r ON r.clip_id = c.id JOIN {movie} m ON m.id = c.movie_id "
         "LEFT JOIN {label} l ON l.id = r.single_label_id "
         "LEFT JOIN {member} s ON s.clip_id = c.id AND s.split_id = {split} "
@@ -121,6 +131,20 @@ def clip_csv_copy(campaign: Campaign, split: Split | None, names: list[str]) -> 
         label_cell=sql.SQL(sql_neutralise("l.name")),
         buckets=buckets,
         votes=sql.SQL(", ").join(votes),
+        # Each method's label (a text cell: neutralised as the single label is) and confidence;
+        # the method names are our own constants.
+        quality=sql.SQL(", ").join(
+            sql.SQL("{cell} AS {name}").format(
+                cell=sql.SQL(
+                    sql_neutralise(f"(r.quality -> '{m}' ->> 'label')")
+                    if c == "label"
+                    else f"(r.quality -> '{m}' ->> 'confidence')"
+                ),
+                name=sql.Identifier(f"{m}_{c}"),
+            )
+            for m in QUALITY_METHODS
+            for c in ("label", "confidence")
+        ),
         clip=sql.Identifier(Clip._meta.db_table),
         result=sql.Identifier(ClipLabel._meta.db_table),
         movie=sql.Identifier(Movie._meta.db_table),

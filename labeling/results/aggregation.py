@@ -17,8 +17,9 @@ from django.utils import timezone
 from annotation_site.errors import ApplicationError, Forbidden
 from labeling.loop import slots
 from labeling.models import Annotation, Assignment, Campaign, Clip, ClipLabel, Label
+from labeling.results import quality
 from labeling.rewards import ledger
-from pipeline.aggregation import aggregate
+from pipeline.aggregation import aggregate, final_single_labels
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +30,70 @@ BATCH = 2000
 def _chunks(ids: Sequence[int], size: int) -> Iterable[list[int]]:
     for start in range(0, len(ids), size):
         yield list(ids[start : start + size])
+
+
+def _campaign_results(campaign_id: int, clips: np.ndarray, mine: np.ndarray, now) -> list:
+    """The result rows of one campaign's clips (sorted ids) from their votes (clip, label,
+    annotator): DFEW's distribution and single label under the campaign's stop rule, and every
+    method's label, confidence and posterior from the campaign's stored quality models."""
+    if not len(mine):
+        return []
+    campaign = Campaign.objects.get(pk=campaign_id)
+    rule = slots.stop_rule_of(campaign)
+    labels = list(Label.objects.filter(campaign_id=campaign_id).order_by("code"))
+    names = [label.name for label in labels]
+    label_ids = np.array([label.pk for label in labels], dtype=np.int64)
+    order = np.argsort(label_ids)
+    row_of = np.searchsorted(clips, mine[:, 0])
+    col_of = order[np.searchsorted(label_ids[order], mine[:, 1])]
+    counts = np.zeros((len(clips), len(labels)), dtype=np.int64)
+    np.add.at(counts, (row_of, col_of), 1)
+    voted = counts.sum(axis=1) > 0
+    keep = voted[row_of]
+    new_index = np.cumsum(voted) - 1
+    item, annotators, col = new_index[row_of[keep]], mine[keep, 2], col_of[keep]
+    counts, clips = counts[voted], clips[voted]
+    result = aggregate(counts, rule.min_votes)
+    models = quality.quality_models_for(campaign_id)
+    posteriors = {
+        method: model.posteriors(item, annotators, col, len(clips))
+        for method, model in models.items()
+    }
+    scored = quality.quality_json(posteriors, names)
+    single = result.single
+    confident = models.get(quality.confidence_method(campaign))
+    if rule.adaptive and rule.confidence is not None and confident is not None:
+        probs = confident.vote_probs(posteriors[confident.method])
+        single = final_single_labels(counts, rule, probs)
+    rows = []
+    for i, clip_id in enumerate(clips):
+        per_method = scored[i] if scored else {}
+        per_method["majority"] = {
+            "label": names[single[i]] if single[i] >= 0 else None,
+            "confidence": round(float(result.top_share[i]), 6),
+            "posterior": {
+                n: round(float(p), 6) for n, p in zip(names, result.distribution[i], strict=True)
+            },
+        }
+        n = int(result.counts[i].sum())
+        rows.append(
+            ClipLabel(
+                clip_id=int(clip_id),
+                votes={name: int(v) for name, v in zip(names, result.counts[i], strict=True)},
+                distribution={
+                    name: round(float(p), 6)
+                    for name, p in zip(names, result.distribution[i], strict=True)
+                },
+                n_annotations=n,
+                single_label=labels[single[i]] if single[i] >= 0 else None,
+                top_share=float(result.top_share[i]),
+                entropy=float(result.entropy[i]),
+                computed_at=now,
+                quality=per_method,
+                closed_early=n < rule.max_votes,
+            )
+        )
+    return rows
 
 
 def _aggregate_batch(clip_ids: list[int], now) -> int:
@@ -49,45 +114,14 @@ def _aggregate_batch(clip_ids: list[int], now) -> int:
             list(
                 Annotation.objects.valid()
                 .filter(clip_id__in=campaign_of)
-                .values_list("clip_id", "label_id")
+                .values_list("clip_id", "label_id", "annotator_id")
             ),
             dtype=np.int64,
-        ).reshape(-1, 2)
+        ).reshape(-1, 3)
         rows = []
         for campaign_id in set(campaign_of.values()):
-            campaign = Campaign.objects.only("single_label_min_votes").get(pk=campaign_id)
-            labels = list(Label.objects.filter(campaign_id=campaign_id).order_by("code"))
-            label_ids = np.array([label.pk for label in labels], dtype=np.int64)
-            order = np.argsort(label_ids)
             clips = np.array(sorted(c for c, k in campaign_of.items() if k == campaign_id))
-            mine = votes[np.isin(votes[:, 0], clips)]
-            if not len(mine):
-                continue
-            row_of = np.searchsorted(clips, mine[:, 0])
-            col_of = order[np.searchsorted(label_ids[order], mine[:, 1])]
-            counts = np.zeros((len(clips), len(labels)), dtype=np.int64)
-            np.add.at(counts, (row_of, col_of), 1)
-            voted = counts.sum(axis=1) > 0
-            result = aggregate(counts[voted], campaign.single_label_min_votes)
-            for i, clip_id in enumerate(clips[voted]):
-                rows.append(
-                    ClipLabel(
-                        clip_id=int(clip_id),
-                        votes={
-                            lab.name: int(n)
-                            for lab, n in zip(labels, result.counts[i], strict=True)
-                        },
-                        distribution={
-                            lab.name: round(float(p), 6)
-                            for lab, p in zip(labels, result.distribution[i], strict=True)
-                        },
-                        n_annotations=int(result.counts[i].sum()),
-                        single_label=labels[result.single[i]] if result.single[i] >= 0 else None,
-                        top_share=float(result.top_share[i]),
-                        entropy=float(result.entropy[i]),
-                        computed_at=now,
-                    )
-                )
+            rows += _campaign_results(campaign_id, clips, votes[np.isin(votes[:, 0], clips)], now)
         ClipLabel.objects.bulk_create(
             rows,
             batch_size=1000,
@@ -101,6 +135,8 @@ def _aggregate_batch(clip_ids: list[int], now) -> int:
                 "top_share",
                 "entropy",
                 "computed_at",
+                "quality",
+                "closed_early",
             ],
         )
         # Rare-class bonuses follow the final label, in the same transaction and under the

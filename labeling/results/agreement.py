@@ -17,6 +17,8 @@ from django.db.models import DurationField, ExpressionWrapper, F, Max
 from annotation_site.errors import Forbidden
 from labeling import jobs
 from labeling.models import AgreementReport, Annotation, Campaign, Clip, ClipLabel, JobStatus
+from labeling.results import quality
+from pipeline import crowd
 from pipeline.plots import report_plots
 from pipeline.report import Progress, Votes, agreement_report
 
@@ -99,10 +101,29 @@ def campaign_votes(campaign: Campaign, *, people: bool = True) -> Votes:
 
 def campaign_agreement(campaign: Campaign, *, progress: Progress | None = None) -> dict:
     """The campaign's agreement report computed now, stored nowhere (GET-safe)."""
-    report = agreement_report(
-        campaign_votes(campaign), campaign.single_label_min_votes, progress=progress
-    )
+    votes = campaign_votes(campaign)
+    report = agreement_report(votes, campaign.single_label_min_votes, progress=progress)
     report["campaign"] = {"id": campaign.pk, "slug": campaign.slug, "name": campaign.name}
+    report["aggregation_method"] = campaign.aggregation_method
+    report["adaptive_overlap"] = {
+        "on": campaign.adaptive_overlap,
+        "min_votes_before_stop": campaign.adaptive_min_votes,
+        "confidence": campaign.adaptive_confidence,
+        "max_votes": campaign.annotations_per_clip,
+    }
+    report["aggregation_methods"] = (
+        crowd.methods_report(
+            votes.item,
+            votes.rater,
+            votes.label,
+            len(votes.clip_ids),
+            len(votes.rater_names),
+            votes.label_names,
+            campaign.single_label_min_votes,
+        )
+        if len(votes.item)
+        else {}
+    )
     return report
 
 
@@ -135,6 +156,8 @@ def agreement_report_run(report_id: int, *, progress: Progress | None = None) ->
             progress(fraction, stage)
 
     with jobs.failing(AgreementReport, report_id):
+        # The loop's confidence rule and the next aggregations score clips with these models.
+        quality.quality_models_refit(report.campaign_id)
         result = campaign_agreement(report.campaign, progress=step)
         step(0.97, "drawing the plots")
         plots = report_plots(result)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.validators import UnicodeUsernameValidator
@@ -27,7 +28,7 @@ from django.utils import timezone
 
 from annotation_site.errors import ApplicationError
 from labeling.loop import sql
-from labeling.loop.slots import clip_is_full
+from labeling.loop.slots import clip_is_done, clip_is_full, stop_rule_of
 from labeling.media import movies
 from labeling.models import Annotation, Assignment, Campaign, Clip, Movie
 
@@ -232,9 +233,10 @@ def annotations_import(
 
     Creates the clips (no media), movies (by title; "imported" when none given), accounts that
     cannot log in for unknown annotators, and for each vote a submitted assignment and its
-    annotation. A clip with all ``annotations_per_clip`` votes becomes complete (its ids are
-    returned for aggregation); one with fewer stays proposed, out of the labelling pool. Clips
-    that already have media are labelled in the app and cannot receive imported votes.
+    annotation. A clip the campaign's stop rule calls done (`slots.clip_is_done`: all
+    ``annotations_per_clip`` votes, or adaptive overlap's decided outcome) becomes complete
+    (its ids are returned for aggregation); one with fewer stays proposed, out of the labelling
+    pool. Clips that already have media are labelled in the app and cannot receive imported votes.
     """
     step = progress or (lambda stage: None)
     step("checking rows")
@@ -381,11 +383,20 @@ def annotations_import(
         summary.imported = len(new_votes)
 
         step("completing clips")
-        totals = {n: len(prior.get(n, {})) for n in clips}
-        for number, _, _, _ in new_votes:
-            totals[number] += 1
-        full = [clip_pk[n] for n, total in totals.items() if clip_is_full(total, target)]
-        short = {n: total for n, total in totals.items() if not clip_is_full(total, target)}
+        # The campaign's stop rule decides which clips are complete, as in the loop: all their
+        # slots, or (adaptive overlap) an outcome the remaining votes cannot change.
+        rule = stop_rule_of(campaign)
+        codes = sorted(labels)
+        given: dict[int, list[int]] = {n: [c for c, _ in prior.get(n, {}).values()] for n in clips}
+        for number, _, code, _ in new_votes:
+            given[number].append(code)
+        totals = {n: len(votes) for n, votes in given.items()}
+        done = {
+            n: clip_is_done(np.bincount(np.searchsorted(codes, v), minlength=len(codes)), rule)
+            for n, v in given.items()
+        }
+        full = [clip_pk[n] for n, total in totals.items() if done[n]]
+        short = {n: total for n, total in totals.items() if not done[n]}
         Clip.objects.filter(pk__in=full).update(
             status=Clip.Status.COMPLETE, status_reason="", updated_at=now
         )

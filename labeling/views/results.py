@@ -12,13 +12,17 @@ from annotation_site.guards import staff_required
 from labeling.loop import selectors
 from labeling.models import (
     AgreementReport,
+    AnnotatorExclusion,
     Campaign,
     JobStatus,
     Role,
 )
 from labeling.results import aggregation, agreement
+from labeling.results import exclusion as exclusion_services
+from labeling.results import overlap as overlap_services
 from labeling.views.staff import selectors as staff_selectors
 from pipeline.aggregation import BUCKETS
+from pipeline.overlap import overlap_svg
 
 
 @staff_required
@@ -65,8 +69,22 @@ def campaign_agreement(request, campaign_id: int, report_id: int | None = None):
             "buckets": [name for name, _, _ in BUCKETS],
             "history": history,
             "pending": pending,
+            "methods": _methods_rows(report.result) if report and report.result else [],
+            "exclusions": AnnotatorExclusion.objects.filter(campaign=campaign).select_related(
+                "annotator", "excluded_by"
+            ),
         },
     )
+
+
+def _methods_rows(result: dict) -> list[tuple]:
+    """The methods' comparison as rows: (method, figures, differing clips per label in code
+    order). Reports made before it have none."""
+    methods = result.get("aggregation_methods") or {}
+    return [
+        (name, row, [row["differ_per_label"][label] for label in result["labels"]])
+        for name, row in methods.items()
+    ]
 
 
 def _table2_rows(result: dict) -> list[tuple]:
@@ -116,3 +134,79 @@ def annotator_invalidate(request, campaign_id: int):
             % {"n": n, "user": username},
         )
     return redirect("campaign-agreement", campaign_id=campaign.pk)
+
+
+@staff_required
+@require_POST
+def annotator_exclude(request, campaign_id: int):
+    """Leaves one annotator's votes out of the campaign's aggregation (logged, reversible):
+    their clips re-open for replacement votes (``labeling.results.exclusion``)."""
+    campaign = get_object_or_404(Campaign, pk=campaign_id)
+    username = request.POST.get("annotator", "")
+    try:
+        exclusion = exclusion_services.annotator_exclude(
+            staff=request.user,
+            campaign_id=campaign.pk,
+            username=username,
+            reason=request.POST.get("reason", ""),
+        )
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(
+            request,
+            _("%(user)s excluded: %(n)d votes left out, their clips are open again.")
+            % {"user": username, "n": len(exclusion.annotation_ids)},
+        )
+    return redirect("campaign-agreement", campaign_id=campaign.pk)
+
+
+@staff_required
+@require_POST
+def exclusion_revoke(request, campaign_id: int, exclusion_id: int):
+    """Revokes an exclusion: the votes whose slots are still free count again."""
+    campaign = get_object_or_404(Campaign, pk=campaign_id)
+    get_object_or_404(AnnotatorExclusion, pk=exclusion_id, campaign=campaign)
+    try:
+        exclusion = exclusion_services.exclusion_revoke(
+            staff=request.user, exclusion_id=exclusion_id
+        )
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(
+            request, _("Exclusion revoked; %(n)d votes count again.") % {"n": exclusion.restored}
+        )
+    return redirect("campaign-agreement", campaign_id=campaign.pk)
+
+
+@staff_required
+@require_GET
+def campaign_overlap(request, campaign_id: int):
+    """Adaptive overlap replayed on the campaign's votes: labels saved against single-label
+    agreement for K = 3..10 (``?confidence=`` C, default the campaign's). Reads only."""
+    campaign = get_object_or_404(Campaign, pk=campaign_id)
+    raw = request.GET.get("confidence", "")
+    confidence = campaign.adaptive_confidence
+    error = None
+    if raw:
+        try:
+            confidence = float(raw)
+            if not 0.5 <= confidence <= 1:
+                raise ValueError
+        except ValueError:
+            error = _("The confidence must be a number between 0.5 and 1.")
+            confidence = campaign.adaptive_confidence
+    points = overlap_services.campaign_overlap_curve(campaign, confidence=confidence)
+    return render(
+        request,
+        "labeling/overlap.html",
+        {
+            "campaign": campaign,
+            "points": points,
+            "confidence": confidence,
+            "error": error,
+            "plot": overlap_svg(points, confidence) if points else "",
+        },
+        status=400 if error else 200,
+    )

@@ -121,6 +121,14 @@ class CampaignExportApiTests:
             *[f"votes_{n}" for n in NAMES],
             "single_label",
             "fold",
+            # issue 22: how many votes, and every quality-aware method's label and confidence
+            "n_votes",
+            "closed_early",
+            *[
+                f"{m}_{c}"
+                for m in ("dawid_skene", "one_coin", "mace")
+                for c in ("label", "confidence")
+            ],  # noqa: E501
         ]
         assert rows[0]["votes_happy"] == "8" and rows[0]["single_label"] == "happy"
         assert rows[-1]["single_label"] == "" and rows[-1]["fold"] == ""

@@ -21,6 +21,7 @@ from django.utils import timezone
 from labeling import campaigns
 from labeling.models import (
     AgreementReport,
+    AnnotatorExclusion,
     Assignment,
     Clip,
     JobStatus,
@@ -52,6 +53,9 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("campaign-export-create", "POST"): (302, 403, 403, 403, 302),
     ("export-download", "GET"): (302, 403, 403, 403, 200),
     ("annotator-invalidate", "POST"): (302, 403, 403, 403, 302),
+    ("annotator-exclude", "POST"): (302, 403, 403, 403, 302),
+    ("exclusion-revoke", "POST"): (302, 403, 403, 403, 302),
+    ("campaign-overlap", "GET"): (302, 403, 403, 403, 200),
     ("campaign-rewards", "GET"): (302, 403, 403, 403, 200),
     ("campaign-payout-create", "POST"): (302, 403, 403, 403, 302),
     ("campaign-reward-hold", "POST"): (302, 403, 403, 403, 302),
@@ -184,12 +188,16 @@ def world(campaign, alice):
     invitation = campaigns.invitation_create(
         campaign=campaign, role=Role.ANNOTATOR, created_by=users["staff"]
     )
+    exclusion = AnnotatorExclusion.objects.create(
+        campaign=campaign, annotator=alice, reason="careless", excluded_by=users["staff"]
+    )
     kwargs = {
         "campaign_id": campaign.pk,
         "report_id": report.pk,
         "clip_id": clip.pk,
         "export_id": export.pk,
         "payout_id": payout.pk,
+        "exclusion_id": exclusion.pk,
         "assignment_id": assignment.pk,
         "movie_id": clip.movie_id,
         "path": leased.video.name,

@@ -608,6 +608,8 @@ class RewardSettingsTests:
             "reward_rare_clip": "5.00",
             "reward_rare_vote": "0.00",
             "rare_label_rule": "single",
+            "aggregation_method": "majority",
+            "adaptive_min_votes": 5,
             "is_active": "on",
             "created_at_0": "2026-01-01",
             "created_at_1": "00:00:00",

@@ -30,3 +30,25 @@ class SyntheticTests:
     def test_it_rejects_an_unknown_emotion(self):
         with pytest.raises(ValueError, match="unknown emotion 'joy'"):
             render_clip("joy")
+
+
+class SimulateCampaignTests:
+    def test_it_gives_each_clip_distinct_annotators_in_order_and_a_few_careless(self):
+        from pipeline.synthetic import simulate_campaign
+
+        c = simulate_campaign(500, annotators=20, careless=2, seed=5)
+        assert len(c.item) == 5000 and (np.diff(c.item) >= 0).all()
+        per_clip = c.rater.reshape(500, 10)
+        assert all(len(set(row)) == 10 for row in per_clip)
+        assert c.careless.sum() == 2 and c.n_raters == 20
+        again = simulate_campaign(500, annotators=20, careless=2, seed=5)
+        assert (again.label == c.label).all() and (again.truth == c.truth).all()
+
+    def test_about_three_clips_in_four_reach_seven_of_ten(self):
+        from pipeline.aggregation import single_labels
+        from pipeline.agreement import vote_counts
+        from pipeline.synthetic import simulate_campaign
+
+        c = simulate_campaign(4000, seed=2)
+        single = single_labels(vote_counts(c.item, c.label, c.n_items, 7), 7)
+        assert 0.72 <= (single >= 0).mean() <= 0.85
