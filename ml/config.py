@@ -115,7 +115,7 @@ PROTOCOL_TITLES = {
 # the 2024 release's README trains with 10; center loss: Wen et al.'s face experiments, 0.003.
 DEFAULT_LAMBDA = {"poster": 0.1, "release": 10.0, "center": 0.003}
 # What a protocol fixes besides its table: fields whose change makes a run "modified".
-FIXED = {"frames": 16, "upsample": False}
+FIXED = {"frames": 16, "upsample": False, "bf16": False}
 
 
 def parse_global_batch(text) -> int:
@@ -152,16 +152,25 @@ class BatchPlan:
         }
 
 
+# Clips per forward pass when --batch-size is not given: run.sh's 64 per GPU, so that one
+# device accumulating 256 sees batch-norm statistics over as many clips as theirs did.
+DEFAULT_MICRO_BATCH = 64
+
+
 def batch_plan(global_batch: int, world: int, micro: int | None = None) -> BatchPlan:
     """Per process = global / world; ``micro`` (``--batch-size``, what one forward pass
-    holds) splits it further by gradient accumulation. Refuses sizes that do not divide."""
+    holds) splits it further by gradient accumulation: by default the largest divisor of the
+    per-process share up to 64 (their per-GPU batch). Refuses sizes that do not divide."""
     if global_batch % world:
         raise ValueError(
             f"a global batch of {global_batch} does not split over {world} processes; "
             "choose --global-batch a multiple of the number of processes"
         )
     per_process = global_batch // world
-    micro = micro or per_process
+    if not micro:
+        micro = max(
+            d for d in range(1, min(per_process, DEFAULT_MICRO_BATCH) + 1) if per_process % d == 0
+        )
     if micro > per_process or per_process % micro:
         raise ValueError(
             f"--batch-size {micro} does not divide the {per_process} clips per process "
@@ -257,8 +266,9 @@ class TrainConfig:
     batch_size: int | None = field(
         default=None,
         metadata=_opt(
-            "clips per forward pass and process (default: global batch / processes); smaller "
-            "accumulates gradients to the same global batch"
+            "clips per forward pass and process (default: the per-process share, global batch "
+            "/ processes, up to 64 as the authors' GPUs); smaller accumulates gradients to the "
+            "same global batch"
         ),
     )
     optimizer: str | None = field(default=None, metadata=_opt("", choices=("adam", "sgd")))

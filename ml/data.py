@@ -393,12 +393,13 @@ def check_frame_size(root, input_size: int, model: str = "", upsample: bool = Fa
 
 
 def export_folds(root: str | os.PathLike) -> list[int]:
-    """The folds an export has: the manifest's (compact format), or those with a test list in
+    """The folds an export has: the manifest's but 0 (compact format), or those with a test list in
     ``label/`` (DFEW's layout). Raises FileNotFoundError for neither layout."""
     root = Path(root)
     if (root / "meta.json").exists():
+        # fold 0: clips with a vote distribution and no single label (in no test fold)
         with open(root / "manifest.csv", newline="") as f:
-            return sorted({int(row["fold"]) for row in csv.DictReader(f)})
+            return sorted({int(row["fold"]) for row in csv.DictReader(f)} - {0})
     if (root / "label").is_dir():
         found = []
         for path in (root / "label").glob("single_*set_*.csv"):

@@ -108,7 +108,8 @@ class GlobalBatchTests:
         "world, micro, expected",
         [
             # (world, per-process, micro, accumulation, global)
-            (1, None, (1, 256, 256, 1, 256)),  # one device holding all of it
+            (1, None, (1, 256, 64, 4, 256)),  # one device: 64 at a time, as their GPUs
+            (1, 256, (1, 256, 256, 1, 256)),  # one device holding all of it
             (4, None, (4, 64, 64, 1, 256)),  # run.sh: 4 GPUs × 64
             (4, 16, (4, 64, 16, 4, 256)),  # 4 GPUs, 16 at a time: 4 accumulated
             (1, 32, (1, 256, 32, 8, 256)),  # one GPU of small memory

@@ -73,12 +73,13 @@ class TrainTests:
     def test_it_learns_the_drawn_expressions_well_above_chance_with_the_authors_protocol(
         self, faces, tmp_path
     ):
-        # Chance is 1/7 ≈ 14.3% for WAR and UAR. A global batch of 16 (not the authors'
+        # Chance is 1/7 ≈ 14.3% for WAR and UAR; 10 epochs reach 32% WAR here (their
+        # kaiming fan_in head starts with large logits). A global batch of 8 (not the authors'
         # 256, which on 224 clips is one step per epoch): the run says it is modified.
-        cfg = quick(faces, tmp_path, epochs=10, global_batch=16, batch_size=16, input_size=32)
+        cfg = quick(faces, tmp_path, epochs=10, global_batch=8, batch_size=8, input_size=32)
         out = train(cfg)
         result = json.loads((out / "results.json").read_text())
-        assert result["label"].startswith("dfew, modified: global batch 16 (not 256)")
+        assert result["label"].startswith("dfew, modified: global batch 8 (not 256)")
         fold = result["folds"][0]
         assert fold["test_clips"] == len(CompactDataset(faces, [1]))
         assert fold["war"] > 0.28, fold
@@ -106,8 +107,8 @@ class TrainTests:
         assert result["batch"] == {
             "world_size": 1,
             "per_process_batch": 256,
-            "micro_batch": 256,
-            "accumulation": 1,
+            "micro_batch": 64,  # run.sh's 64 per GPU, the other three accumulated
+            "accumulation": 4,
             "global_batch": 256,
         }
         assert (cfg["augment"], cfg["normalize"], cfg["test_crop"]) == (False, "pretrained", 1.0)
