@@ -86,7 +86,9 @@ class TrainTests:
         assert fold["uar"] > 0.25, fold
         assert fold["history"][-1]["loss"] < fold["history"][0]["loss"]
         table = (out / "results.md").read_text()
-        assert table.startswith("# DFEW benchmark, protocol dfew: the DFEW authors' protocol")
+        assert table.startswith(
+            "# DFEW benchmark, protocol dfew, modified: global batch 8 (not 256)"
+        )
         assert "| tiny | softmax |" in table and "population std" in table
         assert (out / "confusion.png").read_bytes()[:4] == b"\x89PNG"
         checkpoint = torch.load(out / "fold1" / "last.pt", weights_only=False)
