@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import glob
+import math
 import os
 import random
 from pathlib import Path
@@ -54,6 +55,46 @@ def sample_indices(
     ``pipeline.dfew.indices_like_authors``.
     """
     return np.asarray(indices_like_authors(n_frames, train, rng, count), dtype=np.int64)
+
+
+def segment_indices(
+    n_frames: int,
+    count: int = 16,
+    train: bool = False,
+    rng: random.Random | None = None,
+    duration: int = 2,
+) -> np.ndarray:
+    """The 2024 EC-STFL release's frame choice (``dataloader/Videos_Dataset.py``): ``count /
+    duration`` segments (8 × 2 for 16 frames), `duration` consecutive frames from each
+    segment's start, the last frame repeated at the clip's end.
+
+    Training: segment starts at ``k · avg + randint(avg)`` with ``avg = (n − duration + 1) //
+    segments``; when that is 0, sorted random starts, or all zero for clips no longer than the
+    segment count. Test: the middle of each segment, ``int(tick / 2 + tick · k)`` with ``tick
+    = (n − duration + 1) / segments``, or all zero for short clips.
+    """
+    segments = max(1, count // duration)
+    rng = rng or random
+    if train:
+        average = (n_frames - duration + 1) // segments
+        if average > 0:
+            starts = [k * average + rng.randrange(average) for k in range(segments)]
+        elif n_frames > segments:
+            starts = sorted(rng.randrange(n_frames - duration + 1) for _ in range(segments))
+        else:
+            starts = [0] * segments
+    elif n_frames > segments + duration - 1:
+        tick = (n_frames - duration + 1) / segments
+        starts = [int(tick / 2.0 + tick * k) for k in range(segments)]
+    else:
+        starts = [0] * segments
+    picked = []
+    for p in starts:
+        for _ in range(duration):
+            picked.append(p)
+            if p < n_frames - 1:
+                p += 1
+    return np.asarray(picked, dtype=np.int64)
 
 
 def clip_rng(seed: int, epoch: int, clip_id: int) -> random.Random:
@@ -97,16 +138,19 @@ class _Clips(Dataset):
     votes: torch.Tensor
     clip_ids: torch.Tensor
 
-    def __init__(self, frames: int, train: bool, seed: int):
+    def __init__(self, frames: int, train: bool, seed: int, sampling: str = "random"):
         self.num_frames, self.train, self.seed = frames, train, seed
+        # "random"/"fixed": the DFEW authors' rule; "segments": the EC-STFL release's 8 × 2.
+        self.sampling = sampling
 
     def _indices(self, key, n_frames: int) -> tuple[int, np.ndarray]:
         """(item, frame indices) for a key that is an index or an ``(epoch, index)`` pair."""
         epoch, i = key if isinstance(key, tuple) else (0, key)
+        rule = segment_indices if self.sampling == "segments" else sample_indices
         if not self.train:
-            return i, sample_indices(n_frames, self.num_frames)
+            return i, rule(n_frames, self.num_frames)
         rng = clip_rng(self.seed, epoch, int(self.clip_ids[i]))
-        return i, sample_indices(n_frames, self.num_frames, train=True, rng=rng)
+        return i, rule(n_frames, self.num_frames, train=True, rng=rng)
 
     def __len__(self) -> int:
         return len(self.clip_ids)
@@ -126,8 +170,9 @@ class CompactDataset(_Clips):
         frames: int = 16,
         train: bool = False,
         seed: int = 0,
+        sampling: str = "random",
     ):
-        super().__init__(frames, train, seed)
+        super().__init__(frames, train, seed, sampling)
         self.root = Path(root)
         self.meta = read_meta(self.root)
         self.label_names: list[str] = self.meta["labels"]
@@ -175,11 +220,18 @@ class DFEWDataset(_Clips):
     resized to `size` as they are read (the authors' ``transforms.Resize``)."""
 
     def __init__(
-        self, root, fold: int, split: str, frames: int = 16, size: int = 112, seed: int = 0
+        self,
+        root,
+        fold: int,
+        split: str,
+        frames: int = 16,
+        size: int = 112,
+        seed: int = 0,
+        sampling: str = "random",
     ):
         if split not in ("train", "test"):
             raise ValueError("split is 'train' or 'test'")
-        super().__init__(frames, split == "train", seed)
+        super().__init__(frames, split == "train", seed, sampling)
         self.root = Path(root)
         self.size = size
         self.label_names = ["happy", "sad", "neutral", "angry", "surprise", "disgust", "fear"]
@@ -224,6 +276,7 @@ def prepare_batch(
     normalize: bool = False,
     crop_fraction: float = 1.0,
     channels_last: bool = False,
+    crop: str = "fraction",
 ) -> torch.Tensor:
     """uint8 ``B × T × H × W × 3`` (on the training device) → float ``B × 3 × T × size × size``.
 
@@ -231,10 +284,22 @@ def prepare_batch(
     mean/std only with `normalize` (they normalise only with ImageNet-pretrained weights).
     The modern protocol: with `augment` in training, a random crop of `crop_fraction` of each
     side and a random horizontal flip per clip; at test time the centre crop of
-    `crop_fraction`; `normalize` always.
+    `crop_fraction`; `normalize` always. With ``crop="random-sized"`` and `augment` in
+    training: the EC-STFL release's RandomSizedCrop (`random_sized_box`) and a flip per clip.
     """
     b, t, h, w, _ = clips.shape
     device = clips.device
+    if train and augment and crop == "random-sized":
+        boxes = [random_sized_box(h, w, generator) for _ in range(b)]
+        flips = (torch.rand(b, generator=generator) < 0.5).tolist()
+        parts = []
+        for i, (top, left, ch, cw) in enumerate(boxes):
+            part = clips[i : i + 1, :, top : top + ch, left : left + cw]
+            part = prepare_batch(part, size, False, normalize=normalize)
+            parts.append(part.flip(-1) if flips[i] else part)
+        x = torch.cat(parts)
+        memory = torch.channels_last_3d if channels_last else torch.contiguous_format
+        return x.contiguous(memory_format=memory)
     fraction = crop_fraction if (augment or not train) else 1.0
     ch, cw = max(1, round(h * fraction)), max(1, round(w * fraction))
     if train and augment:
@@ -261,16 +326,80 @@ def prepare_batch(
     return x.contiguous(memory_format=memory)
 
 
+def random_sized_box(h: int, w: int, generator: torch.Generator | None = None):
+    """(top, left, height, width) of the release's ``GroupRandomSizedCrop``: up to 10 tries
+    of 8-100 % of the area at an aspect ratio of 3/4-4/3 (sides swapped half the time),
+    placed at random; else the whole frame (their fallback, scale then crop, on square
+    frames)."""
+
+    def uniform(lo, hi):
+        return lo + (hi - lo) * float(torch.rand(1, generator=generator))
+
+    for _ in range(10):
+        target = uniform(0.08, 1.0) * h * w
+        ratio = uniform(3 / 4, 4 / 3)
+        cw, ch = round(math.sqrt(target * ratio)), round(math.sqrt(target / ratio))
+        if float(torch.rand(1, generator=generator)) < 0.5:
+            cw, ch = ch, cw
+        if 0 < cw <= w and 0 < ch <= h:
+            left = int(torch.randint(0, w - cw + 1, (1,), generator=generator))
+            top = int(torch.randint(0, h - ch + 1, (1,), generator=generator))
+            return top, left, ch, cw
+    return 0, 0, h, w
+
+
 # --- what an export holds, checked before any training ---------------------------------------
 
 
+def frame_side(root: str | os.PathLike) -> tuple[int, int] | None:
+    """(height, width) of an export's frames: the compact format's, or the first JPEG of
+    DFEW's layout; None when there is none to read."""
+    root = Path(root)
+    if (root / "meta.json").exists():
+        meta = read_meta(root)
+        if "height" in meta and "width" in meta:
+            return int(meta["height"]), int(meta["width"])
+        return None
+    first = next(iter(sorted((root / "data").glob("*/*.jpg"))), None)
+    if first is None:
+        return None
+    from PIL import Image
+
+    with Image.open(first) as image:
+        return image.height, image.width
+
+
+def check_frame_size(root, input_size: int, model: str = "", upsample: bool = False):
+    """Refuses (ValueError) frames smaller than the network's input side, naming the fix;
+    with `upsample` it warns as loudly (stderr and a warning) and returns the message."""
+    side = frame_side(root)
+    if side is None or min(side) >= input_size:
+        return None
+    who = f" of {model}" if model else ""
+    message = (
+        f"the frames are {side[0]}×{side[1]}, smaller than the input side {input_size}{who}: "
+        f"the network would see them upsampled. Export at the size it needs: `python manage.py "
+        f"export_dfew <campaign> <outdir> --size {input_size}` (or pass --input-size "
+        f"{min(side)}, or --upsample to train on them anyway, recorded as a modification)"
+    )
+    if not upsample:
+        raise ValueError(message)
+    import sys
+    import warnings
+
+    print(f"WARNING: {message}", file=sys.stderr, flush=True)
+    warnings.warn(message, stacklevel=2)
+    return message
+
+
 def export_folds(root: str | os.PathLike) -> list[int]:
-    """The folds an export has: the manifest's (compact format), or those with a test list in
+    """The folds an export has: the manifest's but 0 (compact format), or those with a test list in
     ``label/`` (DFEW's layout). Raises FileNotFoundError for neither layout."""
     root = Path(root)
     if (root / "meta.json").exists():
+        # fold 0: clips with a vote distribution and no single label (in no test fold)
         with open(root / "manifest.csv", newline="") as f:
-            return sorted({int(row["fold"]) for row in csv.DictReader(f)})
+            return sorted({int(row["fold"]) for row in csv.DictReader(f)} - {0})
     if (root / "label").is_dir():
         found = []
         for path in (root / "label").glob("single_*set_*.csv"):
@@ -302,7 +431,14 @@ def _fold_labels(root: Path, folds: list[int]) -> tuple[list[str], dict[int, lis
     return names, labels
 
 
-def check_export(root, folds: list[int], input_size: int, min_train_clips: int):
+def check_export(
+    root,
+    folds: list[int],
+    input_size: int,
+    min_train_clips: int,
+    model: str = "",
+    upsample: bool = False,
+):
     """What `train_benchmark` checks before training: returns (summary lines, warnings) or
     raises ValueError naming every problem (a requested fold the export lacks, a missing fold
     file, a class with fewer clips than folds, frames smaller than the input)."""
@@ -320,14 +456,10 @@ def check_export(root, folds: list[int], input_size: int, min_train_clips: int):
             for split in ("train", "test"):
                 if not (root / "label" / f"single_{split}set_{k}.csv").exists():
                     problems.append(f"label/single_{split}set_{k}.csv is missing")
-    if (root / "meta.json").exists():
-        meta = read_meta(root)
-        side = min(int(meta.get("height", input_size)), int(meta.get("width", input_size)))
-        if side < input_size:
-            problems.append(
-                f"the frames are {meta.get('height')}×{meta.get('width')}, smaller than the "
-                f"input side {input_size}: export larger faces or pass --input-size {side}"
-            )
+    try:
+        check_frame_size(root, input_size, model, upsample)
+    except ValueError as exc:
+        problems.append(str(exc))
     if problems:
         raise ValueError("; ".join(problems) + ".")
     names, labels = _fold_labels(root, have)

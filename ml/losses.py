@@ -19,6 +19,14 @@ def _pairwise_distances(features: torch.Tensor) -> torch.Tensor:
     return d2.clamp_min(1e-12).sqrt()
 
 
+def release_lambda_scale(batch_seen: int, reference: int = 32) -> float:
+    """The factor applied to λ for the release EC-STFL, which divides by the batch it sees:
+    ``batch_seen / reference`` makes ``λ · L`` what the release computes at its batch of
+    `reference` (32) whatever the number of processes (the loss sees the global batch) or
+    the accumulation (it sees one micro-batch of every process)."""
+    return batch_seen / reference
+
+
 def ec_stfl(features: torch.Tensor, labels: torch.Tensor, variant: str = "poster") -> torch.Tensor:
     """Expression-Clustered Spatiotemporal Feature Learning loss.
 
@@ -78,20 +86,36 @@ class ECSTFLLoss(nn.Module):
 
 
 class CenterLoss(nn.Module):
-    """Center loss (Wen et al., ECCV 2016): ½·mean ||x_i − c_{y_i}||² with learnable centres.
+    """Center loss as Wen et al. (ECCV 2016) define and train it.
 
-    The centres are this module's parameters; give them their own learning rate in the
-    optimizer (``train`` does, with ``center_lr``). Under DDP each process computes it on its
-    own batch; `ml.distributed.average_gradients` then all-reduces the centres' gradients so
-    every process takes the same step and the centres never drift apart.
+    The loss is ``½ · mean_i ||x_i − c_{y_i}||²`` (their Caffe layer divides the sum by the
+    batch size), its weight λ given by the training loop. The centres are not learned by the
+    optimiser: they are a buffer, moved after each optimiser step by their rule (Algorithm 1,
+    eq. 4) with rate α::
+
+        Δc_j = Σ_i δ(y_i = j)(c_j − x_i) / (1 + Σ_i δ(y_i = j)),   c_j ← c_j − α · Δc_j
+
+    over the step's whole (global) batch: under DDP `update` receives every process's
+    features, so the centres stay equal across processes. Centres start at zero, as in their
+    Caffe layer's filler.
     """
 
-    def __init__(self, num_classes: int, num_features: int):
+    def __init__(self, num_classes: int, num_features: int, alpha: float = 0.5):
         super().__init__()
-        self.centers = nn.Parameter(torch.randn(num_classes, num_features) * 0.01)
+        self.alpha = alpha
+        self.register_buffer("centers", torch.zeros(num_classes, num_features))
 
     def forward(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return 0.5 * (features.float() - self.centers[labels]).pow(2).sum(1).mean()
+
+    @torch.no_grad()
+    def update(self, features: torch.Tensor, labels: torch.Tensor) -> None:
+        """Wen et al.'s centre step for one batch (features detached, any process count)."""
+        features = features.detach().float()
+        counts = torch.bincount(labels, minlength=len(self.centers)).to(features.dtype)
+        sums = torch.zeros_like(self.centers).index_add_(0, labels, features)
+        delta = (counts[:, None] * self.centers - sums) / (1.0 + counts[:, None])
+        self.centers -= self.alpha * delta
 
 
 class SoftTargetCrossEntropy(nn.Module):

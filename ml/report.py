@@ -15,7 +15,9 @@ def _loss_name(cfg: dict) -> str:
     name = {"ce": "softmax", "center": "center loss", "ec-stfl": "EC-STFL"}[cfg["loss"]]
     if cfg["loss"] == "ec-stfl" and cfg.get("ec_stfl_variant", "poster") != "poster":
         name += f" {cfg['ec_stfl_variant']}"
-    if cfg["loss"] != "ce":
+    if cfg["loss"] == "center":
+        name += f" (λ={cfg['lam']:g}, α={cfg.get('center_alpha', 0.5):g})"
+    elif cfg["loss"] != "ce":
         name += f" (λ={cfg['lam']:g})"
     if cfg.get("target") == "distribution":
         name += ", vote distribution"
@@ -28,29 +30,52 @@ def title(results: list[dict]) -> str:
     """The title line: the protocol(s) the table's runs followed and what ± means."""
     from ml.config import PROTOCOL_TITLES
 
-    protocols = sorted({r.get("protocol", r["config"].get("protocol", "modern")) for r in results})
-    named = "; ".join(f"protocol {p}: {PROTOCOL_TITLES.get(p, p)}" for p in protocols)
-    return f"# DFEW benchmark, {named} (mean ± population std over folds, %)"
+    named = []
+    for r in results:
+        setting = r.get("setting") or r.get("protocol") or r["config"].get("protocol", "modern")
+        label = r.get("label") or setting
+        text = f"protocol {label}"
+        if label == setting:
+            text += f": {PROTOCOL_TITLES.get(setting, setting)}"
+        if text not in named:
+            named.append(text)
+    return f"# DFEW benchmark, {'; '.join(named)} (mean ± population std over folds, %)"
+
+
+def _batch(result: dict) -> str:
+    b = result.get("batch")
+    if not b:
+        return f"batch {result['config']['batch_size']} per process"
+    return (
+        f"global batch {b['global_batch']} = {b['world_size']} process(es) × "
+        f"{b['per_process_batch']} per process ({b['accumulation']} micro-batch(es) of "
+        f"{b['micro_batch']})"
+    )
 
 
 def _hyper_parameters(cfg: dict) -> str:
+    schedule = cfg["schedule"]
+    if schedule == "step":
+        schedule = f"step ×0.1 every {cfg.get('lr_step', 50)} epochs"
     return (
-        f"{cfg['optimizer']} lr {cfg['lr']:g} {cfg['schedule']}, batch {cfg['batch_size']}, "
+        f"{cfg['optimizer']} lr {cfg['lr']:g} {schedule}, "
         f"{cfg['epochs']} epochs, {cfg['frames']}×{cfg['input_size']}², "
         f"{'augmented' if cfg['augment'] else 'no augmentation'}, "
         f"frames {cfg['train_sampling']} in training"
     )
 
 
-def markdown_table(results: list[dict]) -> str:
-    """A title naming the protocol, then one row per run (model, loss): per-class recall, UAR,
-    WAR in %, mean ± std over folds, and the run's hyper-parameters."""
+def _table(results: list[dict], which: str) -> list[str]:
     labels = results[0]["labels"]
     header = ["Model", "Loss", *[name.capitalize() for name in labels], "UAR", "WAR", "Folds"]
-    lines = [title(results), ""]
-    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    if which == "best":
+        header.append("Epochs")
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for result in results:
-        cfg, summary = result["config"], result["summary"]
+        cfg = result["config"]
+        summary = result["summary"] if which == "last" else result["summary"].get("best")
+        if summary is None:
+            continue
         row = [
             cfg["model"],
             _loss_name(cfg),
@@ -59,10 +84,37 @@ def markdown_table(results: list[dict]) -> str:
             _cell(summary["war"]),
             ",".join(str(f["fold"]) for f in result["folds"]),
         ]
+        if which == "best":
+            row.append(",".join(map(str, summary["epochs"])))
         lines.append("| " + " | ".join(row) + " |")
+    return lines
+
+
+def markdown_table(results: list[dict]) -> str:
+    """A title naming the protocol (or "…, modified: <what>"), the batch (world size,
+    per-process batch, accumulation, global batch), then one row per run (model, loss):
+    per-class recall, UAR, WAR in %, mean ± std over folds, for the last epoch and for the
+    best epoch on the test fold, and the run's hyper-parameters."""
+    from ml.results import BEST_LABEL
+
+    lines = [title(results), ""]
+    for r in results:
+        lines.append(f"- {r['config']['model']}: {_batch(r)}")
+    lines += ["", "**Last epoch** (no selection on the test fold):", ""]
+    lines += _table(results, "last")
+    if any(r["summary"].get("best") for r in results):
+        lines += ["", f"**Best epoch**, {BEST_LABEL}:", ""]
+        lines += _table(results, "best")
     if all("optimizer" in r["config"] for r in results):
         lines.append("")
         lines += [f"- {r['config']['model']}: {_hyper_parameters(r['config'])}" for r in results]
+    for r in results:
+        weights = r.get("loss_weights") or {}
+        if "lambda_scaling" in weights:
+            lines.append(
+                f"- {r['config']['model']}: release EC-STFL λ {weights['lambda']:g} used as "
+                f"{weights['lambda_effective']:g} ({weights['lambda_scaling']})"
+            )
     return "\n".join(lines) + "\n"
 
 

@@ -2,17 +2,25 @@
 
 ``train(cfg) -> Path`` runs every requested fold (test on fold k, train on the others) and
 writes, under ``cfg.out``: ``fold<k>/last.pt`` checkpoints, ``results.json`` (the resolved
-protocol and every hyper-parameter, per-fold results), ``results.md`` (DFEW's Table 3/4
-layout, titled with the protocol) and ``confusion.png``. The protocol (``--protocol dfew``,
-the authors' configs, by default) is described in ``ml/config.py``.
+protocol and every hyper-parameter, the batch plan, per-fold results of the last and the best
+epoch), ``results.md`` (DFEW's Table 3/4 layout, titled with the protocol or "…, modified:"),
+``epochs.csv`` (every epoch's loss and test WAR/UAR) and ``confusion.png`` (``ml/results.py``).
+The protocol (``--protocol dfew``, the authors' launched configuration, by default) is
+described in ``ml/config.py``.
+
+Batch: ``--global-batch`` clips per optimiser step over all processes (256 under
+``--protocol dfew``); each process takes global / world, in micro-batches of ``--batch-size``
+with the gradients accumulated (``ml.config.batch_plan``).
 
 One process, or many through torchrun with DistributedDataParallel:
 
     python -m ml.train --data <export> --model c3d --loss ec-stfl --lambda 0.1
     torchrun --nproc_per_node=8 -m ml.train --data <export> --model c3d --device cuda
 
-Each process trains on its shard; EC-STFL sees the global batch and center loss's centres
-stay equal across processes (``ml/distributed.py``). Evaluation splits the test fold across
+Each process trains on its shard; EC-STFL sees the global (micro-)batch, the release EC-STFL's
+λ is rescaled to the batch of 32 it was set under (`ml.losses.release_lambda_scale`), and
+center loss's centres move by Wen et al.'s rule over the global batch, equal in every process
+(``ml/distributed.py``). Evaluation splits the test fold across
 processes without padding and gathers every prediction, so no test clip is counted twice or
 missed.
 """
@@ -20,13 +28,13 @@ missed.
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
 import math
 import os
 import random
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -35,20 +43,21 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ml import metrics
-from ml.config import PROTOCOL_TITLES, TrainConfig, add_arguments, configs_from_args, parse_folds
-from ml.data import CompactDataset, DFEWDataset, EpochSampler, prepare_batch
-from ml.distributed import (
-    Dist,
-    average_gradients,
-    broadcast_parameters,
-    gather,
-    gather_with_grad,
-    setup_distributed,
+from ml.config import (
+    ECSTFL_RELEASE_BATCH,
+    BatchPlan,
+    TrainConfig,
+    add_arguments,
+    batch_plan,
+    configs_from_args,
+    parse_folds,
 )
-from ml.losses import CenterLoss, ECSTFLLoss, SoftTargetCrossEntropy
-from ml.networks import MODELS, TAKES_FRAMES
+from ml.data import CompactDataset, DFEWDataset, EpochSampler, check_frame_size, prepare_batch
+from ml.distributed import Dist, gather, gather_with_grad, setup_distributed
+from ml.losses import CenterLoss, ECSTFLLoss, SoftTargetCrossEntropy, release_lambda_scale
+from ml.networks import build_model
 from ml.networks.base import to_channels_last
+from ml.results import epoch_scores, fold_result, write_results
 
 __all__ = ["TrainConfig", "train", "parse_folds", "main"]
 
@@ -65,19 +74,25 @@ def seed_everything(seed: int) -> None:
 def build_datasets(cfg: TrainConfig, test_fold: int):
     """(train, test) for one fold, from the compact format or DFEW's release layout."""
     root = Path(cfg.data)
-    random_frames = cfg.train_sampling == "random"
+    random_frames = cfg.train_sampling in ("random", "segments")
+    sampling = "segments" if cfg.train_sampling == "segments" else "random"
     if (root / "meta.json").exists():
         train_folds = [k for k in _compact_folds(root) if k != test_fold]
         # Distribution targets can use clips with no single label for training.
         single_only = cfg.target == "single"
         return (
-            CompactDataset(root, train_folds, single_only, cfg.frames, random_frames, cfg.seed),
-            CompactDataset(root, [test_fold], True, cfg.frames),
+            CompactDataset(
+                root, train_folds, single_only, cfg.frames, random_frames, cfg.seed, sampling
+            ),
+            CompactDataset(root, [test_fold], True, cfg.frames, sampling=sampling),
         )
     if (root / "label").is_dir():
-        train = DFEWDataset(root, test_fold, "train", cfg.frames, cfg.input_size, cfg.seed)
+        train = DFEWDataset(
+            root, test_fold, "train", cfg.frames, cfg.input_size, cfg.seed, sampling
+        )
         train.train = random_frames
-        return train, DFEWDataset(root, test_fold, "test", cfg.frames, cfg.input_size)
+        test = DFEWDataset(root, test_fold, "test", cfg.frames, cfg.input_size, sampling=sampling)
+        return train, test
     raise FileNotFoundError(
         f"{root}: neither a compact export (meta.json) nor DFEW's layout (label/)"
     )
@@ -107,33 +122,51 @@ class _Shard(torch.utils.data.Sampler):
 # --- schedule and losses ----------------------------------------------------------------------
 
 
-def get_lr(step: int, total: int, warmup: int, base: float, schedule: str) -> float:
-    """``constant`` (the authors': their scheduler is built but never stepped), or linear
-    warm-up then cosine decay to zero."""
+def get_lr(
+    step: int,
+    total: int,
+    warmup: int,
+    base: float,
+    schedule: str,
+    epoch: int = 0,
+    lr_step: int = 50,
+) -> float:
+    """``constant`` (the authors': their scheduler is built but never stepped), ``step``
+    (StepLR: ×0.1 every `lr_step` epochs, the EC-STFL release's), or linear warm-up then
+    cosine decay to zero."""
     if schedule == "constant":
         return base
+    if schedule == "step":
+        return base * 0.1 ** (epoch // lr_step)
     if step < warmup:
         return base * (step + 1) / warmup
     progress = (step - warmup) / max(1, total - warmup)
     return base * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
-def auxiliary_loss(aux: nn.Module, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """The feature loss of one step, on single-labelled clips: EC-STFL on the global batch
-    (features gathered from every process, with gradients), center loss on this process's."""
+def auxiliary_loss(
+    aux: nn.Module, features: torch.Tensor, labels: torch.Tensor
+) -> tuple[torch.Tensor, float]:
+    """The feature loss of one step on single-labelled clips, and the factor its λ takes.
+
+    EC-STFL on the global batch (features gathered from every process, with gradients);
+    the release variant divides by the batch it sees, so its λ is multiplied by
+    ``clips seen / 32`` (`release_lambda_scale`): λ · L then means what the release computes
+    at its batch of 32, whatever the number of processes or the accumulation. Center loss
+    on this process's clips (a mean of per-clip terms), factor 1."""
     if isinstance(aux, ECSTFLLoss):
         features, labels = gather_with_grad(features), gather(labels)
     single = labels >= 0
-    return aux(features[single].float(), labels[single])
+    value = aux(features[single].float(), labels[single])
+    scale = 1.0
+    if isinstance(aux, ECSTFLLoss) and aux.variant == "release":
+        scale = release_lambda_scale(int(single.sum()), ECSTFL_RELEASE_BATCH)
+    return value, scale
 
 
 def _feature_loss(cfg: TrainConfig, num_classes: int, num_features: int, device):
     if cfg.loss == "center":
-        # Drawn aside from the global random stream: adding the loss leaves every other draw
-        # of the run (dropout, initialisation) as it was, so λ = 0 trains as softmax alone.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.seed)
-            return CenterLoss(num_classes, num_features).to(device)
+        return CenterLoss(num_classes, num_features, cfg.center_alpha).to(device)
     if cfg.loss == "ec-stfl":
         return ECSTFLLoss(cfg.ec_stfl_variant)
     return None
@@ -160,17 +193,19 @@ class FoldRun:
     aux: nn.Module | None
     optimizer: torch.optim.Optimizer
     criterion: nn.Module
+    plan: BatchPlan
 
     @property
     def checkpoint(self) -> Path:
         return Path(self.cfg.out) / f"fold{self.fold}" / "last.pt"
 
 
-def build(cfg: TrainConfig, test_fold: int, ctx: Dist) -> FoldRun:
+def build(cfg: TrainConfig, test_fold: int, ctx: Dist, plan: BatchPlan | None = None) -> FoldRun:
     """Data, model (pretrained or `init_from` weights loaded), loss and optimizer of a fold."""
     device = torch.device(
         f"cuda:{ctx.local_rank}" if cfg.device.startswith("cuda") and ctx.world > 1 else cfg.device
     )
+    plan = plan or batch_plan(cfg.global_batch, ctx.world, cfg.batch_size)
     train_set, test_set = build_datasets(cfg, test_fold)
     num_classes = len(train_set.label_names)
     sampler = EpochSampler(len(train_set), cfg.seed, ctx.rank, ctx.world)
@@ -190,18 +225,22 @@ def build(cfg: TrainConfig, test_fold: int, ctx: Dist) -> FoldRun:
     test_loader = DataLoader(
         test_set, cfg.batch_size, sampler=_Shard(len(test_set), ctx.rank, ctx.world), **loader_args
     )
-    extra = {"frames": cfg.frames} if cfg.model in TAKES_FRAMES else {}
-    model = MODELS[cfg.model](num_classes=num_classes, pretrained=cfg.pretrained, **extra)
+    model = build_model(
+        cfg.model,
+        num_classes,
+        pretrained=cfg.pretrained,
+        frames=cfg.frames,
+        init=cfg.init,
+        i3d_padding=cfg.i3d_padding,
+    )
     if cfg.init_from:
         load_init_from(model, cfg.init_from, test_set)
     model.to(device)
     if cfg.channels_last:
         to_channels_last(model)
     aux = _feature_loss(cfg, num_classes, model.num_features, device)
+    # Center loss's centres are not parameters: Wen et al.'s rule moves them (`CenterLoss`).
     groups = [{"params": list(model.parameters()), "lr": cfg.lr}]
-    if isinstance(aux, CenterLoss):
-        broadcast_parameters(aux.parameters())
-        groups.append({"params": list(aux.parameters()), "lr": cfg.center_lr, "weight_decay": 0})
     for g in groups:
         g["base_lr"] = g["lr"]
     if cfg.optimizer == "adam":
@@ -218,7 +257,7 @@ def build(cfg: TrainConfig, test_fold: int, ctx: Dist) -> FoldRun:
     criterion = SoftTargetCrossEntropy() if cfg.target == "distribution" else nn.CrossEntropyLoss()
     return FoldRun(
         cfg, test_fold, ctx, device, train_set, test_set, train_loader, test_loader, sampler,
-        model, net, aux, optimizer, criterion,
+        model, net, aux, optimizer, criterion, plan,
     )  # fmt: skip
 
 
@@ -250,25 +289,38 @@ def load_init_from(model: nn.Module, path: str, test_set) -> None:
 
 
 def train_one_epoch(run: FoldRun, epoch: int) -> dict:
-    """One pass over this process's shard of the training clips; the epoch's mean loss."""
-    cfg, optimizer = run.cfg, run.optimizer
+    """One pass over this process's shard of the training clips; the epoch's mean loss.
+
+    Every `plan.accumulation` micro-batches make one optimiser step (the epoch's last step
+    takes what is left), each micro-batch's loss divided by the step's micro-batch count, so
+    the step's gradient is the mean over its global batch (DDP averages over processes)."""
+    cfg, optimizer, plan = run.cfg, run.optimizer, run.plan
     run.sampler.set_epoch(epoch)
     run.net.train()
     # Augmentation draws from (seed, epoch, rank): a resumed run draws what the uninterrupted
     # one drew.
     augment = torch.Generator().manual_seed((cfg.seed * 1000 + epoch) * 1000 + run.ctx.rank)
-    steps_per_epoch = max(1, len(run.train_loader))
+    micro_steps = max(1, len(run.train_loader))
+    steps_per_epoch = math.ceil(micro_steps / plan.accumulation)
     total, warmup = steps_per_epoch * cfg.epochs, int(cfg.warmup_epochs * steps_per_epoch)
     seen, loss_sum, t0 = 0, 0.0, time.perf_counter()
+    centre_batch: list[tuple[torch.Tensor, torch.Tensor]] = []
     batches = run.train_loader
     if cfg.progress and run.ctx.main:
         from tqdm import tqdm
 
         desc = f"fold {run.fold} epoch {epoch + 1}/{cfg.epochs}"
         batches = tqdm(batches, desc=desc, unit="batch", leave=False)
+    optimizer.zero_grad(set_to_none=True)
     for i, (clips, labels, votes, _ids) in enumerate(batches):
+        first = i - i % plan.accumulation
+        in_step = min(plan.accumulation, micro_steps - first)
+        closes_step = i - first + 1 == in_step
+        step = epoch * steps_per_epoch + i // plan.accumulation
         for g in optimizer.param_groups:
-            g["lr"] = get_lr(epoch * steps_per_epoch + i, total, warmup, g["base_lr"], cfg.schedule)
+            g["lr"] = get_lr(
+                step, total, warmup, g["base_lr"], cfg.schedule, epoch, cfg.lr_step or 50
+            )
         x = prepare_batch(
             clips.to(run.device, non_blocking=True),
             cfg.input_size,
@@ -278,21 +330,32 @@ def train_one_epoch(run: FoldRun, epoch: int) -> dict:
             normalize=cfg.normalizes,
             crop_fraction=cfg.test_crop,
             channels_last=cfg.channels_last,
+            crop=cfg.crop or "fraction",
         )
         labels, votes = labels.to(run.device), votes.to(run.device)
-        with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-            logits, features = run.net(x)
-        if cfg.target == "distribution":
-            loss = run.criterion(logits, votes / votes.sum(1, keepdim=True).clamp_min(1))
-        else:
-            loss = run.criterion(logits.float(), labels)
-        if run.aux is not None:
-            loss = loss + cfg.lam * auxiliary_loss(run.aux, features, labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        # DDP all-reduces only on the micro-batch that closes the step.
+        no_sync = getattr(run.net, "no_sync", None)
+        sync = contextlib.nullcontext() if closes_step or no_sync is None else no_sync()
+        with sync:
+            with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+                logits, features = run.net(x)
+            if cfg.target == "distribution":
+                loss = run.criterion(logits, votes / votes.sum(1, keepdim=True).clamp_min(1))
+            else:
+                loss = run.criterion(logits.float(), labels)
+            if run.aux is not None:
+                value, scale = auxiliary_loss(run.aux, features, labels)
+                loss = loss + cfg.lam * scale * value
+            (loss / in_step).backward()
         if isinstance(run.aux, CenterLoss):
-            average_gradients(run.aux.parameters())
-        optimizer.step()
+            centre_batch.append((gather(features.detach().float()), gather(labels)))
+        if closes_step:
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            if centre_batch:
+                f, y = (torch.cat(parts) for parts in zip(*centre_batch, strict=True))
+                run.aux.update(f[y >= 0], y[y >= 0])
+                centre_batch = []
         seen += len(labels)
         loss_sum += loss.item() * len(labels)
         if hasattr(batches, "set_postfix"):
@@ -301,6 +364,8 @@ def train_one_epoch(run: FoldRun, epoch: int) -> dict:
     return {
         "epoch": epoch + 1,
         "loss": loss_sum / max(1, seen),
+        "lr": optimizer.param_groups[0]["lr"],
+        "optimizer_steps": steps_per_epoch,
         "clips_per_s": seen * run.ctx.world / seconds,
     }
 
@@ -321,7 +386,7 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(run: FoldRun, epoch: int) -> None:
+def save_checkpoint(run: FoldRun, epoch: int, history: list[dict], best: dict | None) -> None:
     """``last.pt`` (rank 0, written aside then renamed): weights, optimizer, feature-loss state,
     config, epoch, the random state (dropout draws), and the training clips it has seen."""
     if not run.ctx.main:
@@ -335,7 +400,10 @@ def save_checkpoint(run: FoldRun, epoch: int) -> None:
             "aux": run.aux.state_dict() if run.aux is not None else None,
             "config": run.cfg.record(),
             "epoch": epoch,
-            "best_metric": None,  # the authors evaluate the last epoch; nothing is selected
+            # the best test epoch so far (by WAR) and every epoch's record, for --resume
+            "best_metric": best and {k: best[k] for k in ("epoch", "war", "uar")},
+            "best": best,
+            "history": history,
             "rng": _rng_state(),
             "train_clips": sorted(run.train_set.clip_ids.tolist()),
             "data_source": run.train_set.source,
@@ -345,12 +413,13 @@ def save_checkpoint(run: FoldRun, epoch: int) -> None:
     os.replace(tmp, run.checkpoint)
 
 
-def resume(run: FoldRun) -> int:
-    """Restores the fold's ``last.pt`` when there is one; returns the epoch to start from.
+def resume(run: FoldRun) -> tuple[int, list[dict], dict | None]:
+    """Restores the fold's ``last.pt`` when there is one; returns the epoch to start from,
+    the epochs recorded so far and the best one.
     The frame draws, batch order and augmentation depend only on (seed, epoch), and the global
     random state (dropout) is restored, so the resumed run continues the uninterrupted one."""
     if not (run.cfg.resume and run.checkpoint.exists()):
-        return 0
+        return 0, [], None
     state = torch.load(run.checkpoint, map_location="cpu", weights_only=False)
     run.model.load_state_dict(state["model"])
     run.optimizer.load_state_dict(state["optimizer"])
@@ -358,7 +427,7 @@ def resume(run: FoldRun) -> int:
         run.aux.load_state_dict(state["aux"])
     if state.get("rng"):
         _set_rng_state(state["rng"])
-    return state["epoch"] + 1
+    return state["epoch"] + 1, list(state.get("history") or []), state.get("best")
 
 
 @torch.no_grad()
@@ -391,111 +460,59 @@ def evaluate(run: FoldRun) -> dict:
     return {key: [v for part in gathered for v in part[key]] for key in local}
 
 
-def fold_result(run: FoldRun, predictions: dict, history: list[dict]) -> dict:
-    n = len(run.train_set.label_names)
-    y_true, y_pred = predictions["y_true"], predictions["y_pred"]
-    return {
-        "fold": run.fold,
-        "test_clips": len(y_true),
-        "clip_ids": predictions["clip_ids"],
-        "war": metrics.war(y_true, y_pred),
-        "uar": metrics.uar(y_true, y_pred, n),
-        # None (null in JSON) for a class with no test clip in this fold
-        "per_class_recall": [
-            None if np.isnan(r) else float(r) for r in metrics.per_class_recall(y_true, y_pred, n)
-        ],
-        "confusion": metrics.confusion(y_true, y_pred, n).tolist(),
-        "history": history,
-        "labels": run.train_set.label_names,
-    }
-
-
-def train_fold(cfg: TrainConfig, test_fold: int, ctx: Dist) -> dict:
-    """Trains on every fold but `test_fold` and evaluates the last epoch on it."""
+def train_fold(cfg: TrainConfig, test_fold: int, ctx: Dist, plan: BatchPlan) -> dict:
+    """Trains on every fold but `test_fold`, testing on it after every epoch (as the authors
+    do); the result holds the last epoch and the best one (by test WAR, the first on ties)."""
     seed_everything(cfg.seed + test_fold)
-    run = build(cfg, test_fold, ctx)
-    history = []
-    for epoch in range(resume(run), cfg.epochs):
-        history.append(train_one_epoch(run, epoch))
-        save_checkpoint(run, epoch)
+    run = build(cfg, test_fold, ctx, plan)
+    start, history, best = resume(run)
+    n = len(run.train_set.label_names)
+    predictions = None
+    for epoch in range(start, cfg.epochs):
+        record = train_one_epoch(run, epoch)
+        predictions = evaluate(run)
+        scores = epoch_scores(predictions, n)
+        record.update(test_war=scores["war"], test_uar=scores["uar"])
+        history.append(record)
+        if best is None or scores["war"] > best["war"]:
+            best = {"epoch": epoch + 1, **scores}
+        save_checkpoint(run, epoch, history, best)
         if not cfg.progress and ctx.main:
             # No progress bar: one line per epoch, so a long run is never silent.
-            e = history[-1]
             print(
-                f"fold {test_fold} epoch {e['epoch']}/{cfg.epochs}: loss {e['loss']:.4f}, "
-                f"{e['clips_per_s']:.1f} clips/s",
+                f"fold {test_fold} epoch {epoch + 1}/{cfg.epochs}: loss {record['loss']:.4f}, "
+                f"test WAR {scores['war'] * 100:.2f} UAR {scores['uar'] * 100:.2f}, "
+                f"{record['clips_per_s']:.1f} clips/s",
                 flush=True,
             )
-    return fold_result(run, evaluate(run), history)
+    if predictions is None:  # resumed after the last epoch: test the weights once more
+        predictions = evaluate(run)
+    return fold_result(run.fold, run.train_set.label_names, predictions, history, best)
 
 
 # --- the run ----------------------------------------------------------------------------------
-
-
-def summarize(folds: list[dict]) -> dict:
-    """Mean and population standard deviation (ddof 0) over folds of WAR, UAR and each
-    class's recall, in %."""
-
-    def stats(values):
-        values = np.asarray(values, dtype=float) * 100
-        values = values[~np.isnan(values)]
-        if len(values) == 0:  # a class with no test clip in any fold
-            return {"mean": None, "std": None}
-        return {"mean": float(values.mean()), "std": float(values.std(ddof=0))}
-
-    recalls = np.asarray(
-        [[np.nan if r is None else r for r in f["per_class_recall"]] for f in folds], dtype=float
-    )
-    return {
-        "war": stats([f["war"] for f in folds]),
-        "uar": stats([f["uar"] for f in folds]),
-        "per_class_recall": [stats(recalls[:, c]) for c in range(recalls.shape[1])],
-        "confusion": np.sum([f["confusion"] for f in folds], axis=0).tolist(),
-        "std": "population (ddof=0) over folds",
-    }
 
 
 def train(cfg: TrainConfig) -> Path:
     """Runs every fold of `cfg`; returns the folder holding results.json (rank 0 writes it)."""
     cfg = cfg.resolved()
     ctx = setup_distributed(cfg.device)
+    plan = batch_plan(cfg.global_batch, ctx.world, cfg.batch_size)
+    cfg = replace(cfg, batch_size=plan.micro)
+    check_frame_size(cfg.data, cfg.input_size, cfg.model, cfg.upsample)
     out = Path(cfg.out)
     folds: list[dict] = []
     for k in cfg.folds:
-        folds.append(train_fold(cfg, k, ctx))
+        folds.append(train_fold(cfg, k, ctx, plan))
         if ctx.main:
             # Written as each fold finishes: a run stopped later keeps the finished folds.
-            _write_results(cfg, ctx, out, folds, complete=len(folds) == len(cfg.folds))
+            write_results(cfg, plan, out, folds, complete=len(folds) == len(cfg.folds))
             checkpoint = out / f"fold{k}" / "last.pt"
             if cfg.keep_checkpoints == "none" and checkpoint.exists():
                 checkpoint.unlink()
     if ctx.world > 1:
         dist.barrier()
     return out
-
-
-def _write_results(cfg: TrainConfig, ctx: Dist, out: Path, folds: list[dict], complete: bool):
-    """results.json (``complete`` false while folds remain), results.md and confusion.png
-    over the folds finished so far; each written aside, then renamed."""
-    out.mkdir(parents=True, exist_ok=True)
-    result = {
-        "protocol": cfg.protocol,
-        "protocol_title": PROTOCOL_TITLES[cfg.protocol],
-        "config": cfg.record(),
-        "world_size": ctx.world,
-        "complete": complete,
-        "folds_finished": [f["fold"] for f in folds],
-        "folds": folds,
-        "summary": summarize(folds),
-        "labels": folds[0]["labels"],
-    }
-    tmp = out / "results.json.tmp"
-    tmp.write_text(json.dumps(result, indent=2))
-    os.replace(tmp, out / "results.json")
-    from ml.report import confusion_plot, markdown_table
-
-    (out / "results.md").write_text(markdown_table([result]))
-    confusion_plot(result, out / "confusion.png")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -11,6 +11,7 @@ public pretrained weights keep names of their own: ``c3d_sports1m``, ``resnet18_
 from ml.networks.base import VideoClassifier
 from ml.networks.c3d import c3d, c3d_sports1m
 from ml.networks.i3d import i3d
+from ml.networks.init import initialise
 from ml.networks.p3d import p3d_63, p3d_199
 from ml.networks.resnet3d import mc3_18, r3d_18, resnet3d_18
 from ml.networks.rnn import resnet18_lstm, resnet18_lstm_tv, vgg11_lstm
@@ -43,4 +44,28 @@ DFEW_INPUT_SIZE = {
 # Builders whose network depends on the clip length (a classifier over every frame's output).
 TAKES_FRAMES = {"resnet18_lstm"}
 
-__all__ = ["MODELS", "DFEW_INPUT_SIZE", "TAKES_FRAMES", "VideoClassifier"]
+
+def build_model(
+    name: str,
+    num_classes: int = 7,
+    *,
+    pretrained: str | None = None,
+    frames: int = 16,
+    init: str = "default",
+    i3d_padding: str = "symmetric",
+) -> VideoClassifier:
+    """The network `name` as a run asks for it: its frame count, P3D's Conv3d rule and I3D's
+    padding, then the initialisation (``init="authors"``: their Performer rule; skipped when
+    `pretrained` weights are loaded, which the rule would overwrite)."""
+    extra: dict = {}
+    if name in TAKES_FRAMES:
+        extra["frames"] = frames
+    if name in ("p3d", "p3d_199"):
+        extra["init"] = init
+    if name == "i3d":
+        extra["padding"] = i3d_padding
+    model = MODELS[name](num_classes=num_classes, pretrained=pretrained, **extra)
+    return model if pretrained else initialise(model, init)
+
+
+__all__ = ["MODELS", "DFEW_INPUT_SIZE", "TAKES_FRAMES", "VideoClassifier", "build_model"]

@@ -17,6 +17,8 @@ Module names follow theirs (``conv1_custom``, ``layerN.i.conv1`` … ``conv4``,
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -70,7 +72,7 @@ def _pool_time(x: torch.Tensor) -> torch.Tensor:
 
 
 class P3D(VideoClassifier):
-    def __init__(self, layers, num_classes: int = 7, dropout: float = 0.5):
+    def __init__(self, layers, num_classes: int = 7, dropout: float = 0.5, init: str = "default"):
         super().__init__()
         self.conv1_custom = nn.Conv3d(3, 64, (1, 7, 7), (1, 2, 2), (0, 3, 3), bias=False)
         self.bn1 = nn.BatchNorm3d(64)
@@ -87,7 +89,12 @@ class P3D(VideoClassifier):
         self.num_features = 2048
         self.fc = nn.Linear(2048, num_classes)
         for m in self.modules():
-            if isinstance(m, nn.Conv3d | nn.Conv2d):
+            if init == "authors" and isinstance(m, nn.Conv3d):
+                # Their P3D's own rule (makemodel/p3d.py): normal(0, √(2/n)) with
+                # n = kernel[0]·kernel[1]·out_channels (the time and height extents only).
+                n = m.kernel_size[0] * m.kernel_size[1] * m.out_channels
+                nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / n))
+            elif isinstance(m, nn.Conv3d | nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
     @property

@@ -42,3 +42,29 @@ def tiny(num_classes=7, pretrained=None, **kwargs):
 def tiny_model(monkeypatch):
     monkeypatch.setitem(MODELS, "tiny", tiny)
     return "tiny"
+
+
+class LinearNet(VideoClassifier):
+    """No batch norm, no dropout: a step's gradient is exactly the mean over its clips, so
+    runs that split a global batch differently (processes, accumulation) take equal steps."""
+
+    def __init__(self, num_classes: int = 7, **kwargs):
+        super().__init__()
+        self.body = nn.Linear(48, 16)
+        self.dropout = nn.Dropout(0.0)
+        self.num_features = 16
+        self.head = nn.Linear(16, num_classes)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = nn.functional.adaptive_avg_pool3d(x, (1, 4, 4)).flatten(1)
+        return torch.tanh(self.body(pooled))
+
+
+def linear(num_classes=7, pretrained=None, **kwargs):
+    return LinearNet(num_classes, **kwargs)
+
+
+@pytest.fixture
+def linear_model(monkeypatch):
+    monkeypatch.setitem(MODELS, "linear", linear)
+    return "linear"

@@ -5,7 +5,15 @@ import pytest
 import torch
 from PIL import Image
 
-from ml.data import CompactDataset, DFEWDataset, EpochSampler, prepare_batch, sample_indices
+from ml.data import (
+    CompactDataset,
+    DFEWDataset,
+    EpochSampler,
+    prepare_batch,
+    random_sized_box,
+    sample_indices,
+    segment_indices,
+)
 from pipeline.compact import ClipRecord, open_frames, write_compact
 from pipeline.synthetic import generate_dataset
 
@@ -170,3 +178,50 @@ class PrepareBatchTests:
         assert any(not torch.equal(train[0], train[i]) for i in range(1, 8))
         evaluation = prepare_batch(clips, size=14, train=False, crop_fraction=0.875)
         assert all(torch.equal(evaluation[0], evaluation[i]) for i in range(1, 8))
+
+
+class SegmentIndicesTests:
+    """The 2024 EC-STFL release's 8 segments × 2 frames (dataloader/Videos_Dataset.py),
+    worked by hand from its formulas."""
+
+    def test_at_test_time_it_takes_each_segments_middle(self):
+        # 20 frames: tick = (20 − 2 + 1) / 8 = 2.375; starts int(1.1875 + 2.375·k)
+        assert segment_indices(20, 16).tolist() == [
+            1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18,
+        ]  # fmt: skip
+
+    def test_short_clips_start_every_segment_at_the_first_frame(self):
+        assert segment_indices(5, 16).tolist() == [0, 1] * 8  # 5 ≤ 8 + 2 − 1
+        assert segment_indices(1, 16).tolist() == [0, 0] * 8  # the last frame repeats
+        assert segment_indices(8, 16, train=True, rng=random.Random(0)).tolist() == [0, 1] * 8
+
+    def test_in_training_each_segment_starts_at_random_within_its_share(self):
+        # 12 frames: avg = (12 − 2 + 1) // 8 = 1, so segment k starts at k exactly
+        picked = segment_indices(12, 16, train=True, rng=random.Random(0)).tolist()
+        assert picked == [i + d for i in range(8) for d in (0, 1)]
+        # 20 frames: avg 2, segment k starts at 2k or 2k + 1, then the next frame
+        for seed in range(20):
+            picked = segment_indices(20, 16, train=True, rng=random.Random(seed)).tolist()
+            starts = picked[::2]
+            assert all(s in (2 * k, 2 * k + 1) for k, s in enumerate(starts))
+            assert picked[1::2] == [s + 1 for s in starts]
+
+
+class RandomSizedCropTests:
+    def test_boxes_keep_the_releases_area_and_aspect_limits(self):
+        g = torch.Generator().manual_seed(0)
+        for _ in range(200):
+            top, left, h, w = random_sized_box(112, 112, g)
+            assert 0 <= top and top + h <= 112 and 0 <= left and left + w <= 112
+            if (h, w) != (112, 112):
+                # rounding each side to whole pixels moves the area and ratio a little
+                assert 0.08 * 0.9 <= h * w / 112**2 <= 1.0
+                assert 3 / 4 * 0.9 <= w / h <= 4 / 3 * 1.1
+
+    def test_a_batch_is_cropped_resized_and_flipped_per_clip(self):
+        clips = torch.randint(0, 255, (3, 4, 40, 40, 3), dtype=torch.uint8)
+        g = torch.Generator().manual_seed(1)
+        x = prepare_batch(clips, 24, train=True, generator=g, augment=True, crop="random-sized")
+        assert x.shape == (3, 3, 4, 24, 24) and 0 <= float(x.min()) and float(x.max()) <= 1
+        plain = prepare_batch(clips, 24, train=False)
+        assert not torch.allclose(x, plain)

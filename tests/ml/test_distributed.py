@@ -1,8 +1,10 @@
 """Under DDP the feature losses see what one process on the global batch would see.
 
 Two gloo processes, each with half of a batch, against one process with the whole batch:
-EC-STFL (both variants) has the same value, and the model and the center-loss centres receive
-the same gradients (the centres' all-reduced), so the processes' centres never drift apart.
+EC-STFL (both variants) has the same value, the model receives the same gradients, center
+loss's centres take Wen et al.'s step over the global batch in both processes (so they never
+drift apart), and the release EC-STFL's λ is rescaled by the clips the loss saw over the 32
+of the release: λ·L means the same whatever the number of processes.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import torch.multiprocessing as mp
 from torch import nn
 from torch.nn import functional as F
 
-from ml.distributed import average_gradients
+from ml.distributed import gather
 from ml.losses import CenterLoss, ECSTFLLoss
 from ml.train import auxiliary_loss
 
@@ -36,16 +38,16 @@ class Net(nn.Module):
 
 
 def step(net, model, aux, x, labels, lam=0.5):
-    """One training step's backward as train_one_epoch does it; the gradients and the
-    auxiliary loss's value."""
+    """One training step's backward as train_one_epoch does it; the λ-weighted auxiliary
+    term, the gradients and, for center loss, the centres after Wen et al.'s update."""
     logits, features = net(x)
-    aux_value = auxiliary_loss(aux, features, labels)
-    (F.cross_entropy(logits, labels) + lam * aux_value).backward()
-    if isinstance(aux, CenterLoss):
-        average_gradients(aux.parameters())
+    aux_value, scale = auxiliary_loss(aux, features, labels)
+    (F.cross_entropy(logits, labels) + lam * scale * aux_value).backward()
     grads = {f"model.{k}": p.grad.clone() for k, p in model.named_parameters()}
-    grads.update({f"aux.{k}": p.grad.clone() for k, p in aux.named_parameters()})
-    return aux_value.item(), grads
+    if isinstance(aux, CenterLoss):
+        aux.update(gather(features.detach()), gather(labels))
+        grads["centers"] = aux.centers.clone()
+    return (lam * scale * aux_value).item(), grads
 
 
 def batch():
@@ -105,3 +107,12 @@ class DistributedLossTests:
                 assert rank_grads.keys() == grads.keys()
                 for key in grads:
                     assert torch.allclose(rank_grads[key], grads[key], atol=1e-6), (name, key)
+        # the release's λ·L, by hand: λ · mean_i(a_i·r_i) / 32 on the 8 gathered clips
+        features = torch.tanh(build("ec-stfl", model_state, auxes)[0].body(x)).detach()
+        d = torch.cdist(features, features, p=1)
+        same = (labels[:, None] == labels[None, :]).float()
+        a = (d * same).sum(1) / (same.sum(1) + 1e-6)
+        r = ((1 - same) / (d + 1e-6)).sum(1) / ((1 - same).sum(1) + 1 + 1e-6)
+        by_hand = 0.5 * (a * r).mean().item() / 32
+        for rank in ranks:
+            assert rank["ec-stfl-release"][0] == pytest.approx(by_hand, rel=1e-5)

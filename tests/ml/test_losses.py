@@ -106,11 +106,22 @@ class CenterLossTests:
         # ½·mean(25, 1) = 6.5
         assert loss(features, torch.tensor([0, 1])).item() == pytest.approx(6.5)
 
-    def test_its_centres_learn(self):
-        loss = CenterLoss(2, 2)
-        features = torch.tensor([[3.0, 4.0]])
-        loss(features, torch.tensor([0])).backward()
-        assert loss.centers.grad[0].abs().sum() > 0 and loss.centers.grad[1].abs().sum() == 0
+    def test_its_centres_move_by_wen_et_als_rule(self):
+        # Wen et al. (ECCV 2016) eq. 4 by hand, α = 0.5: centre 0 = (0, 0) with two clips
+        # (2, 0) and (4, 2): Δc = ((0−2) + (0−4), (0−0) + (0−2)) / (1 + 2) = (−2, −2/3), so
+        # c ← (0, 0) − 0.5·(−2, −2/3) = (1, 1/3). Centre 1 = (1, 1) with one clip (3, 3):
+        # Δc = (−2, −2) / 2 = (−1, −1), c ← (1.5, 1.5). Centre 2 has no clip: unchanged.
+        loss = CenterLoss(num_classes=3, num_features=2, alpha=0.5)
+        loss.centers.copy_(torch.tensor([[0.0, 0.0], [1.0, 1.0], [5.0, 5.0]]))
+        features = torch.tensor([[2.0, 0.0], [3.0, 3.0], [4.0, 2.0]], requires_grad=True)
+        loss.update(features, torch.tensor([0, 1, 0]))
+        expected = torch.tensor([[1.0, 1 / 3], [1.5, 1.5], [5.0, 5.0]])
+        assert torch.allclose(loss.centers, expected)
+        # not learned by the optimiser: no parameter, and no gradient reaches them
+        assert list(loss.parameters()) == [] and "centers" in loss.state_dict()
+
+    def test_its_centres_start_at_zero(self):
+        assert torch.equal(CenterLoss(7, 4).centers, torch.zeros(7, 4))
 
 
 class SoftTargetCrossEntropyTests:

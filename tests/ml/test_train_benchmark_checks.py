@@ -71,9 +71,30 @@ class TrainBenchmarkChecksTests:
 
     def test_frames_smaller_than_the_input_are_refused(self, two_folds, tmp_path):
         options = {**TINY, "input_size": 112}
-        with pytest.raises(CommandError, match="smaller than the input side 112"):
+        with pytest.raises(CommandError, match="smaller than the input side 112") as refused:
             run(data=str(two_folds), out=str(tmp_path / "run"), **options)
+        assert "export_dfew <campaign> <outdir> --size 112" in str(refused.value)
         assert not (tmp_path / "run").exists()
+
+    def test_clips_with_votes_only_are_in_no_fold(self, two_folds, tmp_path):
+        # export_dfew writes fold 0 for clips with a vote distribution and no single label
+        # (the demo has six): they are training material, never a test fold of their own.
+        root = tmp_path / "with-zero"
+        root.mkdir()
+        for path in two_folds.iterdir():
+            (root / path.name).symlink_to(path)
+        (root / "manifest.csv").unlink()
+        with open(two_folds / "manifest.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+        for r in rows[:3]:
+            r["label"], r["fold"] = "0", "0"
+        with open(root / "manifest.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        run(data=str(root), out=str(tmp_path / "run"), **TINY)
+        result = json.loads((tmp_path / "run" / "results.json").read_text())
+        assert result["folds_finished"] == [1, 2]
 
     def test_a_class_with_fewer_clips_than_folds_is_refused(self, two_folds, tmp_path):
         root = tmp_path / "short"

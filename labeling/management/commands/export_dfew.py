@@ -27,7 +27,14 @@ class Command(BaseCommand):
         parser.add_argument("outdir", type=Path)
         parser.add_argument("--split", type=int, help="id of a stored split")
         parser.add_argument("--no-compact", action="store_true", help="skip compact/")
-        parser.add_argument("--size", type=int, default=112, help="compact frame side (112)")
+        parser.add_argument(
+            "--size",
+            type=int,
+            default=112,
+            help="compact frame side (112): what the networks take under the DFEW protocol is "
+            "112 (r3d_18, mc3_18, c3d, resnet18_lstm), 160 (p3d) or 224 (i3d); train_benchmark "
+            "refuses frames smaller than its network's input, so export at the largest you train",
+        )
 
     def handle(self, *args, campaign, outdir, split, no_compact, size, **options):
         target = Campaign.objects.filter(slug=campaign).first()

@@ -100,7 +100,12 @@ class Command(BaseCommand):
             configs = configs_from_args(argparse.Namespace(**options))
             first = configs[0].resolved()
             summary, warnings = check_export(
-                first.data, first.folds, first.input_size, first.min_train_clips
+                first.data,
+                first.folds,
+                first.input_size,
+                first.min_train_clips,
+                model=first.model,
+                upsample=first.upsample,
             )
         except (ValueError, FileNotFoundError) as exc:
             raise CommandError(f"{data}: {exc}") from exc
@@ -136,8 +141,22 @@ class Command(BaseCommand):
 
 
 def _run_started(cfg) -> BenchmarkRun:
+    """The run's record: its protocol, or "<protocol>, modified" with what differs, the
+    recipe, the EC-STFL variant and every loss weight."""
+    from ml.config import BatchPlan, batch_plan
+    from ml.results import loss_weights
+
+    changed = cfg.modifications()
+    try:
+        plan = batch_plan(cfg.global_batch, 1, cfg.batch_size)
+    except ValueError:
+        plan = BatchPlan(1, cfg.global_batch, cfg.batch_size or cfg.global_batch, 1, 0)
     return BenchmarkRun.objects.create(
-        protocol=cfg.protocol,
+        protocol=f"{cfg.protocol}, modified" if changed else cfg.protocol,
+        recipe=cfg.recipe or "",
+        modifications="; ".join(changed),
+        ec_stfl_variant=cfg.ec_stfl_variant if cfg.loss == "ec-stfl" else "",
+        loss_weights=loss_weights(cfg, plan),
         model=cfg.model,
         loss=cfg.loss,
         lam=cfg.lam if cfg.loss != "ce" else 0.0,
@@ -154,6 +173,17 @@ def _run_finished(run: BenchmarkRun, result: dict) -> None:
     run.status = BenchmarkRun.Status.FINISHED
     run.war_mean, run.war_std = summary["war"]["mean"], summary["war"]["std"]
     run.uar_mean, run.uar_std = summary["uar"]["mean"], summary["uar"]["std"]
+    best = summary.get("best")
+    if best:
+        run.best_war_mean, run.best_war_std = best["war"]["mean"], best["war"]["std"]
+        run.best_uar_mean, run.best_uar_std = best["uar"]["mean"], best["uar"]["std"]
+        run.best_epochs = ",".join(map(str, best["epochs"]))[:100]
+    batch = result.get("batch") or {}
+    run.world_size = batch.get("world_size")
+    run.per_process_batch = batch.get("per_process_batch")
+    run.accumulation = batch.get("accumulation")
+    run.global_batch = batch.get("global_batch")
+    run.loss_weights = result.get("loss_weights", run.loss_weights)
     run.results = {k: v for k, v in result.items() if k != "folds"}
     run.finished_at = timezone.now()
     run.save()
