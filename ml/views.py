@@ -30,7 +30,15 @@ def benchmark_list(request):
     and UAR, its batch, and links to the files it wrote."""
     runs = list(BenchmarkRun.objects.all()[:200])
     rows = [{"run": run, "files": _files(run)} for run in runs]
-    return render(request, "ml/benchmark_list.html", {"rows": rows})
+    strings = {
+        "counts": _(
+            "%(suggested)s suggested · %(accepted)s accepted · %(dismissed)s dismissed · "
+            "%(ignored)s open · precision %(precision)s"
+        ),
+        "not_yet": _("not yet (no accepted clip has its final label)"),
+        "none": _("none"),
+    }
+    return render(request, "ml/benchmark_list.html", {"rows": rows, "strings": strings})
 
 
 @staff_required

@@ -31,6 +31,7 @@ from labeling.models import (
     Role,
     Suggestion,
 )
+from ml.models import BenchmarkRun
 from pipeline.face_track_file import write_track
 from tests.conftest import PASSWORD, make_clips, make_user
 
@@ -61,6 +62,7 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("campaign-reward-hold", "POST"): (302, 403, 403, 403, 302),
     ("payout-download", "GET"): (302, 403, 403, 403, 200),
     ("benchmark-list", "GET"): (302, 403, 403, 403, 200),
+    ("benchmark-file", "GET"): (302, 403, 403, 403, 200),
     ("campaign-codebook", "GET"): (302, 403, 403, 403, 200),
     ("campaign-codebook", "POST"): (302, 403, 403, 403, 400),
     ("staff-campaign-new", "GET"): (302, 403, 403, 403, 200),
@@ -191,6 +193,12 @@ def world(campaign, alice):
     exclusion = AnnotatorExclusion.objects.create(
         campaign=campaign, annotator=alice, reason="careless", excluded_by=users["staff"]
     )
+    run_dir = django_settings.VAR_DIR / "matrix-run"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "results.md").write_text("# a run\n")
+    run = BenchmarkRun.objects.create(
+        model="c3d", loss="ce", data="", out_dir=str(run_dir), folds="1", epochs=1
+    )
     kwargs = {
         "campaign_id": campaign.pk,
         "report_id": report.pk,
@@ -203,6 +211,8 @@ def world(campaign, alice):
         "path": leased.video.name,
         "suggestion_id": suggestion.pk,
         "token": campaigns.invitation_token(invitation),
+        "run_id": run.pk,
+        "name": "results.md",
     }
     return users, kwargs
 

@@ -131,3 +131,59 @@ class BenchmarkPageBrowserTests:
         body = browser.find_element(By.TAG_NAME, "body").text
         assert "global batch 32 = 1 process(es) × 32 per process" in body
         assert "Best epoch" in body and "Last epoch" in body
+
+
+@pytest.mark.django_db(transaction=True)
+class RunSuggestionsBrowserTests:
+    def test_each_run_shows_its_suggestions_and_their_precision(
+        self, browser, live_server, campaign, admin_user, tmp_path
+    ):
+        """Issue 24: the runs page reads the labeling side's suggestion counts over the REST
+        API (ml never reads labeling's tables): suggested, accepted, dismissed, open, and
+        the precision once an accepted clip has its final label."""
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.common.keys import Keys
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        from labeling.media import suggestions
+        from labeling.models import Role
+        from tests.conftest import make_user
+        from tests.labeling.test_movies import ready_movie
+        from tests.labeling.test_suggestions import _result, probs
+
+        # given: run A suggested three segments (one accepted, its clip labelled disgust as
+        # suggested; one dismissed; one open); run B suggested nothing
+        scored, idle = (
+            BenchmarkRun.objects.create(
+                model="tiny", loss="ce", data="", out_dir=str(tmp_path / n), folds="1", epochs=1
+            )
+            for n in "ab"
+        )
+        eve = make_user("eve", Role.EXTRACTOR)
+        campaign.annotators.add(eve, through_defaults={"role": Role.EXTRACTOR})
+        movie = ready_movie(campaign, tmp_path)
+        added = suggestions.suggestions_add(
+            user=eve,
+            movie_id=movie.pk,
+            run=str(scored.pk),
+            segments=[
+                suggestions.SuggestedSegment(a, a + 0.8, probs(disgust=0.9))
+                for a in (0.0, 1.0, 2.0)
+            ],
+        )
+        first, second, _ = added.suggestions
+        _result(suggestions.suggestion_accept(user=eve, suggestion_id=first.pk).clip, "disgust")
+        suggestions.suggestion_dismiss(user=eve, suggestion_id=second.pk)
+        # when: staff open the runs page
+        wait = WebDriverWait(browser, 20)
+        browser.get(f"{live_server.url}/accounts/login/?next=/staff/benchmarks/")
+        browser.find_element(By.NAME, "username").send_keys(admin_user.username)
+        browser.find_element(By.NAME, "password").send_keys(PASSWORD + Keys.ENTER)
+        # then
+        cell = f'td.run-suggestions[data-run="{scored.pk}"]'
+        wait.until(lambda b: "suggested" in b.find_element(By.CSS_SELECTOR, cell).text)
+        assert browser.find_element(By.CSS_SELECTOR, cell).text == (
+            "3 suggested · 1 accepted · 1 dismissed · 1 open · precision 100.0 %"
+        )
+        other = browser.find_element(By.CSS_SELECTOR, f'td.run-suggestions[data-run="{idle.pk}"]')
+        assert other.text == "none"
