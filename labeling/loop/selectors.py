@@ -23,6 +23,7 @@ from labeling.models import (
     Clip,
     JobStatus,
     Label,
+    Role,
 )
 from labeling.models.clips import FACE_FLAGS
 from pipeline.face_sheets import SHEET_COLUMNS
@@ -57,7 +58,9 @@ def campaign_overview_list(*, active_within: timedelta = timedelta(hours=24)) ->
     since = timezone.now() - active_within
     # One subquery per figure, never a join of annotations × members (16 M rows per campaign
     # at DFEW's size): each is an index range of one campaign.
-    members = Campaign.annotators.through.objects.filter(campaign=OuterRef("pk"))
+    members = Campaign.annotators.through.objects.filter(
+        campaign=OuterRef("pk"), role=Role.ANNOTATOR
+    )
     campaigns = list(
         Campaign.objects.annotate(
             # Valid labels = every label submitted (the members' tallies, kept with each

@@ -46,8 +46,15 @@ class SeedDemoCommandTests:
         assert (info.codec, info.width, info.height) == ("h264", 160, 160)
         assert abs(info.duration_s - clips[0].duration_s) < 0.2
         users = set(get_user_model().objects.values_list("username", flat=True))
-        assert users == {"admin", "reviewer", "annotator01", "annotator02"}
-        assert campaign.annotators.count() == 2
+        assert users == {"admin", "reviewer", "extractor", "annotator01", "annotator02"}
+        # the team by role: two annotators, the reviewer and the extractor, one row each
+        roles = sorted(campaign.memberships.values_list("user__username", "role"))
+        assert roles == [
+            ("annotator01", "annotator"),
+            ("annotator02", "annotator"),
+            ("extractor", "extractor"),
+            ("reviewer", "reviewer"),
+        ]
 
         snapshot = (
             Clip.objects.count(),

@@ -126,6 +126,12 @@ class Command(BaseCommand):
             reviewer = campaigns.user_create(
                 username="reviewer", password=password, roles=[Role.REVIEWER]
             )
+            extractor = campaigns.user_create(
+                username="extractor", password=password, roles=[Role.EXTRACTOR]
+            )
+            # The team by role (the Team page and every access rule read memberships).
+            for person, role in ((reviewer, Role.REVIEWER), (extractor, Role.EXTRACTOR)):
+                campaigns.membership_add(campaign=campaign, user=person, role=role, added_by=admin)
             users = [
                 campaigns.user_create(
                     username=name,
@@ -149,8 +155,8 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(
                 f"Seeded campaign {campaign.name!r}: {len(proposed)} clips {where}, "
-                f"{len(users)} annotators, a reviewer ({reviewer.username}) and an admin "
-                f"({admin.username})."
+                f"{len(users)} annotators, a reviewer ({reviewer.username}), an extractor "
+                f"({extractor.username}) and an admin ({admin.username})."
             )
         )
         if votes:
@@ -181,7 +187,11 @@ class Command(BaseCommand):
         if reviewer is not None:
             for pk in flagged.order_by("pk").values_list("pk", flat=True):
                 loop.clip_screen(reviewer=reviewer, clip_id=pk, shows_face=True, shows_emotion=True)
-        people = list(campaign.annotators.order_by("username"))
+        people = list(
+            get_user_model()
+            .objects.filter(memberships__campaign=campaign, memberships__role=Role.ANNOTATOR)
+            .order_by("username")
+        )
         # At most two careless people, so a clear clip's careful votes can always outvote them.
         careless = {p.pk for p in people[len(people) - max(1, min(2, len(people) // 6)) :]}
         target, needed = campaign.annotations_per_clip, campaign.single_label_min_votes
@@ -275,4 +285,5 @@ class Command(BaseCommand):
         self.stdout.write("Demo logins:")
         self.stdout.write(f"  admin     / {shown}   (staff: overview, admin)")
         self.stdout.write(f"  reviewer  / {shown}   (screening)")
+        self.stdout.write(f"  extractor / {shown}   (marking clips in movies)")
         self.stdout.write(f"  {names[0]}…{names[-1]} / {shown}   (labelling)")
