@@ -151,7 +151,7 @@ def _decode(path: Path, rate: float, max_height: int = DECODE_HEIGHT) -> Iterato
         .compile(cmd=media.ffmpeg_binary())
     )
     # pipeline.media's raw-frame reader: ffmpeg's own words on failure, after the frames.
-    return media._frames_of(command, width, height)
+    return media.frames_of(command, width, height)
 
 
 def decode_only(path: str | Path, rate: float) -> int:

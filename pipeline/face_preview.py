@@ -91,7 +91,7 @@ def preview_faces(
         spec = media.ClipSpec(start_s, end_s, max_height=max_height)
         # The extraction's own command: the clip it encodes is thrown away with ``tmp``.
         command = media.clip_command(source, Path(tmp) / "clip.mp4", info, spec, True)
-        frames = media._frames_of(command.compile(cmd=media.ffmpeg_binary()), width, height, True)
+        frames = media.frames_of(command.compile(cmd=media.ffmpeg_binary()), width, height, True)
         for frame in frames:
             crops.add(frame)
             thumbs.append(cv2.resize(frame.rgb(), thumb, interpolation=cv2.INTER_AREA))

@@ -455,7 +455,7 @@ def cut_clip(source: str | Path, target: str | Path, info: VideoInfo, spec: Clip
     return target
 
 
-def _frames_of(
+def frames_of(
     command: list[str], width: int, height: int, yuv420p: bool = False
 ) -> Iterator[np.ndarray | I420Frame]:
     """Runs an ffmpeg command that writes raw frames to stdout (rgb24, or yuv420p as
@@ -534,7 +534,7 @@ def extract_clip(
 
     n_decoded = 0
     try:
-        for frame in _frames_of(command.compile(cmd=ffmpeg_binary()), width, height, True):
+        for frame in frames_of(command.compile(cmd=ffmpeg_binary()), width, height, True):
             if n_decoded == count // 2 or poster is None:
                 poster = frame
             n_decoded += 1

@@ -347,13 +347,13 @@ class ExtractClipTests:
         folder = tmp_path / "c"
         extract_into(numbered_source, folder, ClipSpec(0.2, 0.6), faces=True)
         before = {p.name: p.read_bytes() for p in folder.iterdir()}
-        real = media._frames_of
+        real = media.frames_of
 
         def failing_at_the_end(*args, **kwargs):
             yield from real(*args, **kwargs)
             raise MediaError("moov atom could not be written")
 
-        monkeypatch.setattr(media, "_frames_of", failing_at_the_end)
+        monkeypatch.setattr(media, "frames_of", failing_at_the_end)
         # when
         with pytest.raises(MediaError, match="moov"):
             extract_into(numbered_source, folder, ClipSpec(0.0, 1.0), faces=True)
